@@ -1,0 +1,16 @@
+package disk_test
+
+import (
+	"testing"
+
+	"github.com/aigateway/aigateway/shared/disk"
+	"github.com/aigateway/aigateway/shared/storage/storagetest"
+)
+
+func TestBlobs(t *testing.T) {
+	b, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.TestBlobs(t, b)
+}
