@@ -2,7 +2,12 @@ module github.com/aigateway/aigateway
 
 go 1.26.0
 
-require modernc.org/sqlite v1.62.0
+require (
+	github.com/aws/aws-lambda-go v1.55.1
+	github.com/awslabs/aws-lambda-go-api-proxy v0.16.2
+	golang.org/x/crypto v0.59.0
+	modernc.org/sqlite v1.62.0
+)
 
 require (
 	github.com/dustin/go-humanize v1.1.0 // indirect

@@ -1,0 +1,304 @@
+// Package admin serves the admin side: first-run setup, login and logout,
+// settings, API keys, and the web pages over them.
+package admin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/aigateway/aigateway/shared/auth"
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/keys"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/settings"
+)
+
+// Settings stores the gateway's settings.
+type Settings interface {
+	Get(ctx context.Context) (gateway.Settings, error)
+	Save(ctx context.Context, st gateway.Settings) error
+	Patch(ctx context.Context, patch []byte) (gateway.Settings, error)
+}
+
+// Keys manages client API keys.
+type Keys interface {
+	Create(ctx context.Context, name string) (gateway.APIKey, string, error)
+	List(ctx context.Context) ([]gateway.APIKey, error)
+	Revoke(ctx context.Context, id string) (gateway.APIKey, error)
+}
+
+// Guard holds the admin credential and sessions.
+type Guard interface {
+	Initialized(ctx context.Context) (bool, error)
+	Claim(ctx context.Context, password string) error
+	Unclaim(ctx context.Context) error
+	Login(ctx context.Context, password, client string) (auth.Session, error)
+	Verify(ctx context.Context, cookie string) (auth.Session, error)
+	Logout(ctx context.Context, cookie string) error
+}
+
+// CookieName is the admin session cookie.
+const CookieName = "gw_session"
+
+// Handler serves the admin API and pages.
+type Handler struct {
+	guard    Guard
+	keys     Keys
+	settings Settings
+	maxBody  int64
+	mux      *http.ServeMux
+}
+
+// New returns the admin handler.
+func New(guard Guard, keys Keys, st Settings, maxBody int64) *Handler {
+	h := &Handler{guard: guard, keys: keys, settings: st, maxBody: maxBody, mux: http.NewServeMux()}
+	m := h.mux
+	m.HandleFunc("/admin/api/setup", respond.Methods(map[string]http.HandlerFunc{
+		http.MethodGet: h.setupState, http.MethodPost: h.setup}))
+	m.HandleFunc("/admin/api/login", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.login}))
+	m.HandleFunc("/admin/api/logout", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.logout}))
+	m.HandleFunc("/admin/api/session", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.session}))
+	m.HandleFunc("/admin/api/settings", respond.Methods(map[string]http.HandlerFunc{
+		http.MethodGet: h.signedIn(h.getSettings), http.MethodPut: h.signedIn(h.putSettings)}))
+	m.HandleFunc("/admin/api/keys", respond.Methods(map[string]http.HandlerFunc{
+		http.MethodGet: h.signedIn(h.listKeys), http.MethodPost: h.signedIn(h.createKey)}))
+	m.HandleFunc("/admin/api/keys/{id}", respond.Methods(map[string]http.HandlerFunc{
+		http.MethodDelete: h.signedIn(h.revokeKey)}))
+	m.HandleFunc("/admin/api/", respond.NotFound)
+	h.pages()
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// signedIn wraps an admin API handler: it needs a valid session, and a
+// state-changing method needs the session's CSRF token too.
+func (h *Handler) signedIn(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(CookieName)
+		if err != nil {
+			respond.Error(w, r, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first."))
+			return
+		}
+		s, err := h.guard.Verify(r.Context(), c.Value)
+		if err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := auth.CheckCSRF(s, r.Header.Get("X-CSRF-Token")); err != nil {
+				respond.Error(w, r, err)
+				return
+			}
+		}
+		next(w, r)
+	}
+}
+
+func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) {
+	ok, err := h.guard.Initialized(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, map[string]bool{"initialized": ok})
+}
+
+type setupRequest struct {
+	AdminPassword string           `json:"admin_password"`
+	AI            gateway.Upstream `json:"ai"`
+	RAG           *gateway.Upstream `json:"rag"`
+}
+
+// setup claims the gateway: admin password, upstream settings and the first
+// key, all validated before anything is stored. If a step after the claim
+// fails, the claim is undone so that setup can be tried again.
+func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
+	var req setupRequest
+	if err := respond.DecodeJSON(w, r, h.maxBody, &req); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if err := auth.CheckPassword(req.AdminPassword); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	st, err := h.settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	st.AI = req.AI
+	if req.RAG != nil {
+		st.RAG.BaseURL, st.RAG.APIKey, st.RAG.Model = req.RAG.BaseURL, req.RAG.APIKey, req.RAG.Model
+	}
+	if err := st.Validate(); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if err := h.guard.Claim(r.Context(), req.AdminPassword); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	// The claim is won; finish with a context the client cannot cancel, so
+	// that a dropped connection does not leave a half-made setup.
+	ctx := context.WithoutCancel(r.Context())
+	_, secret, err := h.finishSetup(ctx, st)
+	if err != nil {
+		if uerr := h.guard.Unclaim(ctx); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		respond.Error(w, r, err)
+		return
+	}
+	slog.InfoContext(ctx, "gateway initialized")
+	respond.JSON(w, http.StatusCreated, map[string]string{"api_key": secret})
+}
+
+func (h *Handler) finishSetup(ctx context.Context, st gateway.Settings) (gateway.APIKey, string, error) {
+	if err := h.settings.Save(ctx, st); err != nil {
+		return gateway.APIKey{}, "", err
+	}
+	return h.keys.Create(ctx, "default")
+}
+
+// clientAddr identifies the caller for login throttling: the connection's
+// address (API Gateway's source IP on AWS). Forwarding headers are not
+// trusted, since any client can set them.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	s, err := h.guard.Login(r.Context(), req.Password, clientAddr(r))
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: s.Cookie, Path: "/", Expires: s.Expires,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
+	})
+	respond.JSON(w, http.StatusOK, map[string]string{"csrf_token": s.CSRF})
+}
+
+// session returns the CSRF token of the caller's session, so that a
+// reloaded panel can go on without signing in again.
+func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(CookieName)
+	if err != nil {
+		respond.Error(w, r, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first."))
+		return
+	}
+	s, err := h.guard.Verify(r.Context(), c.Value)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"csrf_token": s.CSRF, "expires_at": s.Expires})
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(CookieName); err == nil {
+		if err := h.guard.Logout(r.Context(), c.Value); err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) {
+	st, err := h.settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, settings.Masked(st))
+}
+
+func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) {
+	body, err := respond.ReadBody(w, r, h.maxBody)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	st, err := h.settings.Patch(r.Context(), body)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, settings.Masked(st))
+}
+
+type keyList struct {
+	Object string           `json:"object"`
+	Data   []gateway.APIKey `json:"data"`
+}
+
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
+	ks, err := h.keys.List(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if ks == nil {
+		ks = []gateway.APIKey{}
+	}
+	respond.JSON(w, http.StatusOK, keyList{Object: "list", Data: ks})
+}
+
+func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if err := keys.CheckName(req.Name); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	k, secret, err := h.keys.Create(r.Context(), req.Name)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusCreated, struct {
+		gateway.APIKey
+		Key string `json:"key"`
+	}{k, secret})
+}
+
+func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
+	k, err := h.keys.Revoke(r.Context(), r.PathValue("id"))
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, k)
+}
+

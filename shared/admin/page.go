@@ -1,0 +1,85 @@
+package admin
+
+import (
+	"embed"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/aigateway/aigateway/shared/respond"
+)
+
+//go:embed assets/*.html
+var assets embed.FS
+
+// pages holds the page templates; {{t .EN "中文" "English"}} picks a text by
+// language.
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"t": func(en bool, zh, eng string) string {
+		if en {
+			return eng
+		}
+		return zh
+	},
+}).ParseFS(assets, "assets/*.html"))
+
+// lang picks the page language: a "lang" query or cookie first, then the
+// first language of Accept-Language; Chinese unless English is asked for.
+func lang(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "zh" {
+		return l
+	}
+	if c, err := r.Cookie("lang"); err == nil && (c.Value == "en" || c.Value == "zh") {
+		return c.Value
+	}
+	first, _, _ := strings.Cut(r.Header.Get("Accept-Language"), ",")
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(first)), "en") {
+		return "en"
+	}
+	return "zh"
+}
+
+func (h *Handler) pages() {
+	h.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		ok, err := h.guard.Initialized(r.Context())
+		if err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		if !ok {
+			http.Redirect(w, r, "/setup", http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, "/admin", http.StatusFound)
+	})
+	h.mux.HandleFunc("/setup", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		ok, err := h.guard.Initialized(r.Context())
+		if err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		if ok {
+			http.Redirect(w, r, "/admin", http.StatusFound)
+			return
+		}
+		render(w, r, "setup.html")
+	}}))
+	h.mux.HandleFunc("/admin", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, "admin.html")
+	}}))
+}
+
+func render(w http.ResponseWriter, r *http.Request, name string) {
+	l := lang(r)
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Vary", "Accept-Language, Cookie")
+	if r.URL.Query().Has("lang") {
+		http.SetCookie(w, &http.Cookie{Name: "lang", Value: l, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode})
+	}
+	pages.ExecuteTemplate(w, name, map[string]any{"Lang": l, "EN": l == "en"})
+}

@@ -1,0 +1,105 @@
+// Package app wires the gateway together: it is the one package that reads
+// the environment and sees concrete storage types. Targets call it: the
+// local server serves All, each Lambda serves its own function's handler.
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/upstream"
+)
+
+// Config is the process configuration, read from the environment.
+type Config struct {
+	// Addr is where the local server listens (GATEWAY_ADDR).
+	Addr string
+	// DataDir holds the local store and the master key (GATEWAY_DATA_DIR).
+	DataDir string
+	// MasterKey, when set, is the master key (GATEWAY_MASTER_KEY, base64 or
+	// hex); otherwise the local target keeps one in DataDir/master.key.
+	MasterKey string
+	// MaxBody bounds request bodies (GATEWAY_MAX_BODY_BYTES).
+	MaxBody int64
+	// CacheTTL bounds how long an instance trusts its cached keys and
+	// settings (GATEWAY_CACHE_TTL).
+	CacheTTL time.Duration
+	// Upstream holds the upstream timeouts (GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
+	// GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT, GATEWAY_UPSTREAM_IDLE_TIMEOUT).
+	Upstream upstream.Config
+	// LogLevel is debug, info, warn or error (GATEWAY_LOG_LEVEL).
+	LogLevel slog.Level
+}
+
+// Load reads the configuration from the environment. Every variable is
+// optional; a malformed one is an error that names it.
+func Load() (Config, error) {
+	cfg := Config{
+		Addr:      env("GATEWAY_ADDR", "127.0.0.1:8080"),
+		DataDir:   env("GATEWAY_DATA_DIR", "data"),
+		MasterKey: os.Getenv("GATEWAY_MASTER_KEY"),
+		MaxBody:   32 << 20,
+		CacheTTL:  5 * time.Second,
+		Upstream:  upstream.DefaultConfig(),
+	}
+	if os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" && os.Getenv("GATEWAY_DATA_DIR") == "" {
+		cfg.DataDir = "/tmp/gateway" // the only writable folder on Lambda
+	}
+	var errs []string
+	check := func(name string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if v := os.Getenv("GATEWAY_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && n < 1024 {
+			err = fmt.Errorf("must be at least 1024")
+		}
+		check("GATEWAY_MAX_BODY_BYTES", err)
+		cfg.MaxBody = n
+	}
+	duration := func(name string, dst *time.Duration) {
+		v := os.Getenv(name)
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err == nil && d < 0 {
+			err = fmt.Errorf("must not be negative")
+		}
+		check(name, err)
+		*dst = d
+	}
+	duration("GATEWAY_CACHE_TTL", &cfg.CacheTTL)
+	duration("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", &cfg.Upstream.ConnectTimeout)
+	duration("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", &cfg.Upstream.FirstByteTimeout)
+	duration("GATEWAY_UPSTREAM_IDLE_TIMEOUT", &cfg.Upstream.IdleTimeout)
+	if v := os.Getenv("GATEWAY_LOG_LEVEL"); v != "" {
+		check("GATEWAY_LOG_LEVEL", cfg.LogLevel.UnmarshalText([]byte(v)))
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("bad configuration: %s", strings.Join(errs, "; "))
+	}
+	return cfg, nil
+}
+
+// MustLoad is Load for mains: it panics on a bad configuration.
+func MustLoad() Config {
+	cfg, err := Load()
+	if err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,143 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+)
+
+// field is one member of a JSON object, its value kept byte for byte.
+type field struct {
+	key string
+	raw json.RawMessage
+}
+
+// object is a JSON object whose members keep their order and their exact
+// bytes, so that the gateway rewrites only what it must and forwards every
+// other field untouched.
+type object []field
+
+// parseObject splits a JSON object into its members.
+func parseObject(data []byte) (object, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, badJSON(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, gateway.Errorf(gateway.EInvalid, "The request body must be a JSON object.")
+	}
+	var obj object
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, badJSON(err)
+		}
+		key, _ := tok.(string) // object keys are always strings
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, badJSON(err)
+		}
+		obj = append(obj, field{key: key, raw: raw})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, badJSON(err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, gateway.Errorf(gateway.EInvalid, "The request body must hold exactly one JSON object.")
+	}
+	return obj, nil
+}
+
+func badJSON(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return gateway.Errorf(gateway.EInvalid, "The request body is not valid JSON: %s at offset %d.", se.Error(), se.Offset)
+	}
+	return gateway.Errorf(gateway.EInvalid, "The request body is not valid JSON.")
+}
+
+// get returns the raw value of key, or nil.
+func (o object) get(key string) json.RawMessage {
+	for _, f := range o {
+		if f.key == key {
+			return f.raw
+		}
+	}
+	return nil
+}
+
+// set replaces the value of key, or appends it.
+func (o object) set(key string, raw json.RawMessage) object {
+	for i, f := range o {
+		if f.key == key {
+			o[i].raw = raw
+			return o
+		}
+	}
+	return append(o, field{key: key, raw: raw})
+}
+
+// del removes key.
+func (o object) del(key string) object {
+	for i, f := range o {
+		if f.key == key {
+			return append(o[:i], o[i+1:]...)
+		}
+	}
+	return o
+}
+
+// bytes encodes the object, every unchanged value as it came.
+func (o object) bytes() []byte {
+	n := 2
+	for _, f := range o {
+		n += len(f.key) + len(f.raw) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, f := range o {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, _ := json.Marshal(f.key) // a string always encodes
+		b = append(b, k...)
+		b = append(b, ':')
+		b = append(b, f.raw...)
+	}
+	return append(b, '}')
+}
+
+// stringValue returns the string value of key; ok is false when the key is
+// absent, and err is EInvalid when it is not a string.
+func (o object) stringValue(key string) (s string, ok bool, err error) {
+	raw := o.get(key)
+	if raw == nil {
+		return "", false, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", true, invalidField(key, "a string")
+	}
+	return s, true, nil
+}
+
+// boolValue returns the boolean value of key, false when absent or null.
+func (o object) boolValue(key string) (bool, error) {
+	raw := o.get(key)
+	if raw == nil || string(raw) == "null" {
+		return false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return false, invalidField(key, "a boolean")
+	}
+	return b, nil
+}
+
+func invalidField(key, want string) error {
+	e := gateway.Errorf(gateway.EInvalid, "The field %q must be %s.", key, want)
+	e.Param = key
+	return e
+}

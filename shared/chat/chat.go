@@ -1,0 +1,256 @@
+// Package chat serves the public OpenAI-compatible API: chat completions
+// (streamed and not) and the model list. It authenticates the client's key,
+// resolves the public model to its upstream, merges the system prompt and
+// forwards every other field untouched.
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/upstream"
+)
+
+// Keys authenticates client API keys.
+type Keys interface {
+	// Authenticate returns the active key with this secret, or EUnauthorized.
+	Authenticate(ctx context.Context, secret string) (gateway.APIKey, error)
+}
+
+// Settings supplies the current settings.
+type Settings interface {
+	Get(ctx context.Context) (gateway.Settings, error)
+}
+
+// Upstream calls the upstream API.
+type Upstream interface {
+	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
+}
+
+// Handler serves /v1/chat/completions and /v1/models.
+type Handler struct {
+	keys     Keys
+	settings Settings
+	upstream Upstream
+	maxBody  int64
+	mux      *http.ServeMux
+}
+
+// maxAnswer bounds a non-streamed upstream answer held in memory.
+const maxAnswer = 64 << 20
+
+// New returns the chat handler. maxBody bounds request bodies.
+func New(keys Keys, settings Settings, up Upstream, maxBody int64) *Handler {
+	h := &Handler{keys: keys, settings: settings, upstream: up, maxBody: maxBody, mux: http.NewServeMux()}
+	h.mux.HandleFunc("/v1/chat/completions", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.completions}))
+	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.models}))
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// authenticate returns the key of the request's bearer token.
+func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
+	auth := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || secret == "" {
+		return gateway.APIKey{}, gateway.Errorf(gateway.EUnauthorized, "No API key provided. Send it as \"Authorization: Bearer sk-…\".")
+	}
+	return h.keys.Authenticate(r.Context(), strings.TrimSpace(secret))
+}
+
+// model is a public model resolved to its upstream.
+type model struct {
+	public       string
+	upstream     gateway.Upstream
+	systemPrompt string
+}
+
+// resolve maps a public model name to its upstream, or EModelNotFound.
+func resolve(st gateway.Settings, name string) (model, error) {
+	if public := st.PublicModelName(); public != "" && name == public {
+		return model{public: public, upstream: st.AI, systemPrompt: st.SystemPrompt}, nil
+	}
+	e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", name)
+	e.Param = "model"
+	return model{}, e
+}
+
+func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.authenticate(r); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	st, err := h.settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	type entry struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []entry `json:"data"`
+	}{Object: "list", Data: []entry{}}
+	if name := st.PublicModelName(); name != "" {
+		list.Data = append(list.Data, entry{ID: name, Object: "model", OwnedBy: "ai-gateway"})
+	}
+	if st.DrawingEnabled && st.ImageModel != "" {
+		list.Data = append(list.Data, entry{ID: st.ImageModel, Object: "model", OwnedBy: "ai-gateway"})
+	}
+	respond.JSON(w, http.StatusOK, list)
+}
+
+func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key, err := h.authenticate(r)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	body, err := respond.ReadBody(w, r, h.maxBody)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	req, err := parseObject(body)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	name, ok, err := req.stringValue("model")
+	if err == nil && (!ok || name == "") {
+		err = invalidField("model", "the name of a model")
+	}
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	messages, err := messagesOf(req)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	stream, err := req.boolValue("stream")
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	st, err := h.settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	m, err := resolve(st, name)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	req = req.set("model", mustJSON(m.upstream.Model))
+	if m.systemPrompt != "" {
+		system := mustJSON(map[string]string{"role": "system", "content": m.systemPrompt})
+		req = req.set("messages", mustJSON(append([]json.RawMessage{system}, messages...)))
+	}
+
+	resp, err := h.upstream.Post(r.Context(), m.upstream, "/chat/completions", req.bytes())
+	if err != nil {
+		respond.Error(w, r, err)
+		h.log(r, key, m, stream, start, respond.Status(err))
+		return
+	}
+	defer resp.Close()
+	if stream && resp.IsEventStream() {
+		h.relay(w, r, resp)
+	} else {
+		answer, err := resp.ReadAll(maxAnswer)
+		if err != nil {
+			respond.Error(w, r, err)
+			h.log(r, key, m, stream, start, respond.Status(err))
+			return
+		}
+		w.Header().Set("Content-Type", contentType(resp))
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		w.Write(answer)
+	}
+	h.log(r, key, m, stream, start, http.StatusOK)
+}
+
+func contentType(resp *upstream.Response) string {
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		return ct
+	}
+	return "application/json"
+}
+
+// messagesOf returns the request's messages, each kept byte for byte.
+func messagesOf(req object) ([]json.RawMessage, error) {
+	raw := req.get("messages")
+	var messages []json.RawMessage
+	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
+		return nil, invalidField("messages", "a non-empty array of messages")
+	}
+	for _, m := range messages {
+		if len(m) == 0 || m[0] != '{' {
+			return nil, invalidField("messages", "an array of message objects")
+		}
+	}
+	return messages, nil
+}
+
+// relay copies the upstream's events to the client one by one, flushing
+// each, as they arrive. An upstream failure after the first event ends the
+// stream with an error event and [DONE].
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	for ev, err := range resp.Events() {
+		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client left; nobody to tell
+			}
+			slog.WarnContext(r.Context(), "upstream stream failed", "err", err)
+			body, _ := json.Marshal(respond.Body(err))
+			w.Write([]byte("data: " + string(body) + "\n\ndata: [DONE]\n\n"))
+			rc.Flush()
+			return
+		}
+		if _, err := w.Write(ev.Raw); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (h *Handler) log(r *http.Request, key gateway.APIKey, m model, stream bool, start time.Time, status int) {
+	slog.InfoContext(r.Context(), "chat", "key", key.ID, "model", m.public, "upstream_model", m.upstream.Model,
+		"stream", stream, "status", status, "ms", time.Since(start).Milliseconds())
+}
+
+// mustJSON encodes values that always encode (strings, string maps, raw
+// messages).
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("chat: encode " + err.Error())
+	}
+	return b
+}

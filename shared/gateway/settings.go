@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Settings are the gateway's runtime settings, edited in the admin panel.
+// Upstream API keys are held here in plaintext; stores seal them at rest and
+// the admin API shows them masked.
+type Settings struct {
+	// PublicModel is the model name clients use; empty means AI.Model.
+	PublicModel string `json:"public_model"`
+	// SystemPrompt, when set, is put before the client's messages.
+	SystemPrompt string `json:"system_prompt"`
+	// MaxMessages caps the messages sent upstream (system messages kept);
+	// zero means no cap.
+	MaxMessages    int         `json:"max_messages"`
+	DrawingEnabled bool        `json:"drawing_enabled"`
+	ImageModel     string      `json:"image_model"`
+	ServerMemory   bool        `json:"server_memory"`
+	AI             Upstream    `json:"ai"`
+	RAG            RAGSettings `json:"rag"`
+}
+
+// Upstream is an OpenAI-compatible API the gateway calls.
+type Upstream struct {
+	BaseURL string `json:"base_url"`
+	APIKey  string `json:"api_key"`
+	Model   string `json:"model"`
+}
+
+// RAGSettings configure embeddings and retrieval.
+type RAGSettings struct {
+	BaseURL     string  `json:"base_url"`
+	APIKey      string  `json:"api_key"`
+	Model       string  `json:"model"`
+	TopK        int     `json:"top_k"`
+	MinScore    float64 `json:"min_score"`
+	RerankModel string  `json:"rerank_model"`
+}
+
+// DefaultSettings are the settings of a gateway before setup.
+func DefaultSettings() Settings {
+	return Settings{
+		MaxMessages: 20,
+		ImageModel:  "Kwai-Kolors/Kolors",
+		RAG:         RAGSettings{TopK: 5, MinScore: 0},
+	}
+}
+
+// PublicModelName returns the model name clients use: PublicModel, or the
+// upstream model while no public name is set.
+func (s Settings) PublicModelName() string {
+	if s.PublicModel != "" {
+		return s.PublicModel
+	}
+	return s.AI.Model
+}
+
+// Limits of settings values.
+const (
+	MaxNameLen         = 128
+	MaxSystemPromptLen = 64 << 10
+	MaxMessagesCap     = 1000
+	MaxTopK            = 50
+)
+
+// Validate returns an EInvalid error naming the first bad field.
+func (s Settings) Validate() error {
+	switch {
+	case len(s.PublicModel) > MaxNameLen || strings.ContainsAny(s.PublicModel, "\x00\r\n"):
+		return invalidParam("public_model", "public_model must be at most %d characters on one line", MaxNameLen)
+	case len(s.SystemPrompt) > MaxSystemPromptLen:
+		return invalidParam("system_prompt", "system_prompt must be at most %d bytes", MaxSystemPromptLen)
+	case s.MaxMessages < 0 || s.MaxMessages > MaxMessagesCap:
+		return invalidParam("max_messages", "max_messages must be between 0 (no limit) and %d", MaxMessagesCap)
+	case len(s.ImageModel) > MaxNameLen:
+		return invalidParam("image_model", "image_model must be at most %d characters", MaxNameLen)
+	case s.RAG.TopK < 1 || s.RAG.TopK > MaxTopK:
+		return invalidParam("rag.top_k", "rag.top_k must be between 1 and %d", MaxTopK)
+	case s.RAG.MinScore < 0 || s.RAG.MinScore > 1:
+		return invalidParam("rag.min_score", "rag.min_score must be between 0 and 1")
+	}
+	if err := s.AI.validate("ai", true); err != nil {
+		return err
+	}
+	return Upstream{BaseURL: s.RAG.BaseURL, APIKey: s.RAG.APIKey, Model: s.RAG.Model}.validate("rag", false)
+}
+
+// validate checks an upstream; a required one needs a base URL and a model.
+func (u Upstream) validate(field string, required bool) error {
+	if u.BaseURL == "" && !required {
+		return nil
+	}
+	if err := CheckBaseURL(u.BaseURL); err != nil {
+		return invalidParam(field+".base_url", "%s.base_url %s", field, err.(*Error).Message)
+	}
+	if u.Model == "" || len(u.Model) > MaxNameLen {
+		return invalidParam(field+".model", "%s.model must be a model name of 1 to %d characters", field, MaxNameLen)
+	}
+	if len(u.APIKey) > 4096 || strings.ContainsAny(u.APIKey, "\x00\r\n") {
+		return invalidParam(field+".api_key", "%s.api_key must be one line of at most 4096 characters", field)
+	}
+	return nil
+}
+
+// CheckBaseURL returns an EInvalid error unless s is an absolute http(s) URL
+// without credentials, query or fragment.
+func CheckBaseURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case s == "":
+		return Errorf(EInvalid, "must be set")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return Errorf(EInvalid, "must be an http:// or https:// URL")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return Errorf(EInvalid, "must not carry credentials, a query or a fragment")
+	}
+	return nil
+}
+
+func invalidParam(param, format string, args ...any) *Error {
+	e := Errorf(EInvalid, format, args...)
+	e.Param = param
+	return e
+}
+
+// Mask hides a secret for display: its first three and last four characters
+// around "****", or only "****" when it is short. The empty string stays empty.
+func Mask(secret string) string {
+	switch {
+	case secret == "":
+		return ""
+	case len(secret) < 12:
+		return "****"
+	}
+	return secret[:3] + "****" + secret[len(secret)-4:]
+}

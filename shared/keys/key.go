@@ -1,0 +1,245 @@
+// Package keys issues, authenticates, lists and revokes the gateway's client
+// API keys on the Records storage role.
+//
+// A key's secret is "sk-" and 43 base62 characters (256 random bits). Only
+// its SHA-256 hash is stored; the key's ID is derived from the hash, so
+// authentication is a single Get. Lookups are cached for a few seconds per
+// instance; a revocation empties this instance's cache at once and reaches
+// other instances within the cache's lifetime.
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/storage"
+)
+
+// partition holds every key record, sorted by ID.
+const partition = "apikey"
+
+// Service manages API keys.
+type Service struct {
+	records storage.Records
+	ttl     time.Duration
+	now     func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached // by hash
+}
+
+type cached struct {
+	key   gateway.APIKey
+	until time.Time
+}
+
+// New returns a Service that caches authenticated keys for ttl (zero
+// disables the cache).
+func New(records storage.Records, ttl time.Duration) *Service {
+	return &Service{records: records, ttl: ttl, now: time.Now, cache: map[string]cached{}}
+}
+
+// record is the stored form of a key.
+type record struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Hint       string    `json:"hint"`
+	Hash       string    `json:"hash"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+}
+
+func (r record) key() gateway.APIKey {
+	return gateway.APIKey{ID: r.ID, Name: r.Name, Hint: r.Hint, Hash: r.Hash,
+		CreatedAt: r.CreatedAt, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt}
+}
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newSecret returns "sk-" and 43 base62 characters: 256 bits.
+func newSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	n := new(big.Int).SetBytes(b[:])
+	out := make([]byte, 43)
+	base := big.NewInt(62)
+	mod := new(big.Int)
+	for i := range out {
+		n.DivMod(n, base, mod)
+		out[i] = alphabet[mod.Int64()]
+	}
+	return "sk-" + string(out)
+}
+
+func hashOf(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// idOf derives the key ID from the hash: 80 bits are enough to tell keys
+// apart and reveal nothing usable about the secret.
+func idOf(hash string) string { return "key_" + hash[:20] }
+
+// CheckName returns EInvalid unless name is a usable key name.
+func CheckName(name string) error {
+	if strings.TrimSpace(name) == "" || len(name) > gateway.MaxNameLen || strings.ContainsAny(name, "\x00\r\n") {
+		e := gateway.Errorf(gateway.EInvalid, "The key name must be 1 to %d characters on one line.", gateway.MaxNameLen)
+		e.Param = "name"
+		return e
+	}
+	return nil
+}
+
+// Create issues a new key and returns it with its secret, which is not
+// stored and cannot be shown again.
+func (s *Service) Create(ctx context.Context, name string) (gateway.APIKey, string, error) {
+	if err := CheckName(name); err != nil {
+		return gateway.APIKey{}, "", err
+	}
+	secret := newSecret()
+	hash := hashOf(secret)
+	r := record{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", Hash: hash, CreatedAt: s.now().UTC()}
+	value, err := json.Marshal(r)
+	if err != nil {
+		return gateway.APIKey{}, "", fmt.Errorf("encode key: %w", err)
+	}
+	if _, err := s.records.Put(ctx, storage.Item{PK: partition, SK: r.ID, Value: value}, storage.Cond{IfAbsent: true}); err != nil {
+		return gateway.APIKey{}, "", fmt.Errorf("create key: %w", err)
+	}
+	return r.key(), secret, nil
+}
+
+func unauthorized() error {
+	return gateway.Errorf(gateway.EUnauthorized, "Incorrect API key provided. Use a key issued by this gateway as \"Authorization: Bearer sk-…\".")
+}
+
+// Authenticate returns the active key whose secret this is. A missing,
+// malformed, unknown or revoked secret is EUnauthorized.
+func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIKey, error) {
+	if !strings.HasPrefix(secret, "sk-") || len(secret) != 46 {
+		return gateway.APIKey{}, unauthorized()
+	}
+	hash := hashOf(secret)
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[hash]
+	s.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.key, nil
+	}
+	it, err := s.records.Get(ctx, partition, idOf(hash))
+	if gateway.IsNotFound(err) {
+		return gateway.APIKey{}, unauthorized()
+	}
+	if err != nil {
+		return gateway.APIKey{}, fmt.Errorf("authenticate key: %w", err)
+	}
+	var r record
+	if err := json.Unmarshal(it.Value, &r); err != nil {
+		return gateway.APIKey{}, fmt.Errorf("decode key %s: %w", idOf(hash), err)
+	}
+	if subtle.ConstantTimeCompare([]byte(r.Hash), []byte(hash)) != 1 || !r.RevokedAt.IsZero() {
+		return gateway.APIKey{}, unauthorized()
+	}
+	k := r.key()
+	if s.ttl > 0 {
+		s.mu.Lock()
+		s.cache[hash] = cached{key: k, until: now.Add(s.ttl)}
+		s.mu.Unlock()
+	}
+	s.touch(ctx, it, r, now)
+	return k, nil
+}
+
+// lastUsedEvery bounds how often a key's last-used time is written.
+const lastUsedEvery = time.Minute
+
+// touch records the key's use when the stored time is older than
+// lastUsedEvery. The write is conditional on the version read, so that it
+// can never undo a concurrent revocation; losing that race loses only the
+// timestamp.
+func (s *Service) touch(ctx context.Context, it storage.Item, r record, now time.Time) {
+	if now.Sub(r.LastUsedAt) < lastUsedEvery {
+		return
+	}
+	r.LastUsedAt = now.UTC()
+	value, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	s.records.Put(ctx, storage.Item{PK: partition, SK: r.ID, Value: value}, storage.Cond{IfVersion: it.Version})
+}
+
+// List returns every key, revoked ones included, oldest first.
+func (s *Service) List(ctx context.Context) ([]gateway.APIKey, error) {
+	var out []gateway.APIKey
+	q := storage.Query{Limit: storage.MaxLimit}
+	for {
+		page, err := s.records.Query(ctx, partition, q)
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		for _, it := range page.Items {
+			var r record
+			if err := json.Unmarshal(it.Value, &r); err != nil {
+				return nil, fmt.Errorf("decode key %s: %w", it.SK, err)
+			}
+			out = append(out, r.key())
+		}
+		if page.Cursor == "" {
+			break
+		}
+		q.Cursor = page.Cursor
+	}
+	slices.SortStableFunc(out, func(a, b gateway.APIKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+// Revoke revokes the key with this ID. It returns ENotFound for an unknown
+// ID; revoking a revoked key changes nothing.
+func (s *Service) Revoke(ctx context.Context, id string) (gateway.APIKey, error) {
+	for {
+		it, err := s.records.Get(ctx, partition, id)
+		if gateway.IsNotFound(err) {
+			return gateway.APIKey{}, gateway.Errorf(gateway.ENotFound, "No API key with ID %q exists.", id)
+		}
+		if err != nil {
+			return gateway.APIKey{}, fmt.Errorf("revoke key %s: %w", id, err)
+		}
+		var r record
+		if err := json.Unmarshal(it.Value, &r); err != nil {
+			return gateway.APIKey{}, fmt.Errorf("decode key %s: %w", id, err)
+		}
+		s.mu.Lock()
+		delete(s.cache, r.Hash)
+		s.mu.Unlock()
+		if !r.RevokedAt.IsZero() {
+			return r.key(), nil
+		}
+		r.RevokedAt = s.now().UTC()
+		value, err := json.Marshal(r)
+		if err != nil {
+			return gateway.APIKey{}, fmt.Errorf("encode key: %w", err)
+		}
+		_, err = s.records.Put(ctx, storage.Item{PK: partition, SK: id, Value: value}, storage.Cond{IfVersion: it.Version})
+		if gateway.IsConflict(err) {
+			continue // a last-used write came between; read again
+		}
+		if err != nil {
+			return gateway.APIKey{}, fmt.Errorf("revoke key %s: %w", id, err)
+		}
+		return r.key(), nil
+	}
+}

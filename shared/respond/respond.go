@@ -1,0 +1,189 @@
+// Package respond writes JSON answers and OpenAI-shaped errors, and reads
+// JSON request bodies under a size limit. It holds the one table that maps
+// gateway error codes to HTTP statuses and OpenAI error types.
+package respond
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+)
+
+type kind struct {
+	status int
+	typ    string
+}
+
+// kinds maps each error code to its status and OpenAI error type.
+var kinds = map[string]kind{
+	gateway.EInvalid:       {http.StatusBadRequest, "invalid_request_error"},
+	gateway.EUnauthorized:  {http.StatusUnauthorized, "authentication_error"},
+	gateway.EForbidden:     {http.StatusForbidden, "permission_error"},
+	gateway.ENotFound:      {http.StatusNotFound, "invalid_request_error"},
+	gateway.EModelNotFound: {http.StatusNotFound, "invalid_request_error"},
+	gateway.EConflict:      {http.StatusConflict, "invalid_request_error"},
+	gateway.ETooLarge:      {http.StatusRequestEntityTooLarge, "invalid_request_error"},
+	gateway.EUnsupported:   {http.StatusUnsupportedMediaType, "invalid_request_error"},
+	gateway.ELimited:       {http.StatusTooManyRequests, "rate_limit_error"},
+	gateway.EUpstream:      {http.StatusBadGateway, "upstream_error"},
+	gateway.EUnavailable:   {http.StatusServiceUnavailable, "server_error"},
+	gateway.ETimeout:       {http.StatusGatewayTimeout, "upstream_error"},
+	gateway.EInternal:      {http.StatusInternalServerError, "server_error"},
+}
+
+// Status returns the HTTP status for err's code.
+func Status(err error) int { return kinds[gateway.ErrorCode(err)].status }
+
+// ErrorBody is the OpenAI error envelope.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of an OpenAI error.
+type ErrorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Code    string  `json:"code"`
+	Param   *string `json:"param"`
+}
+
+// Body returns the OpenAI error envelope of err. Internal errors get a
+// generic message, never their own text.
+func Body(err error) ErrorBody {
+	code := gateway.ErrorCode(err)
+	d := ErrorDetail{Message: gateway.ErrorMessage(err), Type: kinds[code].typ, Code: code}
+	if e, ok := errors.AsType[*gateway.Error](err); ok && e.Param != "" {
+		d.Param = &e.Param
+	}
+	return ErrorBody{Error: d}
+}
+
+// Error writes err as an OpenAI error with its status. Internal and
+// unavailable errors are logged with their full text, which clients never
+// see.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	code := gateway.ErrorCode(err)
+	if code == gateway.EInternal || code == gateway.EUnavailable {
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	JSON(w, kinds[code].status, Body(err))
+}
+
+// JSON writes v as JSON with the given status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		slog.Error("encode response", "err", err)
+		http.Error(w, `{"error":{"message":"An internal error occurred.","type":"server_error","code":"internal","param":null}}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// ReadBody reads the whole request body, at most limit bytes. A body that
+// announces or reaches more is an ETooLarge error, detected before it is
+// read in full.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(limit)
+		}
+		return nil, gateway.Errorf(gateway.EInvalid, "The request body could not be read.")
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return gateway.Errorf(gateway.ETooLarge, "The request body is larger than the limit of %d bytes.", limit)
+}
+
+// DecodeJSON reads a JSON object of at most limit bytes from the request
+// into v, refusing unknown fields and trailing data.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := ReadBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	return Unmarshal(body, v)
+}
+
+// Unmarshal decodes one JSON value from data into v, refusing unknown fields
+// and trailing data, with an EInvalid error that says what is wrong.
+func Unmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return gateway.Errorf(gateway.EInvalid, "The request body must hold exactly one JSON value.")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
+		e := gateway.Errorf(gateway.EInvalid, "The field %q must be of type %s.", te.Field, te.Type)
+		e.Param = te.Field
+		return e
+	}
+	if errors.Is(err, io.EOF) {
+		return gateway.Errorf(gateway.EInvalid, "The request body is empty; a JSON object was expected.")
+	}
+	return gateway.Errorf(gateway.EInvalid, "The request body is not valid JSON: %s.", jsonReason(err))
+}
+
+// jsonReason returns the decoder's description of a syntax problem or an
+// unknown field; these name only the client's own input.
+func jsonReason(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return se.Error() + " at offset " + strconv.FormatInt(se.Offset, 10)
+	}
+	return err.Error()
+}
+
+// Methods returns a handler that dispatches on the request method and
+// answers any other method with a 405 OpenAI error and an Allow header.
+func Methods(byMethod map[string]http.HandlerFunc) http.HandlerFunc {
+	allow := make([]string, 0, len(byMethod))
+	for m := range byMethod {
+		allow = append(allow, m)
+	}
+	slices.Sort(allow)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := byMethod[r.Method]; ok {
+			h(w, r)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		JSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{
+			Message: "The method " + r.Method + " is not allowed here; use " + strings.Join(allow, " or ") + ".",
+			Type:    "invalid_request_error", Code: "method_not_allowed"}})
+	}
+}
+
+// NotFound answers with a 404 OpenAI error naming the path.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	Error(w, r, gateway.Errorf(gateway.ENotFound, "No route for %s %s.", r.Method, r.URL.Path))
+}

@@ -1,0 +1,187 @@
+// Package settings loads and saves the gateway's settings in the KV role,
+// with upstream API keys sealed at rest, and applies the admin API's partial
+// updates.
+package settings
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/seal"
+	"github.com/aigateway/aigateway/shared/storage"
+)
+
+// kvKey is where the settings live.
+const kvKey = "settings"
+
+// Store reads and writes the settings. Reads are cached for a short time per
+// instance; a Save is seen at once on the instance that made it.
+type Store struct {
+	kv  storage.KV
+	box *seal.Box
+	ttl time.Duration
+	now func() time.Time
+
+	mu     sync.Mutex
+	cached gateway.Settings
+	until  time.Time
+}
+
+// New returns a Store that seals upstream keys with box and caches reads
+// for ttl (zero disables the cache).
+func New(kv storage.KV, box *seal.Box, ttl time.Duration) *Store {
+	return &Store{kv: kv, box: box, ttl: ttl, now: time.Now}
+}
+
+// Get returns the current settings, or the defaults when none were saved.
+func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
+	now := s.now()
+	s.mu.Lock()
+	if now.Before(s.until) {
+		defer s.mu.Unlock()
+		return s.cached, nil
+	}
+	s.mu.Unlock()
+	data, err := s.kv.Get(ctx, kvKey)
+	if gateway.IsNotFound(err) {
+		return gateway.DefaultSettings(), nil
+	}
+	if err != nil {
+		return gateway.Settings{}, fmt.Errorf("load settings: %w", err)
+	}
+	st := gateway.DefaultSettings()
+	if err := json.Unmarshal(data, &st); err != nil {
+		return gateway.Settings{}, fmt.Errorf("decode settings: %w", err)
+	}
+	if st.AI.APIKey, err = s.box.Open(st.AI.APIKey, "ai.api_key"); err != nil {
+		return gateway.Settings{}, fmt.Errorf("open ai.api_key: %w", err)
+	}
+	if st.RAG.APIKey, err = s.box.Open(st.RAG.APIKey, "rag.api_key"); err != nil {
+		return gateway.Settings{}, fmt.Errorf("open rag.api_key: %w", err)
+	}
+	s.remember(st, now)
+	return st, nil
+}
+
+func (s *Store) remember(st gateway.Settings, now time.Time) {
+	if s.ttl <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.cached, s.until = st, now.Add(s.ttl)
+	s.mu.Unlock()
+}
+
+// Save validates and stores st.
+func (s *Store) Save(ctx context.Context, st gateway.Settings) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	sealed := st
+	sealed.AI.APIKey = s.box.Seal(st.AI.APIKey, "ai.api_key")
+	sealed.RAG.APIKey = s.box.Seal(st.RAG.APIKey, "rag.api_key")
+	data, err := json.Marshal(sealed)
+	if err != nil {
+		return fmt.Errorf("encode settings: %w", err)
+	}
+	if err := s.kv.Put(ctx, kvKey, data); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	s.remember(st, s.now())
+	return nil
+}
+
+// Patch applies a partial update: patch is a JSON object holding only the
+// fields to change, nested objects included. An upstream key sent back in
+// its masked form means "unchanged". It returns the saved settings.
+func (s *Store) Patch(ctx context.Context, patch []byte) (gateway.Settings, error) {
+	cur, err := s.Get(ctx)
+	if err != nil {
+		return gateway.Settings{}, err
+	}
+	next, err := Merge(cur, patch)
+	if err != nil {
+		return gateway.Settings{}, err
+	}
+	if err := s.Save(ctx, next); err != nil {
+		return gateway.Settings{}, err
+	}
+	return next, nil
+}
+
+// Merge returns cur with the JSON object patch applied. Unknown fields and
+// values of the wrong type are EInvalid.
+func Merge(cur gateway.Settings, patch []byte) (gateway.Settings, error) {
+	var p map[string]any
+	if err := decodeObject(patch, &p); err != nil {
+		return gateway.Settings{}, err
+	}
+	base, err := json.Marshal(cur)
+	if err != nil {
+		return gateway.Settings{}, fmt.Errorf("encode settings: %w", err)
+	}
+	var b map[string]any
+	if err := decodeObject(base, &b); err != nil {
+		return gateway.Settings{}, err
+	}
+	keepMasked(p, "ai", cur.AI.APIKey)
+	keepMasked(p, "rag", cur.RAG.APIKey)
+	merged, err := json.Marshal(mergeObjects(b, p))
+	if err != nil {
+		return gateway.Settings{}, fmt.Errorf("encode merged settings: %w", err)
+	}
+	var next gateway.Settings
+	if err := respond.Unmarshal(merged, &next); err != nil {
+		return gateway.Settings{}, err
+	}
+	return next, nil
+}
+
+func decodeObject(data []byte, v *map[string]any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil || *v == nil {
+		return gateway.Errorf(gateway.EInvalid, "The settings must be a JSON object.")
+	}
+	return nil
+}
+
+// keepMasked drops section.api_key from the patch when it is the masked
+// form of the current key, so that a masked value round-trips unchanged.
+func keepMasked(patch map[string]any, section, current string) {
+	sec, ok := patch[section].(map[string]any)
+	if !ok {
+		return
+	}
+	if k, ok := sec["api_key"].(string); ok && k != "" && k == gateway.Mask(current) {
+		delete(sec, "api_key")
+	}
+}
+
+// mergeObjects applies patch onto base: objects merge recursively, anything
+// else replaces.
+func mergeObjects(base, patch map[string]any) map[string]any {
+	for k, pv := range patch {
+		if po, ok := pv.(map[string]any); ok {
+			if bo, ok := base[k].(map[string]any); ok {
+				base[k] = mergeObjects(bo, po)
+				continue
+			}
+		}
+		base[k] = pv
+	}
+	return base
+}
+
+// Masked returns st with its upstream keys masked, for display.
+func Masked(st gateway.Settings) gateway.Settings {
+	st.AI.APIKey = gateway.Mask(st.AI.APIKey)
+	st.RAG.APIKey = gateway.Mask(st.RAG.APIKey)
+	return st
+}

@@ -1,0 +1,328 @@
+// Package upstream is the client of OpenAI-compatible upstream APIs. It
+// reuses connections, bounds the time to connect, to the first byte and
+// between stream events, and turns upstream failures into gateway errors
+// that are safe to show to clients.
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+)
+
+// Config holds the client's timeouts.
+type Config struct {
+	// ConnectTimeout bounds the TCP and TLS handshakes.
+	ConnectTimeout time.Duration
+	// FirstByteTimeout bounds the wait for the response headers.
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds the silence between two reads of the body (two
+	// stream events, or two chunks of a plain answer).
+	IdleTimeout time.Duration
+}
+
+// DefaultConfig suits reasoning models, which may think for minutes before
+// the first token but then stream steadily.
+func DefaultConfig() Config {
+	return Config{ConnectTimeout: 10 * time.Second, FirstByteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
+}
+
+// Client calls upstreams. It is safe for concurrent use.
+type Client struct {
+	hc  *http.Client
+	cfg Config
+}
+
+// New returns a Client with its own connection pool.
+func New(cfg Config) *Client {
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &Client{hc: &http.Client{Transport: tr}, cfg: cfg}
+}
+
+var (
+	errFirstByte = errors.New("upstream first-byte timeout")
+	errIdle      = errors.New("upstream idle timeout")
+)
+
+// Endpoint joins an upstream base URL and an API path such as
+// "/chat/completions". Base URLs are accepted with or without their "/v1"
+// ("https://api.siliconflow.cn" and "https://api.openai.com/v1" both work).
+func Endpoint(base, path string) string {
+	base = strings.TrimRight(base, "/")
+	if !strings.HasSuffix(base, "/v1") {
+		base += "/v1"
+	}
+	return base + path
+}
+
+// Post sends body as JSON to path of the upstream and returns the response
+// once its headers arrived with a 2xx status. Other statuses, connection
+// failures and timeouts come back as gateway errors (EUpstream, ETimeout,
+// EUnavailable, EInvalid for a request the upstream refused as bad). The
+// caller closes the response.
+func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*Response, error) {
+	if up.BaseURL == "" {
+		return nil, gateway.Errorf(gateway.EUnavailable, "The upstream API is not configured yet; set it in the admin panel.")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, Endpoint(up.BaseURL, path), bytes.NewReader(body))
+	if err != nil {
+		cancel(nil)
+		return nil, gateway.Errorf(gateway.EUnavailable, "The upstream base URL is not usable; fix it in the admin panel.")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if up.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+up.APIKey)
+	}
+	timer := time.AfterFunc(c.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
+	resp, err := c.hc.Do(req)
+	timer.Stop()
+	if err != nil {
+		cause := context.Cause(ctx)
+		cancel(nil)
+		switch {
+		case errors.Is(cause, errFirstByte):
+			return nil, gateway.Errorf(gateway.ETimeout, "The upstream did not answer within %s.", c.cfg.FirstByteTimeout)
+		case ctx.Err() != nil && cause != nil:
+			return nil, fmt.Errorf("upstream request: %w", cause)
+		}
+		return nil, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached."}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer cancel(nil)
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, body: resp.Body, cancel: cancel, idle: c.cfg.IdleTimeout}
+	r.timer = time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(errIdle) })
+	r.ctx = ctx
+	return r, nil
+}
+
+// statusError turns a non-2xx upstream answer into a gateway error. The
+// upstream's own message is passed on only for requests it refused as bad,
+// where it describes the client's input; never for credential failures.
+func statusError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := upstreamMessage(data)
+	switch s := resp.StatusCode; {
+	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
+		if msg == "" {
+			msg = "no reason given"
+		}
+		return gateway.Errorf(gateway.EInvalid, "The upstream refused the request: %s", msg)
+	case s == http.StatusRequestEntityTooLarge:
+		return gateway.Errorf(gateway.ETooLarge, "The upstream refused the request as too large.")
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		return gateway.Errorf(gateway.EUpstream, "The upstream refused the gateway's credentials (status %d); check the upstream API key in the admin panel.", s)
+	case s == http.StatusTooManyRequests:
+		e := gateway.Errorf(gateway.EUnavailable, "The upstream is rate limiting the gateway; try again shortly.")
+		e.RetryAfter = 1
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
+			e.RetryAfter = ra
+		}
+		return e
+	default:
+		return gateway.Errorf(gateway.EUpstream, "The upstream failed with status %d.", s)
+	}
+}
+
+// upstreamMessage extracts error.message from an OpenAI-shaped error body,
+// cut to a readable length.
+func upstreamMessage(data []byte) string {
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(data, &body) != nil {
+		return ""
+	}
+	msg := body.Error.Message
+	if msg == "" {
+		msg = body.Message
+	}
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return msg
+}
+
+// Response is a 2xx upstream answer whose body is read as one value
+// (ReadAll) or as server-sent events (Events).
+type Response struct {
+	StatusCode int
+	Header     http.Header
+
+	body   io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	idle   time.Duration
+}
+
+// IsEventStream reports whether the upstream answered with server-sent
+// events.
+func (r *Response) IsEventStream() bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream")
+}
+
+// Close releases the response and its connection.
+func (r *Response) Close() {
+	r.timer.Stop()
+	r.cancel(nil)
+	r.body.Close()
+}
+
+// readErr turns a body read failure into a gateway error.
+func (r *Response) readErr(err error) error {
+	cause := context.Cause(r.ctx)
+	switch {
+	case errors.Is(cause, errIdle):
+		return gateway.Errorf(gateway.ETimeout, "The upstream sent nothing for %s.", r.idle)
+	case r.ctx.Err() != nil && cause != nil:
+		return fmt.Errorf("read upstream: %w", cause)
+	}
+	return &gateway.Error{Code: gateway.EUpstream, Message: "The upstream connection broke."}
+}
+
+// ReadAll reads the whole body, at most limit bytes.
+func (r *Response) ReadAll(limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := r.body.Read(chunk)
+		r.timer.Reset(r.idle)
+		buf.Write(chunk[:n])
+		if int64(buf.Len()) > limit {
+			return nil, gateway.Errorf(gateway.EUpstream, "The upstream answer is larger than %d bytes.", limit)
+		}
+		if err == io.EOF {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			return nil, r.readErr(err)
+		}
+	}
+}
+
+// Event is one server-sent event.
+type Event struct {
+	// Raw is the event as received, its lines and the blank line ending it,
+	// with line ends normalised to "\n".
+	Raw []byte
+	// Data is the event's data: its data fields joined by "\n".
+	Data []byte
+}
+
+// Done reports whether this is the OpenAI end-of-stream marker.
+func (e Event) Done() bool { return string(e.Data) == "[DONE]" }
+
+// maxLine bounds one SSE line (a chunk with a large tool-call argument or an
+// inline image can be long).
+const maxLine = 16 << 20
+
+// Events yields the body's events as they arrive; each one resets the idle
+// timeout. Reading stops at the end of the body, at the first error, or when
+// the caller stops iterating.
+func (r *Response) Events() iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		br := bufio.NewReaderSize(r.body, 64<<10)
+		var raw, data []byte
+		hasData := false
+		for {
+			line, err := readLine(br)
+			r.timer.Reset(r.idle)
+			if err != nil {
+				if err == io.EOF && len(raw) > 0 {
+					yield(Event{Raw: append(raw, '\n'), Data: data}, nil)
+					return
+				}
+				if err != io.EOF {
+					yield(Event{}, r.readErr(err))
+				}
+				return
+			}
+			if len(line) == 0 {
+				if len(raw) == 0 {
+					continue
+				}
+				ev := Event{Raw: append(raw, '\n'), Data: data}
+				raw, data, hasData = nil, nil, false
+				if !yield(ev, nil) {
+					return
+				}
+				continue
+			}
+			raw = append(append(raw, line...), '\n')
+			if v, ok := field(line, "data"); ok {
+				if hasData {
+					data = append(data, '\n')
+				}
+				data = append(data, v...)
+				hasData = true
+			}
+		}
+	}
+}
+
+// readLine returns one line without its line end. A line longer than maxLine
+// is an error.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		line = append(line, part...)
+		if err == bufio.ErrBufferFull {
+			if len(line) > maxLine {
+				return nil, errors.New("sse line too long")
+			}
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && len(line) > 0 {
+				return bytes.TrimRight(line, "\r\n"), nil
+			}
+			return nil, err
+		}
+		return bytes.TrimRight(line, "\r\n"), nil
+	}
+}
+
+// field returns the value of an SSE line "name: value" (one leading space
+// dropped, as the SSE spec says).
+func field(line []byte, name string) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(name))
+	if !ok || (len(rest) > 0 && rest[0] != ':') {
+		return nil, false
+	}
+	if len(rest) == 0 {
+		return nil, true
+	}
+	rest = rest[1:]
+	return bytes.TrimPrefix(rest, []byte(" ")), true
+}
