@@ -110,8 +110,8 @@ func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) {
 }
 
 type setupRequest struct {
-	AdminPassword string           `json:"admin_password"`
-	AI            gateway.Upstream `json:"ai"`
+	AdminPassword string            `json:"admin_password"`
+	AI            gateway.Upstream  `json:"ai"`
 	RAG           *gateway.Upstream `json:"rag"`
 }
 
@@ -301,4 +301,3 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	respond.JSON(w, http.StatusOK, k)
 }
-
