@@ -1,0 +1,273 @@
+// Package acceptance is the black-box acceptance suite of the HTTP contract
+// (API.md). It takes the base URL of a freshly started, uninitialized
+// gateway on any target (the local process, the Lambda functions under the
+// runtime emulator, the Worker under wrangler) and drives it only over HTTP,
+// with the official OpenAI Go SDK as the client and a fake upstream that
+// speaks the real wire format.
+package acceptance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/aigateway/aigateway/shared/fakeupstream"
+)
+
+// Target is a gateway under test.
+type Target struct {
+	// BaseURL is the gateway's root, without a trailing slash.
+	BaseURL string
+	// Upstream is the fake the suite sets the gateway up against; the
+	// gateway must be able to reach its URL.
+	Upstream *fakeupstream.Server
+	// FirstByteTimeout is the gateway's configured upstream first-byte
+	// timeout (keep it short, a second or two).
+	FirstByteTimeout time.Duration
+	// MaxBody is the gateway's configured request body limit.
+	MaxBody int64
+	// KeyCacheTTL is how long the gateway may keep trusting a revoked key
+	// (zero when the admin and chat handlers share one cache).
+	KeyCacheTTL time.Duration
+}
+
+const (
+	adminPassword = "correct horse battery"
+	upstreamKey   = "sk-upstream-secret-0123456789"
+	upstreamModel = "fake/upstream-model"
+)
+
+// suite carries state between the ordered steps of Run.
+type suite struct {
+	Target
+	key   string // the first API key, from setup
+	admin *adminClient
+}
+
+// Run runs the whole suite against t. The steps depend on each other (setup
+// first, login throttling last), so they run in order.
+func Run(t *testing.T, target Target) {
+	s := &suite{Target: target}
+	steps := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"Health", s.health},
+		{"SetupRefusesBadInput", s.setupRefusesBadInput},
+		{"Setup", s.setup},
+		{"SetupTwiceConflicts", s.setupTwiceConflicts},
+		{"RootRedirects", s.rootRedirects},
+		{"Pages", s.pages},
+		{"Models", s.models},
+		{"ChatNonStream", s.chatNonStream},
+		{"ChatStreamEventsArriveOneByOne", s.chatStreamOneByOne},
+		{"UnknownModel", s.unknownModel},
+		{"KeyAuth", s.keyAuth},
+		{"MalformedRequests", s.malformedRequests},
+		{"BodyTooLarge", s.bodyTooLarge},
+		{"UnknownRouteAndMethod", s.unknownRouteAndMethod},
+		{"ToolsAndTemperaturePassThrough", s.passThrough},
+		{"UpstreamErrorIsBadGateway", s.upstream500},
+		{"UpstreamSilenceIsGatewayTimeout", s.upstreamHang},
+		{"ClientCancelClosesUpstream", s.clientCancel},
+		{"AdminNeedsSession", s.adminNeedsSession},
+		{"AdminNeedsCSRF", s.adminNeedsCSRF},
+		{"SettingsMaskedRoundTrip", s.maskedRoundTrip},
+		{"SettingsPartialUpdateAndValidation", s.settingsPartial},
+		{"SettingsChangeWhatChatSends", s.settingsChangeChat},
+		{"KeysCreateListRevoke", s.keysLifecycle},
+		{"Logout", s.logout},
+		{"LoginWrongPasswordAndThrottle", s.loginThrottle},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.fn) && st.name == "Setup" {
+			t.Fatal("setup failed; the remaining steps need it")
+		}
+	}
+}
+
+// nonce returns a string unique to this call, to find a request upstream.
+func nonce() string { return "n" + rand.Text()[:12] }
+
+func (s *suite) url(path string) string { return s.BaseURL + path }
+
+// do sends a request with an optional JSON body and returns the response
+// and its body.
+func do(t *testing.T, c *http.Client, method, url string, body any, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	case string:
+		r = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if c == nil {
+		c = noRedirect
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp, data
+}
+
+var noRedirect = &http.Client{
+	Timeout:       30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// errorBody is the OpenAI error envelope.
+type errorBody struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Code    string  `json:"code"`
+		Param   *string `json:"param"`
+	} `json:"error"`
+}
+
+// wantError asserts an OpenAI-shaped error with the given status and code.
+func wantError(t *testing.T, resp *http.Response, body []byte, status int, code string) errorBody {
+	t.Helper()
+	if got := resp.StatusCode; got != status {
+		t.Fatalf("status = %d, want %d; body %s", got, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("error Content-Type = %q, want JSON", ct)
+	}
+	var e errorBody
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Message == "" || e.Error.Type == "" {
+		t.Fatalf("error body %s is not OpenAI-shaped (%v)", body, err)
+	}
+	if code != "" && e.Error.Code != code {
+		t.Fatalf("error code = %q, want %q; body %s", e.Error.Code, code, body)
+	}
+	return e
+}
+
+func (s *suite) client(key string, opts ...option.RequestOption) *openai.Client {
+	base := []option.RequestOption{
+		option.WithBaseURL(s.url("/v1/")),
+		option.WithAPIKey(key),
+		option.WithMaxRetries(0),
+		option.WithRequestTimeout(30 * time.Second),
+	}
+	c := openai.NewClient(append(base, opts...)...)
+	return &c
+}
+
+// apiError asserts that err is an API error with this status (and code).
+func apiError(t *testing.T, err error, status int, code string) *openai.Error {
+	t.Helper()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("err = %v, want an API error with status %d", err, status)
+	}
+	if apiErr.StatusCode != status || (code != "" && apiErr.Code != code) {
+		t.Fatalf("API error = %d %q (%s), want %d %q", apiErr.StatusCode, apiErr.Code, apiErr.Message, status, code)
+	}
+	return apiErr
+}
+
+// adminClient is a signed-in admin session.
+type adminClient struct {
+	http *http.Client
+	csrf string
+}
+
+func (s *suite) login(t *testing.T) *adminClient {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, body := do(t, c, "POST", s.url("/admin/api/login"), map[string]string{"password": adminPassword}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: status %d, body %s", resp.StatusCode, body)
+	}
+	var out struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.CSRF == "" {
+		t.Fatalf("login body %s has no csrf_token", body)
+	}
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "gw_session" {
+			session = ck
+		}
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie = %+v, want HttpOnly and SameSite=Strict", session)
+	}
+	return &adminClient{http: c, csrf: out.CSRF}
+}
+
+// call sends an admin API request with the session and CSRF token.
+func (a *adminClient) call(t *testing.T, s *suite, method, path string, body any) (*http.Response, []byte) {
+	t.Helper()
+	return do(t, a.http, method, s.url(path), body, http.Header{"X-Csrf-Token": {a.csrf}})
+}
+
+func decode[T any](t *testing.T, body []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return v
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

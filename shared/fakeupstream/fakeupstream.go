@@ -1,0 +1,253 @@
+// Package fakeupstream is a stand-in for the paid upstream model API in
+// tests. It speaks the real OpenAI wire format (JSON answers, server-sent
+// events, error bodies) and records every request it receives.
+//
+// The last user message steers it, so that tests against a gateway in
+// another process can ask for each behaviour:
+//
+//	#status:503          answer with that status and an OpenAI error body
+//	#hang                never send a byte, until the request is cancelled
+//	#hold:TOKEN          stream the first chunk, then wait for Release(TOKEN)
+//	#endless:TOKEN       stream a chunk every 20 ms until the request ends;
+//	                     Closed(TOKEN) is closed when it does
+//	#reset               stream three chunks, then break the connection
+//
+// Any other message gets the answer "echo: " + the message, streamed as one
+// chunk per word when the request asks for a stream.
+package fakeupstream
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Usage is what the fake reports for every answer.
+const (
+	PromptTokens     = 11
+	CompletionTokens = 7
+)
+
+// Request is one request the fake received.
+type Request struct {
+	Method, Path string
+	Header       http.Header
+	Body         []byte
+}
+
+// JSON decodes the request body into a generic map.
+func (r Request) JSON() map[string]any {
+	var m map[string]any
+	json.Unmarshal(r.Body, &m)
+	return m
+}
+
+// Server is a running fake upstream.
+type Server struct {
+	*httptest.Server
+
+	mu       sync.Mutex
+	requests []Request
+	releases map[string]chan struct{}
+	closed   map[string]chan struct{}
+}
+
+// New starts a fake upstream; it is closed when the test ends.
+func New(t interface{ Cleanup(func()) }) *Server {
+	s := &Server{releases: map[string]chan struct{}{}, closed: map[string]chan struct{}{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Requests returns every request received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Find returns the requests whose body contains substr.
+func (s *Server) Find(substr string) []Request {
+	var out []Request
+	for _, r := range s.Requests() {
+		if strings.Contains(string(r.Body), substr) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *Server) channel(m map[string]chan struct{}, token string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := m[token]
+	if !ok {
+		c = make(chan struct{})
+		m[token] = c
+	}
+	return c
+}
+
+// Release lets a "#hold:TOKEN" stream go on.
+func (s *Server) Release(token string) { close(s.channel(s.releases, token)) }
+
+// Closed returns a channel closed when the "#endless:TOKEN" stream's
+// request has ended (the gateway closed the upstream connection).
+func (s *Server) Closed(token string) <-chan struct{} { return s.channel(s.closed, token) }
+
+type chatRequest struct {
+	Model    string `json:"model"`
+	Stream   bool   `json:"stream"`
+	Messages []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+// lastUserText returns the text of the last user message (string content or
+// the text parts of array content).
+func (c chatRequest) lastUserText() string {
+	for i := len(c.Messages) - 1; i >= 0; i-- {
+		m := c.Messages[i]
+		if m.Role != "user" {
+			continue
+		}
+		var s string
+		if json.Unmarshal(m.Content, &s) == nil {
+			return s
+		}
+		var parts []struct {
+			Type, Text string
+		}
+		json.Unmarshal(m.Content, &parts)
+		var b strings.Builder
+		for _, p := range parts {
+			if p.Type == "text" {
+				b.WriteString(p.Text)
+			}
+		}
+		return b.String()
+	}
+	return ""
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	s.mu.Unlock()
+
+	if r.URL.Path != "/v1/chat/completions" {
+		writeError(w, http.StatusNotFound, "unknown path "+r.URL.Path)
+		return
+	}
+	var req chatRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	text := req.lastUserText()
+	cmd, arg, _ := strings.Cut(strings.Fields(text + " ")[0], ":")
+	switch cmd {
+	case "#status":
+		code, _ := strconv.Atoi(arg)
+		writeError(w, code, "fake upstream failure")
+		return
+	case "#hang":
+		<-r.Context().Done()
+		return
+	}
+	words := strings.Fields("echo: " + text)
+	if !req.Stream {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": strings.Join(words, " ")}}},
+			"usage": usage(),
+		})
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(v any) bool {
+		b, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+			"model": req.Model, "choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
+	}
+	send(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	switch cmd {
+	case "#hold":
+		send(chunk(map[string]any{"content": "first"}, nil))
+		select {
+		case <-s.channel(s.releases, arg):
+		case <-r.Context().Done():
+			return
+		}
+		words = []string{" last"}
+	case "#endless":
+		defer close(s.channel(s.closed, arg))
+		for i := 0; ; i++ {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if !send(chunk(map[string]any{"content": fmt.Sprintf("tick %d ", i)}, nil)) {
+				<-r.Context().Done()
+				return
+			}
+		}
+	case "#reset":
+		for i := range 3 {
+			send(chunk(map[string]any{"content": fmt.Sprintf("part %d ", i)}, nil))
+		}
+		if conn, _, err := rc.Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
+	for i, word := range words {
+		if i > 0 {
+			word = " " + word
+		}
+		send(chunk(map[string]any{"content": word}, nil))
+	}
+	send(chunk(map[string]any{}, "stop"))
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		send(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+			"model": req.Model, "choices": []any{}, "usage": usage()})
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	rc.Flush()
+}
+
+func usage() map[string]any {
+	return map[string]any{"prompt_tokens": PromptTokens, "completion_tokens": CompletionTokens,
+		"total_tokens": PromptTokens + CompletionTokens}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"message": msg, "type": "server_error", "code": nil, "param": nil}})
+}
