@@ -45,7 +45,7 @@ func parseObject(data []byte) (object, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, badJSON(err)
 	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
 		return nil, gateway.Errorf(gateway.EInvalid, "The request body must hold exactly one JSON object.")
 	}
 	return obj, nil

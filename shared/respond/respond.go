@@ -71,7 +71,7 @@ func Body(err error) ErrorBody {
 // see.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	code := gateway.ErrorCode(err)
-	if code == gateway.EInternal || code == gateway.EUnavailable {
+	if (code == gateway.EInternal || code == gateway.EUnavailable) && r.Context().Err() == nil {
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 {

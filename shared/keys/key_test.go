@@ -1,0 +1,67 @@
+package keys_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/keys"
+	"github.com/aigateway/aigateway/shared/sqlite"
+)
+
+func open(t *testing.T) *sqlite.Records {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db.Records()
+}
+
+func TestLifecycle(t *testing.T) {
+	records := open(t)
+	ctx := context.Background()
+	admin := keys.New(records, time.Hour) // the instance that revokes
+	chat := keys.New(records, 0)          // another instance, no cache
+	k, secret, err := admin.Create(ctx, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secret, "sk-") || len(secret) != 46 || !strings.HasPrefix(secret, strings.TrimSuffix(k.Hint, "…")) {
+		t.Fatalf("secret %q, hint %q", secret, k.Hint)
+	}
+	got, err := chat.Authenticate(ctx, secret)
+	if err != nil || got.ID != k.ID {
+		t.Fatalf("Authenticate = %+v, %v", got, err)
+	}
+	if _, err := admin.Authenticate(ctx, secret); err != nil { // fills admin's cache
+		t.Fatal(err)
+	}
+	list, err := admin.List(ctx)
+	if err != nil || len(list) != 1 || list[0].LastUsedAt.IsZero() {
+		t.Fatalf("List = %+v, %v; want one key with a last-used time", list, err)
+	}
+	for _, bad := range []string{"", "sk-", secret[:45] + "!", "Bearer " + secret, strings.ToUpper(secret)} {
+		if _, err := chat.Authenticate(ctx, bad); gateway.ErrorCode(err) != gateway.EUnauthorized {
+			t.Errorf("Authenticate(%q) err = %v, want unauthorized", bad, err)
+		}
+	}
+	if _, err := admin.Revoke(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*keys.Service{"revoking instance (cached)": admin, "other instance": chat} {
+		if _, err := s.Authenticate(ctx, secret); gateway.ErrorCode(err) != gateway.EUnauthorized {
+			t.Errorf("%s: revoked key err = %v, want unauthorized", name, err)
+		}
+	}
+	if _, err := admin.Revoke(ctx, "key_unknown"); gateway.ErrorCode(err) != gateway.ENotFound {
+		t.Fatalf("revoke unknown: %v", err)
+	}
+	if _, _, err := admin.Create(ctx, "  "); gateway.ErrorCode(err) != gateway.EInvalid {
+		t.Fatalf("blank name: %v", err)
+	}
+}

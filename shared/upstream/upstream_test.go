@@ -1,0 +1,172 @@
+package upstream_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/upstream"
+)
+
+func TestEndpoint(t *testing.T) {
+	tests := []struct{ base, want string }{
+		{"https://api.siliconflow.cn", "https://api.siliconflow.cn/v1/chat/completions"},
+		{"https://api.siliconflow.cn/", "https://api.siliconflow.cn/v1/chat/completions"},
+		{"https://api.openai.com/v1", "https://api.openai.com/v1/chat/completions"},
+		{"http://localhost:11434/v1/", "http://localhost:11434/v1/chat/completions"},
+		{"https://proxy.example/openai", "https://proxy.example/openai/v1/chat/completions"},
+	}
+	for _, tc := range tests {
+		if got := upstream.Endpoint(tc.base, "/chat/completions"); got != tc.want {
+			t.Errorf("Endpoint(%q) = %q, want %q", tc.base, got, tc.want)
+		}
+	}
+}
+
+func serve(t *testing.T, h http.HandlerFunc) gateway.Upstream {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return gateway.Upstream{BaseURL: srv.URL, APIKey: "sk-up", Model: "m"}
+}
+
+func client(first, idle time.Duration) *upstream.Client {
+	return upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: first, IdleTimeout: idle})
+}
+
+func TestEventsParsing(t *testing.T) {
+	// CRLF line ends, comments, multi-line data, an event without a final
+	// blank line, and a line longer than the reader's buffer.
+	long := strings.Repeat("x", 200<<10)
+	body := ": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\nevent: note\ndata: line1\ndata:line2\n\n\n\ndata: " + long + "\n\ndata: [DONE]"
+	up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sk-up" {
+			t.Errorf("Authorization = %q", r.Header.Get("Authorization"))
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, body)
+	})
+	resp, err := client(time.Second, time.Second).Post(context.Background(), up, "/chat/completions", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	if !resp.IsEventStream() {
+		t.Fatal("IsEventStream = false")
+	}
+	var data, raws []string
+	for ev, err := range resp.Events() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, string(ev.Data))
+		raws = append(raws, string(ev.Raw))
+	}
+	want := []string{"", `{"a":1}`, "line1\nline2", long, "[DONE]"}
+	if len(data) != len(want) {
+		t.Fatalf("got %d events, want %d", len(data), len(want))
+	}
+	for i := range want {
+		if data[i] != want[i] {
+			t.Errorf("event %d data = %.40q, want %.40q", i, data[i], want[i])
+		}
+	}
+	if raws[0] != ": keep-alive\n\n" || raws[2] != "event: note\ndata: line1\ndata:line2\n\n" || raws[4] != "data: [DONE]\n\n" {
+		t.Errorf("raw events = %q, %q, %q", raws[0], raws[2], raws[4])
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	tests := []struct {
+		status     int
+		body       string
+		code       string
+		retryAfter int
+		shows      string
+		hides      string
+	}{
+		{400, `{"error":{"message":"temperature must be <= 2"}}`, gateway.EInvalid, 0, "temperature must be <= 2", ""},
+		{401, `{"error":{"message":"Incorrect API key provided: sk-up***"}}`, gateway.EUpstream, 0, "credentials", "sk-up"},
+		{404, `{"error":{"message":"model not found"}}`, gateway.EUpstream, 0, "404", ""},
+		{413, ``, gateway.ETooLarge, 0, "", ""},
+		{429, `{}`, gateway.EUnavailable, 7, "rate limiting", ""},
+		{500, `{"error":{"message":"stack trace at db.go:12"}}`, gateway.EUpstream, 0, "500", "db.go"},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", "7")
+				w.WriteHeader(tc.status)
+				fmt.Fprint(w, tc.body)
+			})
+			_, err := client(time.Second, time.Second).Post(context.Background(), up, "/chat/completions", []byte(`{}`))
+			if got := gateway.ErrorCode(err); got != tc.code {
+				t.Fatalf("code = %q (%v), want %q", got, err, tc.code)
+			}
+			e := err.(*gateway.Error)
+			if e.RetryAfter != tc.retryAfter {
+				t.Errorf("RetryAfter = %d, want %d", e.RetryAfter, tc.retryAfter)
+			}
+			if !strings.Contains(e.Message, tc.shows) || (tc.hides != "" && strings.Contains(e.Message, tc.hides)) {
+				t.Errorf("message %q: want it to show %q and hide %q", e.Message, tc.shows, tc.hides)
+			}
+		})
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	t.Run("FirstByte", func(t *testing.T) {
+		up := serve(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+		_, err := client(200*time.Millisecond, time.Minute).Post(context.Background(), up, "/chat/completions", nil)
+		if got := gateway.ErrorCode(err); got != gateway.ETimeout {
+			t.Fatalf("code = %q (%v), want timeout", got, err)
+		}
+	})
+	t.Run("IdleBetweenEvents", func(t *testing.T) {
+		up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: one\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		})
+		resp, err := client(time.Minute, 200*time.Millisecond).Post(context.Background(), up, "/chat/completions", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Close()
+		var got []string
+		var last error
+		for ev, err := range resp.Events() {
+			if err != nil {
+				last = err
+				break
+			}
+			got = append(got, string(ev.Data))
+		}
+		if len(got) != 1 || got[0] != "one" || gateway.ErrorCode(last) != gateway.ETimeout {
+			t.Fatalf("events %q, error %v; want one event then a timeout", got, last)
+		}
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		srv.Close()
+		_, err := client(time.Second, time.Second).Post(context.Background(), gateway.Upstream{BaseURL: srv.URL}, "/chat/completions", nil)
+		if got := gateway.ErrorCode(err); got != gateway.EUpstream {
+			t.Fatalf("code = %q (%v), want upstream_error", got, err)
+		}
+	})
+	t.Run("CallerCancels", func(t *testing.T) {
+		up := serve(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := client(time.Minute, time.Minute).Post(ctx, up, "/chat/completions", nil)
+		if err == nil || gateway.ErrorCode(err) == gateway.ETimeout {
+			t.Fatalf("err = %v, want the caller's cancellation, not an upstream timeout", err)
+		}
+	})
+}
