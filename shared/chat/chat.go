@@ -209,8 +209,8 @@ func messagesOf(req object) ([]json.RawMessage, error) {
 	return messages, nil
 }
 
-// relay copies the upstream's events to the client one by one, flushing
-// each, as they arrive. An upstream failure after the first event ends the
+// relay copies the upstream's events to the client as they arrive, flushing
+// whenever no further event is already waiting. An upstream failure after the first event ends the
 // stream with an error event and [DONE].
 func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response) {
 	hd := w.Header()
@@ -233,6 +233,9 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 		}
 		if _, err := w.Write(ev.Raw); err != nil {
 			return
+		}
+		if resp.EventReady() {
+			continue // more is here already: it goes out with the next flush
 		}
 		if err := rc.Flush(); err != nil {
 			return

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -183,6 +184,7 @@ type Response struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	idle   time.Duration
+	br     *bufio.Reader // set while Events runs
 }
 
 // IsEventStream reports whether the upstream answered with server-sent
@@ -242,20 +244,45 @@ type Event struct {
 // Done reports whether this is the OpenAI end-of-stream marker.
 func (e Event) Done() bool { return string(e.Data) == "[DONE]" }
 
+// EventReady reports whether another complete event has already been
+// received and can be yielded without waiting on the network. A relay
+// flushes when it is false, so that events that arrive together leave
+// together, and no event waits for one that has not arrived.
+func (r *Response) EventReady() bool {
+	if r.br == nil || r.br.Buffered() == 0 {
+		return false
+	}
+	rest, _ := r.br.Peek(r.br.Buffered())
+	return bytes.Contains(rest, []byte("\n\n")) || bytes.Contains(rest, []byte("\n\r\n"))
+}
+
 // maxLine bounds one SSE line (a chunk with a large tool-call argument or an
 // inline image can be long).
 const maxLine = 16 << 20
 
+// readers recycles the buffered readers of event streams.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
 // Events yields the body's events as they arrive; each one resets the idle
-// timeout. Reading stops at the end of the body, at the first error, or when
-// the caller stops iterating.
+// timeout. An event's Raw and Data are valid only until the next iteration.
+// Reading stops at the end of the body, at the first error, or when the
+// caller stops iterating.
 func (r *Response) Events() iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		br := bufio.NewReaderSize(r.body, 64<<10)
-		var raw, data []byte
+		br := readers.Get().(*bufio.Reader)
+		br.Reset(r.body)
+		r.br = br
+		defer func() {
+			r.br = nil
+			br.Reset(nil)
+			readers.Put(br)
+		}()
+		raw := make([]byte, 0, 1024)
+		data := make([]byte, 0, 1024)
+		var long []byte
 		hasData := false
 		for {
-			line, err := readLine(br)
+			line, err := readLine(br, &long)
 			r.timer.Reset(r.idle)
 			if err != nil {
 				if err == io.EOF && len(raw) > 0 {
@@ -271,11 +298,10 @@ func (r *Response) Events() iter.Seq2[Event, error] {
 				if len(raw) == 0 {
 					continue
 				}
-				ev := Event{Raw: append(raw, '\n'), Data: data}
-				raw, data, hasData = nil, nil, false
-				if !yield(ev, nil) {
+				if !yield(Event{Raw: append(raw, '\n'), Data: data}, nil) {
 					return
 				}
+				raw, data, hasData = raw[:0], data[:0], false
 				continue
 			}
 			raw = append(append(raw, line...), '\n')
@@ -290,27 +316,27 @@ func (r *Response) Events() iter.Seq2[Event, error] {
 	}
 }
 
-// readLine returns one line without its line end. A line longer than maxLine
-// is an error.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		part, err := br.ReadSlice('\n')
-		line = append(line, part...)
-		if err == bufio.ErrBufferFull {
-			if len(line) > maxLine {
-				return nil, errors.New("sse line too long")
-			}
-			continue
-		}
-		if err != nil {
-			if err == io.EOF && len(line) > 0 {
-				return bytes.TrimRight(line, "\r\n"), nil
-			}
-			return nil, err
-		}
-		return bytes.TrimRight(line, "\r\n"), nil
+// readLine returns one line without its line end, valid until the next
+// call. Lines longer than the reader's buffer are gathered in *long; one
+// longer than maxLine is an error.
+func readLine(br *bufio.Reader, long *[]byte) ([]byte, error) {
+	part, err := br.ReadSlice('\n')
+	if err == nil {
+		return bytes.TrimRight(part, "\r\n"), nil
 	}
+	line := append((*long)[:0], part...)
+	for err == bufio.ErrBufferFull {
+		if len(line) > maxLine {
+			return nil, errors.New("sse line too long")
+		}
+		part, err = br.ReadSlice('\n')
+		line = append(line, part...)
+	}
+	*long = line
+	if err != nil && (err != io.EOF || len(line) == 0) {
+		return nil, err
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
 }
 
 // field returns the value of an SSE line "name: value" (one leading space
