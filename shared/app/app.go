@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aigateway/aigateway/shared/admin"
 	"github.com/aigateway/aigateway/shared/auth"
@@ -27,6 +28,7 @@ import (
 type Gateway struct {
 	Chat  http.Handler
 	Admin http.Handler
+	cors  []string
 	close []io.Closer
 }
 
@@ -99,6 +101,7 @@ func assemble(cfg Config, st stores) (*Gateway, error) {
 	return &Gateway{
 		Chat:  chat.New(ks, set, up, cfg.MaxBody),
 		Admin: admin.New(guard, ks, set, cfg.MaxBody),
+		cors:  cfg.CORSOrigins,
 		close: st.closers,
 	}, nil
 }
@@ -168,7 +171,7 @@ func (g *Gateway) Handler(fns ...Function) http.Handler {
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/", respond.NotFound)
-	return middleware(mux)
+	return middleware(cors(g.cors, mux))
 }
 
 func containsFn(fns []Function, fn Function) bool {
@@ -186,11 +189,16 @@ func containsFn(fns []Function, fn Function) bool {
 // request.
 func Lazy(cfg Config, fns ...Function) http.Handler {
 	var (
-		mu sync.Mutex
-		h  http.Handler
+		mu    sync.Mutex
+		ready atomic.Pointer[http.Handler]
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := ready.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
 		mu.Lock()
+		h := ready.Load()
 		if h == nil {
 			g, err := Open(r.Context(), cfg)
 			if err != nil {
@@ -198,9 +206,11 @@ func Lazy(cfg Config, fns ...Function) http.Handler {
 				respond.Error(w, r, unavailable(err))
 				return
 			}
-			h = g.Handler(fns...)
+			gh := g.Handler(fns...)
+			h = &gh
+			ready.Store(h)
 		}
 		mu.Unlock()
-		h.ServeHTTP(w, r)
+		(*h).ServeHTTP(w, r)
 	})
 }

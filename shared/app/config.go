@@ -33,6 +33,9 @@ type Config struct {
 	Upstream upstream.Config
 	// LogLevel is debug, info, warn or error (GATEWAY_LOG_LEVEL).
 	LogLevel slog.Level
+	// CORSOrigins are the browser origins allowed to call /v1/
+	// (GATEWAY_CORS_ORIGINS, comma-separated; "*" for any; empty for none).
+	CORSOrigins []string
 }
 
 // Load reads the configuration from the environment. Every variable is
@@ -81,6 +84,16 @@ func Load() (Config, error) {
 	duration("GATEWAY_UPSTREAM_IDLE_TIMEOUT", &cfg.Upstream.IdleTimeout)
 	if v := os.Getenv("GATEWAY_LOG_LEVEL"); v != "" {
 		check("GATEWAY_LOG_LEVEL", cfg.LogLevel.UnmarshalText([]byte(v)))
+	}
+	for o := range strings.SplitSeq(os.Getenv("GATEWAY_CORS_ORIGINS"), ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		switch {
+		case o == "":
+		case o == "*" || strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://"):
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		default:
+			check("GATEWAY_CORS_ORIGINS", fmt.Errorf("%q is not an origin like https://chat.example.com", o))
+		}
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("bad configuration: %s", strings.Join(errs, "; "))
