@@ -103,7 +103,6 @@ func BenchmarkChat(b *testing.B) {
 			b.Run(fmt.Sprintf("mode=%s/target=%s", mode, tg.name), func(b *testing.B) {
 				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 				b.ReportAllocs()
-				b.SetBytes(int64(len(body)))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						req, _ := http.NewRequest("POST", tg.url+"/v1/chat/completions", bytes.NewReader(body))

@@ -117,7 +117,8 @@ func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, bod
 		defer resp.Body.Close()
 		return nil, statusError(resp)
 	}
-	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, body: resp.Body, cancel: cancel, idle: c.cfg.IdleTimeout}
+	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, body: resp.Body, cancel: cancel,
+		idle: c.cfg.IdleTimeout, contentLength: resp.ContentLength}
 	r.timer = time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(errIdle) })
 	r.ctx = ctx
 	return r, nil
@@ -185,6 +186,8 @@ type Response struct {
 	timer  *time.Timer
 	idle   time.Duration
 	br     *bufio.Reader // set while Events runs
+
+	contentLength int64
 }
 
 // IsEventStream reports whether the upstream answered with server-sent
@@ -212,19 +215,26 @@ func (r *Response) readErr(err error) error {
 	return &gateway.Error{Code: gateway.EUpstream, Message: "The upstream connection broke."}
 }
 
-// ReadAll reads the whole body, at most limit bytes.
+// ReadAll reads the whole body, at most limit bytes; each read resets the
+// idle timeout.
 func (r *Response) ReadAll(limit int64) ([]byte, error) {
-	var buf bytes.Buffer
-	chunk := make([]byte, 32<<10)
+	size := int64(4 << 10)
+	if n := r.contentLength; n > 0 && n <= limit {
+		size = n + 1 // +1 so that the final read sees EOF without growing
+	}
+	buf := make([]byte, 0, size)
 	for {
-		n, err := r.body.Read(chunk)
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.body.Read(buf[len(buf):cap(buf)])
 		r.timer.Reset(r.idle)
-		buf.Write(chunk[:n])
-		if int64(buf.Len()) > limit {
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
 			return nil, gateway.Errorf(gateway.EUpstream, "The upstream answer is larger than %d bytes.", limit)
 		}
 		if err == io.EOF {
-			return buf.Bytes(), nil
+			return buf, nil
 		}
 		if err != nil {
 			return nil, r.readErr(err)

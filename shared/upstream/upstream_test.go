@@ -170,3 +170,41 @@ func TestTimeouts(t *testing.T) {
 		}
 	})
 }
+
+func TestReadAll(t *testing.T) {
+	big := strings.Repeat("0123456789", 10_000)
+	tests := []struct {
+		name    string
+		chunked bool
+		limit   int64
+		want    string
+		code    string
+	}{
+		{"known length", false, 1 << 20, big, ""},
+		{"chunked", true, 1 << 20, big, ""},
+		{"over the limit", true, 50_000, "", gateway.EUpstream},
+		{"known length over the limit", false, 50_000, "", gateway.EUpstream},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				if !tc.chunked {
+					w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+				}
+				for i := 0; i < len(big); i += 7_000 {
+					w.Write([]byte(big[i:min(i+7_000, len(big))]))
+					w.(http.Flusher).Flush()
+				}
+			})
+			resp, err := client(time.Second, time.Second).Post(context.Background(), up, "/chat/completions", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Close()
+			got, err := resp.ReadAll(tc.limit)
+			if gateway.ErrorCode(err) != tc.code || string(got) != tc.want {
+				t.Fatalf("ReadAll = %d bytes, %v; want %d bytes, code %q", len(got), err, len(tc.want), tc.code)
+			}
+		})
+	}
+}
