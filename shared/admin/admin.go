@@ -80,12 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // state-changing method needs the session's CSRF token too.
 func (h *Handler) signedIn(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(CookieName)
-		if err != nil {
-			respond.Error(w, r, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first."))
-			return
-		}
-		s, err := h.guard.Verify(r.Context(), c.Value)
+		s, err := h.current(r)
 		if err != nil {
 			respond.Error(w, r, err)
 			return
@@ -98,6 +93,15 @@ func (h *Handler) signedIn(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// current returns the session of the request's cookie, or EUnauthorized.
+func (h *Handler) current(r *http.Request) (auth.Session, error) {
+	c, err := r.Cookie(CookieName)
+	if err != nil {
+		return auth.Session{}, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first.")
+	}
+	return h.guard.Verify(r.Context(), c.Value)
 }
 
 func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) {
@@ -205,12 +209,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 // session returns the CSRF token of the caller's session, so that a
 // reloaded panel can go on without signing in again.
 func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(CookieName)
-	if err != nil {
-		respond.Error(w, r, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first."))
-		return
-	}
-	s, err := h.guard.Verify(r.Context(), c.Value)
+	s, err := h.current(r)
 	if err != nil {
 		respond.Error(w, r, err)
 		return

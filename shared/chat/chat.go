@@ -112,79 +112,91 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
 	respond.JSON(w, http.StatusOK, list)
 }
 
-func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+// call is a chat request, checked and resolved, ready to go upstream.
+type call struct {
+	key    gateway.APIKey
+	model  model
+	stream bool
+	body   []byte // what the upstream receives
+}
+
+// prepare authenticates, reads and checks the request, resolves its model
+// and rewrites the body for the upstream. Nothing reaches the upstream
+// before all of it succeeded.
+func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) {
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	body, err := respond.ReadBody(w, r, h.maxBody)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	req, err := parseObject(body)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	name, ok, err := req.stringValue("model")
-	if err == nil && (!ok || name == "") {
-		err = invalidField("model", "the name of a model")
-	}
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
+	}
+	if !ok || name == "" {
+		return call{}, invalidField("model", "the name of a model")
 	}
 	messages, err := messagesOf(req)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	stream, err := req.boolValue("stream")
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	st, err := h.settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	m, err := resolve(st, name)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return call{}, err
 	}
 	req = req.set("model", mustJSON(m.upstream.Model))
 	if m.systemPrompt != "" {
 		system := mustJSON(map[string]string{"role": "system", "content": m.systemPrompt})
 		req = req.set("messages", mustJSON(append([]json.RawMessage{system}, messages...)))
 	}
+	return call{key: key, model: m, stream: stream, body: req.bytes()}, nil
+}
 
-	resp, err := h.upstream.Post(r.Context(), m.upstream, "/chat/completions", req.bytes())
+func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c, err := h.prepare(w, r)
 	if err != nil {
 		respond.Error(w, r, err)
-		h.log(r, key, m, stream, start, respond.Status(err))
+		return
+	}
+	status := http.StatusOK
+	defer func() { h.log(r, c, start, status) }()
+	resp, err := h.upstream.Post(r.Context(), c.model.upstream, "/chat/completions", c.body)
+	if err != nil {
+		status = respond.Status(err)
+		respond.Error(w, r, err)
 		return
 	}
 	defer resp.Close()
-	if stream && resp.IsEventStream() {
+	if c.stream && resp.IsEventStream() {
 		h.relay(w, r, resp)
-	} else {
-		answer, err := resp.ReadAll(maxAnswer)
-		if err != nil {
-			respond.Error(w, r, err)
-			h.log(r, key, m, stream, start, respond.Status(err))
-			return
-		}
-		w.Header().Set("Content-Type", contentType(resp))
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-		w.Write(answer)
+		return
 	}
-	h.log(r, key, m, stream, start, http.StatusOK)
+	answer, err := resp.ReadAll(maxAnswer)
+	if err != nil {
+		status = respond.Status(err)
+		respond.Error(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", contentType(resp))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(answer)
 }
 
 func contentType(resp *upstream.Response) string {
@@ -243,9 +255,9 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 	}
 }
 
-func (h *Handler) log(r *http.Request, key gateway.APIKey, m model, stream bool, start time.Time, status int) {
-	slog.InfoContext(r.Context(), "chat", "key", key.ID, "model", m.public, "upstream_model", m.upstream.Model,
-		"stream", stream, "status", status, "ms", time.Since(start).Milliseconds())
+func (h *Handler) log(r *http.Request, c call, start time.Time, status int) {
+	slog.InfoContext(r.Context(), "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
+		"stream", c.stream, "status", status, "ms", time.Since(start).Milliseconds())
 }
 
 // mustJSON encodes values that always encode (strings, string maps, raw

@@ -50,20 +50,17 @@ func New(records storage.Records, ttl time.Duration) *Service {
 	return &Service{records: records, ttl: ttl, now: time.Now, cache: map[string]cached{}}
 }
 
-// record is the stored form of a key.
+// record is the stored form of a key: the key and its hash, which the
+// domain type keeps out of JSON so that no API can show it.
 type record struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Hint       string    `json:"hint"`
-	Hash       string    `json:"hash"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastUsedAt time.Time `json:"last_used_at,omitzero"`
-	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+	gateway.APIKey
+	Hash string `json:"hash"`
 }
 
 func (r record) key() gateway.APIKey {
-	return gateway.APIKey{ID: r.ID, Name: r.Name, Hint: r.Hint, Hash: r.Hash,
-		CreatedAt: r.CreatedAt, LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt}
+	k := r.APIKey
+	k.Hash = r.Hash
+	return k
 }
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -110,7 +107,7 @@ func (s *Service) Create(ctx context.Context, name string) (gateway.APIKey, stri
 	}
 	secret := newSecret()
 	hash := hashOf(secret)
-	r := record{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", Hash: hash, CreatedAt: s.now().UTC()}
+	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", CreatedAt: s.now().UTC()}, Hash: hash}
 	value, err := json.Marshal(r)
 	if err != nil {
 		return gateway.APIKey{}, "", fmt.Errorf("encode key: %w", err)
