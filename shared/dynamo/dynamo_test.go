@@ -1,0 +1,21 @@
+package dynamo_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/shared/dynamo"
+	"github.com/aigateway/aigateway/shared/storage/storagetest"
+)
+
+// TestConformance runs the storage conformance suite against DynamoDB Local.
+func TestConformance(t *testing.T) {
+	_, client := awslocal.DynamoDB(t)
+	table := dynamo.New(client, awslocal.Name("gateway"))
+	if err := table.Create(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("KV", func(t *testing.T) { storagetest.TestKV(t, table.KV()) })
+	t.Run("Records", func(t *testing.T) { storagetest.TestRecords(t, table.Records()) })
+}
