@@ -3,11 +3,7 @@ package main
 
 import (
 	"github.com/aigateway/aigateway/shared/app"
-	"github.com/aigateway/aigateway/shared/lambdaserve"
+	"github.com/aigateway/aigateway/shared/app/serverless"
 )
 
-func main() {
-	cfg := app.MustLoad()
-	app.SetupLogging(cfg)
-	lambdaserve.Serve(app.Lazy(cfg, app.FnUpload))
-}
+func main() { serverless.Serve(app.MustLoad(), app.FnUpload) }

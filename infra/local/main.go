@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/local"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	g, err := app.Open(ctx, cfg)
+	g, err := local.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type Target struct {
 const (
 	adminPassword = "correct horse battery"
 	upstreamKey   = "sk-upstream-secret-0123456789"
+	ragKey        = "sk-rag-secret-9876543210"
 	upstreamModel = "fake/upstream-model"
 )
 
@@ -70,6 +71,7 @@ func Run(t *testing.T, target Target) {
 		{"RootRedirects", s.rootRedirects},
 		{"Pages", s.pages},
 		{"Models", s.models},
+		{"Embeddings", s.embeddings},
 		{"ChatNonStream", s.chatNonStream},
 		{"ChatStreamEventsArriveOneByOne", s.chatStreamOneByOne},
 		{"UnknownModel", s.unknownModel},

@@ -40,7 +40,7 @@ func (s *suite) setupBody(password string) map[string]any {
 	return map[string]any{
 		"admin_password": password,
 		"ai":             map[string]string{"base_url": s.Upstream.URL, "api_key": upstreamKey, "model": upstreamModel},
-		"rag":            map[string]string{"base_url": s.Upstream.URL, "api_key": upstreamKey, "model": "fake/embedding"},
+		"rag":            map[string]string{"base_url": s.Upstream.URL, "api_key": ragKey, "model": "fake/embedding"},
 	}
 }
 
@@ -133,6 +133,38 @@ func (s *suite) models(t *testing.T) {
 	if len(page.Data) != 1 || page.Data[0].ID != upstreamModel {
 		t.Fatalf("models = %+v, want only %q (the upstream model until a public name is set)", page.Data, upstreamModel)
 	}
+}
+
+func (s *suite) embeddings(t *testing.T) {
+	n := nonce()
+	got, err := s.client(s.key).Embeddings.New(ctxTimeout(t, 30*time.Second), openai.EmbeddingNewParams{
+		Model: "fake/embedding",
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"one " + n, "two " + n}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Data) != 2 || len(got.Data[1].Embedding) != fakeupstream.Dimensions ||
+		got.Data[1].Embedding[0] != fakeupstream.Embed("two "+n)[0] {
+		t.Fatalf("embeddings = %+v, want the upstream's two vectors", got.Data)
+	}
+	reqs := s.Upstream.Find(n)
+	if len(reqs) != 1 || reqs[0].Path != "/v1/embeddings" || reqs[0].Header.Get("Authorization") != "Bearer "+ragKey {
+		t.Fatalf("upstream saw %d requests (%+v), want one to /v1/embeddings with the RAG key", len(reqs), reqs)
+	}
+	// Without a model, the configured embedding model is used.
+	n = nonce()
+	resp, body := do(t, nil, "POST", s.url("/v1/embeddings"), `{"input":"x `+n+`"}`, s.auth())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("embeddings without model = %d %s", resp.StatusCode, body)
+	}
+	if reqs := s.Upstream.Find(n); len(reqs) != 1 || reqs[0].JSON()["model"] != "fake/embedding" {
+		t.Fatalf("upstream got %+v, want model fake/embedding", reqs)
+	}
+	resp, body = do(t, nil, "POST", s.url("/v1/embeddings"), `{"model":"m"}`, s.auth())
+	wantError(t, resp, body, http.StatusBadRequest, "invalid")
+	resp, body = do(t, nil, "POST", s.url("/v1/embeddings"), `{"input":"x"}`, nil)
+	wantError(t, resp, body, http.StatusUnauthorized, "unauthorized")
 }
 
 func userMessage(text string) openai.ChatCompletionNewParams {

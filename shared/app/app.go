@@ -3,23 +3,18 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
 	"github.com/aigateway/aigateway/shared/admin"
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/chat"
-	"github.com/aigateway/aigateway/shared/disk"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
-	"github.com/aigateway/aigateway/shared/sqlite"
 	"github.com/aigateway/aigateway/shared/storage"
 	"github.com/aigateway/aigateway/shared/upstream"
 )
@@ -32,77 +27,30 @@ type Gateway struct {
 	close []io.Closer
 }
 
-// stores are the three storage roles of one backend.
-type stores struct {
-	kv      storage.KV
-	records storage.Records
-	blobs   storage.Blobs
-	closers []io.Closer
+// Stores are the three storage roles of one backend, and what to close
+// when the gateway closes.
+type Stores struct {
+	KV      storage.KV
+	Records storage.Records
+	Blobs   storage.Blobs
+	Closers []io.Closer
 }
 
-// openLocal opens the embedded store in the data folder.
-func openLocal(ctx context.Context, dir string) (stores, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return stores{}, fmt.Errorf("create data folder: %w", err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "gateway.db"))
-	if err != nil {
-		return stores{}, err
-	}
-	blobs, err := disk.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		db.Close()
-		return stores{}, err
-	}
-	return stores{kv: db.KV(), records: db.Records(), blobs: blobs, closers: []io.Closer{db}}, nil
-}
-
-// masterKey returns the configured master key, or the local key file's.
-func masterKey(cfg Config) ([]byte, error) {
-	if cfg.MasterKey != "" {
-		k, err := seal.ParseKey(cfg.MasterKey)
-		if err != nil {
-			return nil, fmt.Errorf("GATEWAY_MASTER_KEY: %w", err)
-		}
-		return k, nil
-	}
-	return seal.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "master.key"))
-}
-
-// Open assembles the gateway on the embedded store of cfg.DataDir.
-func Open(ctx context.Context, cfg Config) (*Gateway, error) {
-	st, err := openLocal(ctx, cfg.DataDir)
+// Assemble builds the gateway on st, with master as the master key.
+func Assemble(cfg Config, st Stores, master []byte) (*Gateway, error) {
+	box, err := seal.New(master)
 	if err != nil {
 		return nil, err
 	}
-	g, err := assemble(cfg, st)
-	if err != nil {
-		for _, c := range st.closers {
-			c.Close()
-		}
-		return nil, err
-	}
-	return g, nil
-}
-
-func assemble(cfg Config, st stores) (*Gateway, error) {
-	key, err := masterKey(cfg)
-	if err != nil {
-		return nil, err
-	}
-	box, err := seal.New(key)
-	if err != nil {
-		return nil, err
-	}
-	ks := keys.New(st.records, cfg.CacheTTL)
-	set := settings.New(st.kv, box, cfg.CacheTTL)
-	guard := auth.New(st.records, box.Derive("session"), box.Derive("csrf"))
+	ks := keys.New(st.Records, cfg.CacheTTL)
+	set := settings.New(st.KV, box, cfg.CacheTTL)
+	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
 	up := upstream.New(cfg.Upstream)
 	return &Gateway{
 		Chat:  chat.New(ks, set, up, cfg.MaxBody),
 		Admin: admin.New(guard, ks, set, cfg.MaxBody),
 		cors:  cfg.CORSOrigins,
-		close: st.closers,
+		close: st.Closers,
 	}, nil
 }
 
@@ -139,6 +87,7 @@ type Route struct {
 var Routes = []Route{
 	{"/v1/chat/completions", FnChat},
 	{"/v1/models", FnChat},
+	{"/v1/embeddings", FnChat},
 	{"/{$}", FnAdmin},
 	{"/setup", FnAdmin},
 	{"/admin", FnAdmin},
@@ -183,11 +132,11 @@ func containsFn(fns []Function, fn Function) bool {
 	return false
 }
 
-// Lazy returns a handler that assembles the gateway on its first request and
+// Lazy returns a handler that opens the gateway on its first request and
 // serves the routes of fns. Lambda functions use it so that nothing heavy
-// runs at init; a failed assembly answers 503 and is tried again on the next
+// runs at init; a failed open answers 503 and is tried again on the next
 // request.
-func Lazy(cfg Config, fns ...Function) http.Handler {
+func Lazy(open func(context.Context) (*Gateway, error), fns ...Function) http.Handler {
 	var (
 		mu    sync.Mutex
 		ready atomic.Pointer[http.Handler]
@@ -200,7 +149,7 @@ func Lazy(cfg Config, fns ...Function) http.Handler {
 		mu.Lock()
 		h := ready.Load()
 		if h == nil {
-			g, err := Open(r.Context(), cfg)
+			g, err := open(r.Context())
 			if err != nil {
 				mu.Unlock()
 				respond.Error(w, r, unavailable(err))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/local"
 )
 
 func TestLoad(t *testing.T) {
@@ -48,7 +49,7 @@ func open(t *testing.T, cors ...string) *app.Gateway {
 	}
 	cfg.DataDir = t.TempDir()
 	cfg.CORSOrigins = cors
-	g, err := app.Open(context.Background(), cfg)
+	g, err := local.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

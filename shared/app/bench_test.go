@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/local"
 )
 
 // The benchmarks compare the gateway with a plain reverse proxy
@@ -58,7 +59,7 @@ func gatewayServer(b *testing.B, upstream string) (string, string) {
 		b.Fatal(err)
 	}
 	cfg.DataDir = b.TempDir()
-	g, err := app.Open(context.Background(), cfg)
+	g, err := local.Open(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

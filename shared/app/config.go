@@ -33,6 +33,20 @@ type Config struct {
 	Upstream upstream.Config
 	// LogLevel is debug, info, warn or error (GATEWAY_LOG_LEVEL).
 	LogLevel slog.Level
+	// Table and Bucket are the DynamoDB table and S3 bucket of the AWS
+	// target (GATEWAY_TABLE, GATEWAY_BUCKET).
+	Table, Bucket string
+	// MasterKeySecret names the Secrets Manager secret that holds the master
+	// key on AWS (GATEWAY_MASTER_KEY_SECRET); GATEWAY_MASTER_KEY wins when
+	// both are set.
+	MasterKeySecret string
+	// DynamoDBEndpoint and S3Endpoint point the AWS clients elsewhere, at
+	// local stand-ins or S3-compatible stores (GATEWAY_DYNAMODB_ENDPOINT,
+	// GATEWAY_S3_ENDPOINT; S3 then uses path-style addressing).
+	DynamoDBEndpoint, S3Endpoint string
+	// SAMLocal is true under `sam local` (AWS_SAM_LOCAL=true), where the
+	// chat function answers buffered because the emulator cannot stream.
+	SAMLocal bool
 	// CORSOrigins are the browser origins allowed to call /v1/
 	// (GATEWAY_CORS_ORIGINS, comma-separated; "*" for any; empty for none).
 	CORSOrigins []string
@@ -48,6 +62,13 @@ func Load() (Config, error) {
 		MaxBody:   32 << 20,
 		CacheTTL:  5 * time.Second,
 		Upstream:  upstream.DefaultConfig(),
+
+		Table:            os.Getenv("GATEWAY_TABLE"),
+		Bucket:           os.Getenv("GATEWAY_BUCKET"),
+		MasterKeySecret:  os.Getenv("GATEWAY_MASTER_KEY_SECRET"),
+		DynamoDBEndpoint: os.Getenv("GATEWAY_DYNAMODB_ENDPOINT"),
+		S3Endpoint:       os.Getenv("GATEWAY_S3_ENDPOINT"),
+		SAMLocal:         os.Getenv("AWS_SAM_LOCAL") == "true",
 	}
 	if os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" && os.Getenv("GATEWAY_DATA_DIR") == "" {
 		cfg.DataDir = "/tmp/gateway" // the only writable folder on Lambda

@@ -33,7 +33,7 @@ type Upstream interface {
 	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
 }
 
-// Handler serves /v1/chat/completions and /v1/models.
+// Handler serves /v1/chat/completions, /v1/models and /v1/embeddings.
 type Handler struct {
 	keys     Keys
 	settings Settings
@@ -50,6 +50,7 @@ func New(keys Keys, settings Settings, up Upstream, maxBody int64) *Handler {
 	h := &Handler{keys: keys, settings: settings, upstream: up, maxBody: maxBody, mux: http.NewServeMux()}
 	h.mux.HandleFunc("/v1/chat/completions", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.completions}))
 	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.models}))
+	h.mux.HandleFunc("/v1/embeddings", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.embeddings}))
 	return h
 }
 
@@ -187,16 +188,74 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		h.relay(w, r, resp)
 		return
 	}
-	answer, err := resp.ReadAll(maxAnswer)
-	if err != nil {
+	if err := answer(w, resp); err != nil {
 		status = respond.Status(err)
 		respond.Error(w, r, err)
+	}
+}
+
+// embeddings forwards an embeddings request to the RAG upstream, every
+// field untouched; a request without a model gets the configured one.
+func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.authenticate(r); err != nil {
+		respond.Error(w, r, err)
 		return
+	}
+	body, err := respond.ReadBody(w, r, h.maxBody)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	req, err := parseObject(body)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if req.get("input") == nil {
+		respond.Error(w, r, invalidField("input", "the text or texts to embed"))
+		return
+	}
+	st, err := h.settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if st.RAG.BaseURL == "" {
+		respond.Error(w, r, gateway.Errorf(gateway.EUnavailable, "The embeddings upstream (rag.base_url) is not configured."))
+		return
+	}
+	if name, _, err := req.stringValue("model"); err != nil || name == "" {
+		if st.RAG.Model == "" {
+			respond.Error(w, r, invalidField("model", "the name of an embedding model"))
+			return
+		}
+		req = req.set("model", mustJSON(st.RAG.Model))
+	}
+	up := gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.Model}
+	resp, err := h.upstream.Post(r.Context(), up, "/embeddings", req.bytes())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	defer resp.Close()
+	if err := answer(w, resp); err != nil {
+		respond.Error(w, r, err)
+	}
+}
+
+// answer reads a whole upstream answer and writes it to the client as it
+// came. It writes nothing when reading fails, so the caller can still
+// answer with an error.
+func answer(w http.ResponseWriter, resp *upstream.Response) error {
+	body, err := resp.ReadAll(maxAnswer)
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	w.Write(answer)
+	w.Write(body)
+	return nil
 }
 
 func contentType(resp *upstream.Response) string {

@@ -12,11 +12,14 @@
 //	                     Closed(TOKEN) is closed when it does
 //	#reset               stream three chunks, then break the connection
 //
+// /v1/embeddings answers with Embed of each input.
+//
 // Any other message gets the answer "echo: " + the message, streamed as one
 // chunk per word when the request asks for a stream.
 package fakeupstream
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -147,7 +150,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
 	s.mu.Unlock()
 
-	if r.URL.Path != "/v1/chat/completions" {
+	switch r.URL.Path {
+	case "/v1/chat/completions":
+	case "/v1/embeddings":
+		s.embeddings(w, body)
+		return
+	default:
 		writeError(w, http.StatusNotFound, "unknown path "+r.URL.Path)
 		return
 	}
@@ -238,6 +246,47 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	rc.Flush()
+}
+
+// Dimensions is the length of the fake's embeddings.
+const Dimensions = 8
+
+// Embed returns the fake's embedding of text: deterministic, so that tests
+// can compute what the upstream answers.
+func Embed(text string) []float64 {
+	sum := sha256.Sum256([]byte(text))
+	v := make([]float64, Dimensions)
+	for i := range v {
+		v[i] = float64(int(sum[i])-128) / 128
+	}
+	return v
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Model string          `json:"model"`
+		Input json.RawMessage `json:"input"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	var inputs []string
+	if err := json.Unmarshal(req.Input, &inputs); err != nil {
+		var one string
+		if err := json.Unmarshal(req.Input, &one); err != nil {
+			writeError(w, http.StatusBadRequest, "input must be a string or an array of strings")
+			return
+		}
+		inputs = []string{one}
+	}
+	data := make([]any, len(inputs))
+	for i, in := range inputs {
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": Embed(in)}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": req.Model,
+		"usage": map[string]any{"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
 }
 
 func usage() map[string]any {

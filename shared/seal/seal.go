@@ -111,6 +111,22 @@ func ParseKey(s string) ([]byte, error) {
 	return nil, fmt.Errorf("master key must be %d bytes as base64 or hex", KeySize)
 }
 
+// KeyFromSecret returns the master key held in a deployment secret: a key
+// in ParseKey's form, or else any string of at least 32 characters (such as
+// the random password a CloudFormation secret generates), from which the key
+// is derived with SHA-256.
+func KeyFromSecret(secret string) ([]byte, error) {
+	secret = strings.TrimSpace(secret)
+	if k, err := ParseKey(secret); err == nil {
+		return k, nil
+	}
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("the master key secret is %d characters; it needs at least 32", len(secret))
+	}
+	sum := sha256.Sum256([]byte("ai-gateway master key\x00" + secret))
+	return sum[:], nil
+}
+
 // LoadOrCreateKeyFile reads the master key from path, or, when the file does
 // not exist, creates it (mode 0600) with a fresh random key. An existing file
 // readable by others is refused.

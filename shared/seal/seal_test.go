@@ -79,3 +79,25 @@ func TestKeyFile(t *testing.T) {
 		t.Fatal("a world-readable key file was accepted")
 	}
 }
+
+func TestKeyFromSecret(t *testing.T) {
+	raw := bytes.Repeat([]byte{9}, seal.KeySize)
+	b64 := "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk="
+	if k, err := seal.KeyFromSecret(b64 + "\n"); err != nil || !bytes.Equal(k, raw) {
+		t.Fatalf("base64 key = %x, %v", k, err)
+	}
+	pw := strings.Repeat("Ab3", 22)
+	k1, err := seal.KeyFromSecret(pw)
+	if err != nil || len(k1) != seal.KeySize {
+		t.Fatalf("derived key = %x, %v", k1, err)
+	}
+	if k2, _ := seal.KeyFromSecret(pw); !bytes.Equal(k1, k2) {
+		t.Fatal("derivation is not deterministic")
+	}
+	if k3, _ := seal.KeyFromSecret(pw + "x"); bytes.Equal(k1, k3) {
+		t.Fatal("different secrets give one key")
+	}
+	if _, err := seal.KeyFromSecret("too-short"); err == nil {
+		t.Fatal("a short secret was accepted")
+	}
+}
