@@ -145,7 +145,7 @@ func (s *suite) embeddings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got.Data) != 2 || len(got.Data[1].Embedding) != fakeupstream.Dimensions ||
-		got.Data[1].Embedding[0] != fakeupstream.Embed("two "+n)[0] {
+		got.Data[1].Embedding[0] != fakeupstream.Embed("two " + n)[0] {
 		t.Fatalf("embeddings = %+v, want the upstream's two vectors", got.Data)
 	}
 	reqs := s.Upstream.Find(n)
