@@ -40,6 +40,11 @@ type Target struct {
 	// KeyCacheTTL is how long the gateway may keep trusting a revoked key
 	// (zero when the admin and chat handlers share one cache).
 	KeyCacheTTL time.Duration
+	// StreamsBuffered says the target delivers a stream whole at its end
+	// (the Lambda runtime emulator does): the steps that need events to
+	// arrive one by one, or a client to leave mid-stream, check only what
+	// such a target can show.
+	StreamsBuffered bool
 }
 
 const (

@@ -82,12 +82,19 @@ type Route struct {
 }
 
 // Routes is the HTTP contract's routing table: every target mounts it (the
-// local server whole, each Lambda its own part, the SAM template as API
-// events).
+// local server whole, each Lambda its own part), and the SAM template's API
+// events must agree with it (a test checks). A route whose function has no
+// handler yet answers 404.
 var Routes = []Route{
 	{"/v1/chat/completions", FnChat},
 	{"/v1/models", FnChat},
 	{"/v1/embeddings", FnChat},
+	{"/v1/conversations", FnChat},
+	{"/v1/conversations/", FnChat},
+	{"/v1/images/generations", FnImage},
+	{"/files/", FnImage},
+	{"/admin/api/documents", FnUpload},
+	{"/admin/api/documents/", FnUpload},
 	{"/{$}", FnAdmin},
 	{"/setup", FnAdmin},
 	{"/admin", FnAdmin},

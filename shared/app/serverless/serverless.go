@@ -28,7 +28,7 @@ import (
 // streaming), except under `sam local`, which cannot stream.
 func Serve(cfg app.Config, fn app.Function) {
 	app.SetupLogging(cfg)
-	h := app.Lazy(func(ctx context.Context) (*app.Gateway, error) { return Open(ctx, cfg) }, fn)
+	h := lambdaserve.StagePrefix(app.Lazy(func(ctx context.Context) (*app.Gateway, error) { return Open(ctx, cfg) }, fn))
 	if fn == app.FnChat && !cfg.SAMLocal {
 		lambda.Start(lambdaserve.Stream(h))
 		return

@@ -1,0 +1,38 @@
+package aws_test
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/acceptance"
+	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/shared/fakeupstream"
+)
+
+// TestAcceptance runs the acceptance suite against the four functions under
+// the emulator, behind a router that maps each path to its function by the
+// template's Api events, as API Gateway does, with DynamoDB Local and MinIO
+// as storage.
+func TestAcceptance(t *testing.T) {
+	tpl, err := awslocal.LoadTemplate(root + "/template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := fakeupstream.New(t)
+	st := startStack(t,
+		"GATEWAY_MAX_BODY_BYTES=1048576",
+		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
+		"GATEWAY_CACHE_TTL=1s",
+	)
+	gw := httptest.NewServer(awslocal.NewGateway(tpl, "GatewayApi", st.invokeURLs()))
+	t.Cleanup(gw.Close)
+	acceptance.Run(t, acceptance.Target{
+		BaseURL:          gw.URL,
+		Upstream:         up,
+		FirstByteTimeout: time.Second,
+		MaxBody:          1 << 20,
+		KeyCacheTTL:      time.Second,
+		StreamsBuffered:  true,
+	})
+}

@@ -1,0 +1,202 @@
+package aws_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/shared/fakeupstream"
+)
+
+// invoke posts an API Gateway REST proxy event to a function under the
+// emulator and returns the raw answer.
+func invoke(t *testing.T, l *awslocal.Lambda, ev events.APIGatewayProxyRequest) []byte {
+	t.Helper()
+	ev.RequestContext.Identity.SourceIP = "203.0.113.7"
+	ev.RequestContext.Stage = "api"
+	ev.RequestContext.DomainName = "abc123.execute-api.us-east-1.amazonaws.com"
+	payload, _ := json.Marshal(ev)
+	resp, err := http.Post(l.InvokeURL, "application/json", bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// buffered decodes a buffered proxy response.
+func buffered(t *testing.T, raw []byte) events.APIGatewayProxyResponse {
+	t.Helper()
+	var r events.APIGatewayProxyResponse
+	if err := json.Unmarshal(raw, &r); err != nil || r.StatusCode == 0 {
+		t.Fatalf("not a proxy response (%v): %s", err, raw)
+	}
+	if r.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body = string(b)
+	}
+	return r
+}
+
+func header(r events.APIGatewayProxyResponse, name string) []string {
+	if v := r.MultiValueHeaders[name]; len(v) > 0 {
+		return v
+	}
+	if v, ok := r.Headers[name]; ok {
+		return []string{v}
+	}
+	return nil
+}
+
+// TestFunctionsAnswerRESTProxyEvents runs each function's linux binary
+// under the Lambda runtime interface emulator and sends it the events API
+// Gateway would: GET with a query, POST with JSON, a base64 body, cookies
+// and multi-value headers; the chat function answers in the streaming wire
+// format.
+func TestFunctionsAnswerRESTProxyEvents(t *testing.T) {
+	up := fakeupstream.New(t)
+	st := startStack(t)
+	admin, chat := st.lambdas["AdminFunction"], st.lambdas["ChatFunction"]
+
+	r := buffered(t, invoke(t, admin, events.APIGatewayProxyRequest{
+		HTTPMethod: "GET", Path: "/admin/api/setup", Resource: "/{proxy+}",
+		QueryStringParameters: map[string]string{"probe": "1"}, MultiValueQueryStringParameters: map[string][]string{"probe": {"1"}},
+	}))
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"initialized":false`) {
+		t.Fatalf("GET setup = %d %s", r.StatusCode, r.Body)
+	}
+
+	setup, _ := json.Marshal(map[string]any{"admin_password": "correct horse battery",
+		"ai": map[string]string{"base_url": up.URL, "api_key": "sk-up-123456789012", "model": "m"}})
+	r = buffered(t, invoke(t, admin, events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Path: "/admin/api/setup", Resource: "/{proxy+}",
+		Headers: map[string]string{"Content-Type": "application/json"}, Body: string(setup),
+	}))
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("POST setup = %d %s", r.StatusCode, r.Body)
+	}
+	var created struct {
+		APIKey string `json:"api_key"`
+	}
+	json.Unmarshal([]byte(r.Body), &created)
+
+	// A base64 body, as API Gateway sends binary media types.
+	r = buffered(t, invoke(t, admin, events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Path: "/admin/api/login", Resource: "/{proxy+}",
+		MultiValueHeaders: map[string][]string{"Content-Type": {"application/json"}, "X-Forwarded-Proto": {"https"}},
+		Body:              base64.StdEncoding.EncodeToString([]byte(`{"password":"correct horse battery"}`)), IsBase64Encoded: true,
+	}))
+	cookies := header(r, "Set-Cookie")
+	if r.StatusCode != http.StatusOK || len(cookies) != 1 || !strings.Contains(cookies[0], "Secure") || !strings.Contains(cookies[0], "HttpOnly") {
+		t.Fatalf("login = %d %s, Set-Cookie %q (want one Secure HttpOnly cookie over HTTPS)", r.StatusCode, r.Body, cookies)
+	}
+	var login struct {
+		CSRF string `json:"csrf_token"`
+	}
+	json.Unmarshal([]byte(r.Body), &login)
+	session := strings.SplitN(cookies[0], ";", 2)[0]
+
+	// Cookies and the CSRF token in multi-value headers.
+	r = buffered(t, invoke(t, admin, events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Path: "/admin/api/keys", Resource: "/{proxy+}",
+		MultiValueHeaders: map[string][]string{"Cookie": {"lang=en", session}, "X-Csrf-Token": {login.CSRF},
+			"Content-Type": {"application/json"}},
+		Body: `{"name":"from an event"}`,
+	}))
+	if r.StatusCode != http.StatusCreated || !strings.Contains(r.Body, `"key":"sk-`) {
+		t.Fatalf("create key = %d %s", r.StatusCode, r.Body)
+	}
+
+	// On the execute-api URL, redirects keep the stage.
+	r = buffered(t, invoke(t, admin, events.APIGatewayProxyRequest{HTTPMethod: "GET", Path: "/", Resource: "/"}))
+	if loc := header(r, "Location"); r.StatusCode != http.StatusFound || len(loc) != 1 || loc[0] != "/api/admin" {
+		t.Fatalf("GET / = %d, Location %q; want 302 to /api/admin", r.StatusCode, loc)
+	}
+
+	// The chat function streams: a JSON prelude, 8 NUL bytes, the SSE body.
+	raw := invoke(t, chat, events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Path: "/v1/chat/completions", Resource: "/v1/chat/completions",
+		MultiValueHeaders: map[string][]string{"Authorization": {"Bearer " + created.APIKey}, "Content-Type": {"application/json"}},
+		Body:              `{"model":"m","stream":true,"messages":[{"role":"user","content":"hello there"}]}`,
+	})
+	i := bytes.IndexByte(raw, 0)
+	if i < 0 || len(raw) < i+8 || !bytes.Equal(raw[i:i+8], make([]byte, 8)) {
+		t.Fatalf("streamed answer has no prelude and 8 NUL bytes: %q", raw)
+	}
+	var prelude struct {
+		StatusCode        int                 `json:"statusCode"`
+		MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
+	}
+	if err := json.Unmarshal(raw[:i], &prelude); err != nil || prelude.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(prelude.MultiValueHeaders["Content-Type"][0], "text/event-stream") {
+		t.Fatalf("prelude = %s (%v)", raw[:i], err)
+	}
+	body := string(raw[i+8:])
+	if !strings.HasPrefix(body, "data: {") || !strings.Contains(body, `"content":" there"`) || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+		t.Fatalf("SSE body = %q", body)
+	}
+
+	// GET with a query through the streaming adapter.
+	raw = invoke(t, chat, events.APIGatewayProxyRequest{
+		HTTPMethod: "GET", Path: "/v1/models", Resource: "/v1/models",
+		QueryStringParameters: map[string]string{"limit": "5"}, MultiValueQueryStringParameters: map[string][]string{"limit": {"5"}},
+		Headers: map[string]string{"Authorization": "Bearer " + created.APIKey},
+	})
+	if !bytes.Contains(raw, []byte(`"statusCode":200`)) || !bytes.Contains(raw, []byte(`"id":"m"`)) {
+		t.Fatalf("GET /v1/models = %q", raw)
+	}
+
+	for _, id := range []string{"UploadFunction", "ImageFunction"} {
+		r = buffered(t, invoke(t, st.lambdas[id], events.APIGatewayProxyRequest{
+			HTTPMethod: "GET", Path: "/healthz", Resource: "/healthz",
+			QueryStringParameters: map[string]string{"probe": "1"}, MultiValueQueryStringParameters: map[string][]string{"probe": {"1"}},
+		}))
+		if r.StatusCode != http.StatusOK || header(r, "X-Request-Id") == nil && header(r, "X-Request-ID") == nil {
+			t.Fatalf("%s GET /healthz = %d %v %s", id, r.StatusCode, r.MultiValueHeaders, r.Body)
+		}
+	}
+
+	// Cold start: the emulator's init duration per function, and the size
+	// of the deployed (linux/arm64) binaries when `make build` made them.
+	for id, l := range st.lambdas {
+		d, ok := l.InitDuration()
+		if !ok {
+			t.Errorf("%s: the emulator reported no init duration:\n%s", id, l.Output())
+			continue
+		}
+		size := "not built"
+		if fi, err := os.Stat(filepath.Join(root, "build", functions[id], "bootstrap")); err == nil {
+			size = byteSize(fi.Size())
+		}
+		t.Logf("cold start %-15s init %6.2f ms   arm64 binary %s", id, float64(d.Microseconds())/1000, size)
+	}
+}
+
+func byteSize(n int64) string {
+	return strings.TrimRight(strings.TrimRight(fmtMB(n), "0"), ".") + " MB"
+}
+
+func fmtMB(n int64) string {
+	b, _ := json.Marshal(float64(n) / (1 << 20))
+	s := string(b)
+	if i := strings.IndexByte(s, '.'); i >= 0 && len(s) > i+3 {
+		s = s[:i+3]
+	}
+	return s
+}
