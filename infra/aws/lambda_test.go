@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -71,7 +69,7 @@ func header(r events.APIGatewayProxyResponse, name string) []string {
 // format.
 func TestFunctionsAnswerRESTProxyEvents(t *testing.T) {
 	up := fakeupstream.New(t)
-	st := startStack(t)
+	st := startStack(t, "GATEWAY_LOG_LEVEL=debug")
 	admin, chat := st.lambdas["AdminFunction"], st.lambdas["ChatFunction"]
 
 	r := buffered(t, invoke(t, admin, events.APIGatewayProxyRequest{
@@ -133,7 +131,7 @@ func TestFunctionsAnswerRESTProxyEvents(t *testing.T) {
 	raw := invoke(t, chat, events.APIGatewayProxyRequest{
 		HTTPMethod: "POST", Path: "/v1/chat/completions", Resource: "/v1/chat/completions",
 		MultiValueHeaders: map[string][]string{"Authorization": {"Bearer " + created.APIKey}, "Content-Type": {"application/json"}},
-		Body:              `{"model":"m","stream":true,"messages":[{"role":"user","content":"hello there"}]}`,
+		Body:              `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello there"}]}`,
 	})
 	i := bytes.IndexByte(raw, 0)
 	if i < 0 || len(raw) < i+8 || !bytes.Equal(raw[i:i+8], make([]byte, 8)) {
@@ -172,31 +170,37 @@ func TestFunctionsAnswerRESTProxyEvents(t *testing.T) {
 		}
 	}
 
-	// Cold start: the emulator's init duration per function, and the size
-	// of the deployed (linux/arm64) binaries when `make build` made them.
-	for id, l := range st.lambdas {
-		d, ok := l.InitDuration()
-		if !ok {
-			t.Errorf("%s: the emulator reported no init duration:\n%s", id, l.Output())
+	// Observability: JSON logs with request IDs and no secrets; metrics in
+	// CloudWatch Embedded Metric Format, tokens by model included.
+	out := chat.Output() + admin.Output()
+	for _, secret := range []string{created.APIKey, "sk-up-123456789012", "correct horse battery", login.CSRF} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("a secret reached the logs: %q", secret)
+		}
+	}
+	if !strings.Contains(out, `"request_id":"`) {
+		t.Fatal("the logs carry no request IDs")
+	}
+	if !emfLine(out, `"Model":"m"`, `"PromptTokens":11`, `"CompletionTokens":7`) || !emfLine(out, `"Function":"chat"`, `"Requests":1`) {
+		t.Fatalf("no EMF lines with requests and tokens by model in:\n%s", out)
+	}
+
+}
+
+// emfLine reports whether a line of out is in Embedded Metric Format and
+// holds every one of parts.
+func emfLine(out string, parts ...string) bool {
+	for line := range strings.Lines(out) {
+		if !strings.Contains(line, `"_aws":{"CloudWatchMetrics"`) {
 			continue
 		}
-		size := "not built"
-		if fi, err := os.Stat(filepath.Join(root, "build", functions[id], "bootstrap")); err == nil {
-			size = byteSize(fi.Size())
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
 		}
-		t.Logf("cold start %-15s init %6.2f ms   arm64 binary %s", id, float64(d.Microseconds())/1000, size)
+		if all {
+			return true
+		}
 	}
-}
-
-func byteSize(n int64) string {
-	return strings.TrimRight(strings.TrimRight(fmtMB(n), "0"), ".") + " MB"
-}
-
-func fmtMB(n int64) string {
-	b, _ := json.Marshal(float64(n) / (1 << 20))
-	s := string(b)
-	if i := strings.IndexByte(s, '.'); i >= 0 && len(s) > i+3 {
-		s = s[:i+3]
-	}
-	return s
+	return false
 }

@@ -33,7 +33,7 @@ var (
 // bootstraps builds the four functions for this machine (linux, as Lambda
 // runs them) once per test binary and returns the folder holding
 // <package>/bootstrap.
-func bootstraps(t *testing.T) string {
+func bootstraps(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "gateway-lambda-")

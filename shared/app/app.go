@@ -12,6 +12,7 @@ import (
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/chat"
 	"github.com/aigateway/aigateway/shared/keys"
+	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
@@ -21,10 +22,11 @@ import (
 
 // Gateway is the assembled gateway: its stores, services and handlers.
 type Gateway struct {
-	Chat  http.Handler
-	Admin http.Handler
-	cors  []string
-	close []io.Closer
+	Chat    http.Handler
+	Admin   http.Handler
+	cors    []string
+	metrics metrics.Recorder
+	close   []io.Closer
 }
 
 // Stores are the three storage roles of one backend, and what to close
@@ -36,8 +38,9 @@ type Stores struct {
 	Closers []io.Closer
 }
 
-// Assemble builds the gateway on st, with master as the master key.
-func Assemble(cfg Config, st Stores, master []byte) (*Gateway, error) {
+// Assemble builds the gateway on st, with master as the master key and rec
+// recording metrics.
+func Assemble(cfg Config, st Stores, master []byte, rec metrics.Recorder) (*Gateway, error) {
 	box, err := seal.New(master)
 	if err != nil {
 		return nil, err
@@ -47,10 +50,11 @@ func Assemble(cfg Config, st Stores, master []byte) (*Gateway, error) {
 	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
 	up := upstream.New(cfg.Upstream)
 	return &Gateway{
-		Chat:  chat.New(ks, set, up, cfg.MaxBody),
-		Admin: admin.New(guard, ks, set, cfg.MaxBody),
-		cors:  cfg.CORSOrigins,
-		close: st.Closers,
+		Chat:    chat.New(ks, set, up, rec, cfg.MaxBody),
+		Admin:   admin.New(guard, ks, set, cfg.MaxBody),
+		cors:    cfg.CORSOrigins,
+		metrics: rec,
+		close:   st.Closers,
 	}, nil
 }
 
@@ -127,7 +131,11 @@ func (g *Gateway) Handler(fns ...Function) http.Handler {
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/", respond.NotFound)
-	return middleware(cors(g.cors, mux))
+	label := "all"
+	if len(fns) == 1 {
+		label = string(fns[0])
+	}
+	return middleware(label, g.metrics, cors(g.cors, mux))
 }
 
 func containsFn(fns []Function, fn Function) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/storage"
 )
@@ -64,9 +65,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // middleware gives every request an ID (X-Request-ID), turns panics into
-// 500 errors and writes one access-log line per request. Request bodies,
+// 500 errors, writes one access-log line and records the request's metrics
+// under the function name fn. Request bodies,
 // headers and query strings are never logged: they may hold secrets.
-func middleware(next http.Handler) http.Handler {
+func middleware(fn string, rec metrics.Recorder, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := rand.Text()[:16]
@@ -83,8 +85,10 @@ func middleware(next http.Handler) http.Handler {
 					respond.Error(sw, r, fmt.Errorf("panic: %v", p))
 				}
 			}
+			latency := time.Since(start)
 			slog.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
-				"status", sw.status, "ms", time.Since(start).Milliseconds())
+				"status", sw.status, "ms", latency.Milliseconds())
+			rec.Request(fn, sw.status, latency)
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -16,6 +16,7 @@ type Lambda struct {
 	// response.
 	InvokeURL string
 	out       *syncBuffer
+	cmd       *exec.Cmd
 }
 
 // StartLambda runs the bootstrap binary under the emulator with env (plus
@@ -32,9 +33,14 @@ func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
 		"AWS_ACCESS_KEY_ID="+AccessKey, "AWS_SECRET_ACCESS_KEY="+SecretKey)
 	cmd.Env = append(cmd.Env, env...)
 	Start(t, cmd, addr, 30*time.Second)
-	l := &Lambda{InvokeURL: "http://" + addr + "/2015-03-31/functions/function/invocations"}
+	l := &Lambda{InvokeURL: "http://" + addr + "/2015-03-31/functions/function/invocations", cmd: cmd}
 	l.out = cmd.Stdout.(*syncBuffer)
 	return l
+}
+
+// Stop ends the emulator and the function before the test does.
+func (l *Lambda) Stop() {
+	l.cmd.Process.Kill()
 }
 
 // Output returns what the emulator and the function printed so far.

@@ -5,6 +5,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -33,11 +34,17 @@ type Upstream interface {
 	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
 }
 
+// Metrics records chat metrics.
+type Metrics interface {
+	Chat(model string, status int, latency time.Duration, promptTokens, completionTokens int64)
+}
+
 // Handler serves /v1/chat/completions, /v1/models and /v1/embeddings.
 type Handler struct {
 	keys     Keys
 	settings Settings
 	upstream Upstream
+	metrics  Metrics
 	maxBody  int64
 	mux      *http.ServeMux
 }
@@ -46,8 +53,8 @@ type Handler struct {
 const maxAnswer = 64 << 20
 
 // New returns the chat handler. maxBody bounds request bodies.
-func New(keys Keys, settings Settings, up Upstream, maxBody int64) *Handler {
-	h := &Handler{keys: keys, settings: settings, upstream: up, maxBody: maxBody, mux: http.NewServeMux()}
+func New(keys Keys, settings Settings, up Upstream, m Metrics, maxBody int64) *Handler {
+	h := &Handler{keys: keys, settings: settings, upstream: up, metrics: m, maxBody: maxBody, mux: http.NewServeMux()}
 	h.mux.HandleFunc("/v1/chat/completions", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.completions}))
 	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.models}))
 	h.mux.HandleFunc("/v1/embeddings", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.embeddings}))
@@ -176,7 +183,8 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusOK
-	defer func() { h.log(r, c, start, status) }()
+	var used usage
+	defer func() { h.log(r, c, start, status, used) }()
 	resp, err := h.upstream.Post(r.Context(), c.model.upstream, "/chat/completions", c.body)
 	if err != nil {
 		status = respond.Status(err)
@@ -185,13 +193,40 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Close()
 	if c.stream && resp.IsEventStream() {
-		h.relay(w, r, resp)
+		used, err = h.relay(w, r, resp)
+		if err != nil {
+			status = respond.Status(err)
+		}
 		return
 	}
-	if err := answer(w, resp); err != nil {
+	body, err := answer(w, resp)
+	if err != nil {
 		status = respond.Status(err)
 		respond.Error(w, r, err)
+		return
 	}
+	used, _ = usageOf(body)
+}
+
+// usage is the token count an upstream reported.
+type usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// usageOf returns the usage member of a completion or a stream chunk; the
+// cheap check first, since most chunks have none.
+func usageOf(data []byte) (usage, bool) {
+	if !bytes.Contains(data, []byte(`"usage"`)) {
+		return usage{}, false
+	}
+	var v struct {
+		Usage *usage `json:"usage"`
+	}
+	if json.Unmarshal(data, &v) != nil || v.Usage == nil {
+		return usage{}, false
+	}
+	return *v.Usage, true
 }
 
 // embeddings forwards an embeddings request to the RAG upstream, every
@@ -238,24 +273,24 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Close()
-	if err := answer(w, resp); err != nil {
+	if _, err := answer(w, resp); err != nil {
 		respond.Error(w, r, err)
 	}
 }
 
 // answer reads a whole upstream answer and writes it to the client as it
-// came. It writes nothing when reading fails, so the caller can still
-// answer with an error.
-func answer(w http.ResponseWriter, resp *upstream.Response) error {
+// came, and returns it. It writes nothing when reading fails, so the caller
+// can still answer with an error.
+func answer(w http.ResponseWriter, resp *upstream.Response) ([]byte, error) {
 	body, err := resp.ReadAll(maxAnswer)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
-	return nil
+	return body, nil
 }
 
 func contentType(resp *upstream.Response) string {
@@ -281,9 +316,10 @@ func messagesOf(req object) ([]json.RawMessage, error) {
 }
 
 // relay copies the upstream's events to the client as they arrive, flushing
-// whenever no further event is already waiting. An upstream failure after the first event ends the
-// stream with an error event and [DONE].
-func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response) {
+// whenever no further event is already waiting, and returns the usage the
+// upstream reported. An upstream failure after the first event ends the
+// stream with an error event and [DONE], and is returned.
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response) (usage, error) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache")
@@ -291,32 +327,40 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
+	var used usage
 	for ev, err := range resp.Events() {
 		if err != nil {
 			if r.Context().Err() != nil {
-				return // the client left; nobody to tell
+				return used, err // the client left; nobody to tell
 			}
 			slog.WarnContext(r.Context(), "upstream stream failed", "err", err)
 			body, _ := json.Marshal(respond.Body(err))
 			w.Write([]byte("data: " + string(body) + "\n\ndata: [DONE]\n\n"))
 			rc.Flush()
-			return
+			return used, err
+		}
+		if u, ok := usageOf(ev.Data); ok {
+			used = u
 		}
 		if _, err := w.Write(ev.Raw); err != nil {
-			return
+			return used, err
 		}
 		if resp.EventReady() {
 			continue // more is here already: it goes out with the next flush
 		}
 		if err := rc.Flush(); err != nil {
-			return
+			return used, err
 		}
 	}
+	return used, nil
 }
 
-func (h *Handler) log(r *http.Request, c call, start time.Time, status int) {
+func (h *Handler) log(r *http.Request, c call, start time.Time, status int, used usage) {
+	latency := time.Since(start)
 	slog.InfoContext(r.Context(), "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
-		"stream", c.stream, "status", status, "ms", time.Since(start).Milliseconds())
+		"stream", c.stream, "status", status, "ms", latency.Milliseconds(),
+		"prompt_tokens", used.PromptTokens, "completion_tokens", used.CompletionTokens)
+	h.metrics.Chat(c.model.public, status, latency, used.PromptTokens, used.CompletionTokens)
 }
 
 // mustJSON encodes values that always encode (strings, string maps, raw

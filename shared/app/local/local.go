@@ -12,6 +12,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/disk"
+	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/sqlite"
 )
@@ -34,7 +35,7 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		db.Close()
 		return nil, err
 	}
-	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master)
+	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master, metrics.Nop{})
 	if err != nil {
 		db.Close()
 		return nil, err

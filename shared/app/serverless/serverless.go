@@ -6,6 +6,7 @@ package serverless
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +20,7 @@ import (
 	"github.com/aigateway/aigateway/shared/bucket"
 	"github.com/aigateway/aigateway/shared/dynamo"
 	"github.com/aigateway/aigateway/shared/lambdaserve"
+	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/seal"
 )
 
@@ -61,7 +63,7 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		}
 	})
 	table := dynamo.New(db, cfg.Table)
-	return app.Assemble(cfg, app.Stores{KV: table.KV(), Records: table.Records(), Blobs: bucket.New(s3c, cfg.Bucket)}, master)
+	return app.Assemble(cfg, app.Stores{KV: table.KV(), Records: table.Records(), Blobs: bucket.New(s3c, cfg.Bucket)}, master, metrics.NewEMF(os.Stdout))
 }
 
 // masterKey returns GATEWAY_MASTER_KEY when set, or reads the secret.
