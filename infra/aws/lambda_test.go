@@ -204,3 +204,32 @@ func emfLine(out string, parts ...string) bool {
 	}
 	return false
 }
+
+// TestChatBufferedUnderSAMLocal checks that under `sam local`
+// (AWS_SAM_LOCAL=true), which cannot stream, the chat function answers in
+// the buffered proxy format, SSE included.
+func TestChatBufferedUnderSAMLocal(t *testing.T) {
+	up := fakeupstream.New(t)
+	st := startStack(t, "AWS_SAM_LOCAL=true")
+	setup, _ := json.Marshal(map[string]any{"admin_password": "correct horse battery",
+		"ai": map[string]string{"base_url": up.URL, "api_key": "sk-up-123456789012", "model": "m"}})
+	r := buffered(t, invoke(t, st.lambdas["AdminFunction"], events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Path: "/admin/api/setup", Resource: "/{proxy+}", Body: string(setup),
+		Headers: map[string]string{"Content-Type": "application/json"},
+	}))
+	var created struct {
+		APIKey string `json:"api_key"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &created); err != nil || r.StatusCode != http.StatusCreated {
+		t.Fatalf("setup = %d %s", r.StatusCode, r.Body)
+	}
+	r = buffered(t, invoke(t, st.lambdas["ChatFunction"], events.APIGatewayProxyRequest{
+		HTTPMethod: "POST", Path: "/v1/chat/completions", Resource: "/v1/chat/completions",
+		Headers: map[string]string{"Authorization": "Bearer " + created.APIKey, "Content-Type": "application/json"},
+		Body:    `{"model":"m","stream":true,"messages":[{"role":"user","content":"hello there"}]}`,
+	}))
+	if r.StatusCode != http.StatusOK || !strings.HasPrefix(header(r, "Content-Type")[0], "text/event-stream") ||
+		!strings.Contains(r.Body, `"content":" there"`) || !strings.HasSuffix(r.Body, "data: [DONE]\n\n") {
+		t.Fatalf("buffered stream = %d %v %q", r.StatusCode, r.MultiValueHeaders, r.Body)
+	}
+}
