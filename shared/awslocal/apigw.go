@@ -225,15 +225,7 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r io.Reader) {
 		io.WriteString(w, `{"message":"Internal server error"}`)
 		return
 	}
-	for k, v := range out.Headers {
-		w.Header().Set(k, v)
-	}
-	for k, vs := range out.MultiValueHeaders {
-		w.Header().Del(k)
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
+	copyHeaders(w.Header(), out.Headers, out.MultiValueHeaders)
 	body := []byte(out.Body)
 	if out.IsBase64Encoded {
 		var err error
@@ -273,15 +265,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r io.Reader) {
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
-	for k, v := range prelude.Headers {
-		w.Header().Set(k, v)
-	}
-	for k, vs := range prelude.MultiValueHeaders {
-		w.Header().Del(k)
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
+	copyHeaders(w.Header(), prelude.Headers, prelude.MultiValueHeaders)
 	for _, c := range prelude.Cookies {
 		w.Header().Add("Set-Cookie", c)
 	}
@@ -299,6 +283,20 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r io.Reader) {
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// copyHeaders sets a proxy response's headers; multi-value ones win, as in
+// API Gateway.
+func copyHeaders(h http.Header, single map[string]string, multi map[string][]string) {
+	for k, v := range single {
+		h.Set(k, v)
+	}
+	for k, vs := range multi {
+		h.Del(k)
+		for _, v := range vs {
+			h.Add(k, v)
 		}
 	}
 }

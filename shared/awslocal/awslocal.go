@@ -160,16 +160,10 @@ func DynamoDB(t testing.TB) (string, *dynamodb.Client) {
 		o.DisableValidateResponseChecksum = true
 	})
 	// The port opens before the service answers: wait for a real answer.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		if _, err := client.ListTables(ctx, &dynamodb.ListTablesInput{}); err == nil {
-			break
-		} else if ctx.Err() != nil {
-			t.Fatalf("DynamoDB Local does not answer: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	answers(t, "DynamoDB Local", func(ctx context.Context) error {
+		_, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
+		return err
+	})
 	return endpoint, client
 }
 
@@ -187,17 +181,28 @@ func MinIO(t testing.TB) (string, *s3.Client) {
 	Start(t, cmd, addr, 60*time.Second)
 	endpoint := "http://" + addr
 	client := S3Client(endpoint)
+	answers(t, "MinIO", func(ctx context.Context) error {
+		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
+		return err
+	})
+	return endpoint, client
+}
+
+// answers waits up to a minute until call succeeds.
+func answers(t testing.TB, what string, call func(context.Context) error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
-		if _, err := client.ListBuckets(ctx, &s3.ListBucketsInput{}); err == nil {
-			break
-		} else if ctx.Err() != nil {
-			t.Fatalf("MinIO does not answer: %v", err)
+		err := call(ctx)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s does not answer: %v", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return endpoint, client
 }
 
 // S3Client returns an S3 client for a stand-in at endpoint.

@@ -26,16 +26,9 @@ const (
 	condAbsent = "attribute_not_exists(pk) OR exp <= :now"
 )
 
-func checkItemKey(pk, sk string) error {
-	if err := storage.CheckKey("partition key", pk); err != nil {
-		return err
-	}
-	return storage.CheckKey("sort key", sk)
-}
-
 // Get implements storage.Records.
 func (r *Records) Get(ctx context.Context, pk, sk string) (storage.Item, error) {
-	if err := checkItemKey(pk, sk); err != nil {
+	if err := storage.CheckItemKey(pk, sk); err != nil {
 		return storage.Item{}, err
 	}
 	out, err := r.t.client.GetItem(ctx, &dynamodb.GetItemInput{
@@ -55,7 +48,7 @@ func (r *Records) Get(ctx context.Context, pk, sk string) (storage.Item, error) 
 // at version 1. The two cases are two conditional writes, retried when a
 // concurrent writer moves the item from one case to the other.
 func (r *Records) Put(ctx context.Context, item storage.Item, cond storage.Cond) (int64, error) {
-	if err := checkItemKey(item.PK, item.SK); err != nil {
+	if err := storage.CheckItemKey(item.PK, item.SK); err != nil {
 		return 0, err
 	}
 	if len(item.Value) > storage.MaxValueSize {
@@ -142,7 +135,7 @@ func nonNil(b []byte) []byte {
 
 // Delete implements storage.Records.
 func (r *Records) Delete(ctx context.Context, pk, sk string) error {
-	if err := checkItemKey(pk, sk); err != nil {
+	if err := storage.CheckItemKey(pk, sk); err != nil {
 		return err
 	}
 	if _, err := r.t.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.t.name, Key: key(recordPre+pk, sk)}); err != nil {
@@ -155,7 +148,7 @@ func (r *Records) Delete(ctx context.Context, pk, sk string) error {
 // expired one, a fresh item holding the deltas. Both are conditional, and
 // the loop settles races between them.
 func (r *Records) Incr(ctx context.Context, pk, sk string, deltas map[string]int64, expiresAt time.Time) (map[string]int64, error) {
-	if err := checkItemKey(pk, sk); err != nil {
+	if err := storage.CheckItemKey(pk, sk); err != nil {
 		return nil, err
 	}
 	if len(deltas) == 0 {
@@ -226,13 +219,7 @@ func (r *Records) Query(ctx context.Context, pk string, q storage.Query) (storag
 		return storage.Page{}, err
 	}
 	limit := storage.Clamp(q.Limit)
-	lo, hi := prefixRange(q.Prefix)
-	if q.Start > lo {
-		lo = q.Start
-	}
-	if q.End != "" && (hi == "" || q.End < hi) {
-		hi = q.End
-	}
+	lo, hi := q.Bounds()
 	if hi != "" && lo >= hi {
 		return storage.Page{}, nil
 	}
@@ -291,17 +278,4 @@ func (r *Records) Query(ctx context.Context, pk string, q storage.Query) (storag
 		page.Cursor = base64.RawURLEncoding.EncodeToString([]byte(page.Items[limit-1].SK))
 	}
 	return page, nil
-}
-
-// prefixRange returns the half-open range [lo, hi) of the strings that start
-// with prefix; hi is "" when the range is open above.
-func prefixRange(prefix string) (lo, hi string) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return prefix, string(b[:i+1])
-		}
-	}
-	return prefix, ""
 }

@@ -62,7 +62,7 @@ func (s *KV) Delete(ctx context.Context, key string) error {
 // List implements storage.KV.
 func (s *KV) List(ctx context.Context, prefix, cursor string, limit int) ([]string, string, error) {
 	limit = storage.Clamp(limit)
-	lo, hi := prefixRange(prefix)
+	lo, hi := storage.PrefixRange(prefix)
 	if cursor > lo {
 		lo = cursor
 	}
@@ -98,17 +98,4 @@ func (s *KV) List(ctx context.Context, prefix, cursor string, limit int) ([]stri
 		return keys, keys[limit-1], nil
 	}
 	return keys, "", nil
-}
-
-// prefixRange returns the half-open range [lo, hi) of the strings that start
-// with prefix; hi is "" when the range is open above.
-func prefixRange(prefix string) (lo, hi string) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return prefix, string(b[:i+1])
-		}
-	}
-	return prefix, ""
 }

@@ -19,13 +19,6 @@ var _ storage.Records = (*Records)(nil)
 // Records is the Records role on SQLite: one table keyed by (pk, sk).
 type Records struct{ db *DB }
 
-func checkItemKey(pk, sk string) error {
-	if err := storage.CheckKey("partition key", pk); err != nil {
-		return err
-	}
-	return storage.CheckKey("sort key", sk)
-}
-
 func millis(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -64,7 +57,7 @@ const columns = `pk, sk, value, counters, version, expires_at`
 
 // Get implements storage.Records.
 func (r *Records) Get(ctx context.Context, pk, sk string) (storage.Item, error) {
-	if err := checkItemKey(pk, sk); err != nil {
+	if err := storage.CheckItemKey(pk, sk); err != nil {
 		return storage.Item{}, err
 	}
 	row := r.db.read.QueryRowContext(ctx, `SELECT `+columns+` FROM records WHERE pk = ? AND sk = ? AND `+liveClause,
@@ -81,7 +74,7 @@ func (r *Records) Get(ctx context.Context, pk, sk string) (storage.Item, error) 
 
 // Put implements storage.Records.
 func (r *Records) Put(ctx context.Context, item storage.Item, cond storage.Cond) (int64, error) {
-	if err := checkItemKey(item.PK, item.SK); err != nil {
+	if err := storage.CheckItemKey(item.PK, item.SK); err != nil {
 		return 0, err
 	}
 	if len(item.Value) > storage.MaxValueSize {
@@ -121,7 +114,7 @@ func (r *Records) Put(ctx context.Context, item storage.Item, cond storage.Cond)
 
 // Delete implements storage.Records.
 func (r *Records) Delete(ctx context.Context, pk, sk string) error {
-	if err := checkItemKey(pk, sk); err != nil {
+	if err := storage.CheckItemKey(pk, sk); err != nil {
 		return err
 	}
 	if _, err := r.db.write.ExecContext(ctx, `DELETE FROM records WHERE pk = ? AND sk = ?`, pk, sk); err != nil {
@@ -132,7 +125,7 @@ func (r *Records) Delete(ctx context.Context, pk, sk string) error {
 
 // Incr implements storage.Records.
 func (r *Records) Incr(ctx context.Context, pk, sk string, deltas map[string]int64, expiresAt time.Time) (map[string]int64, error) {
-	if err := checkItemKey(pk, sk); err != nil {
+	if err := storage.CheckItemKey(pk, sk); err != nil {
 		return nil, err
 	}
 	if len(deltas) == 0 {
@@ -225,13 +218,7 @@ func (r *Records) Query(ctx context.Context, pk string, q storage.Query) (storag
 		return storage.Page{}, err
 	}
 	limit := storage.Clamp(q.Limit)
-	lo, hi := prefixRange(q.Prefix)
-	if q.Start > lo {
-		lo = q.Start
-	}
-	if q.End != "" && (hi == "" || q.End < hi) {
-		hi = q.End
-	}
+	lo, hi := q.Bounds()
 	var where strings.Builder
 	args := []any{pk, r.db.now().UnixMilli()}
 	where.WriteString(`pk = ? AND ` + liveClause)

@@ -216,3 +216,38 @@ func CheckBlobKey(key string) error {
 	}
 	return nil
 }
+
+// CheckItemKey returns EInvalid unless pk and sk are usable record keys.
+func CheckItemKey(pk, sk string) error {
+	if err := CheckKey("partition key", pk); err != nil {
+		return err
+	}
+	return CheckKey("sort key", sk)
+}
+
+// Bounds returns the sort-key range [lo, hi) that q's prefix and range
+// select together; hi is "" when the range is open above. The range is
+// empty when hi != "" and lo >= hi.
+func (q Query) Bounds() (lo, hi string) {
+	lo, hi = PrefixRange(q.Prefix)
+	if q.Start > lo {
+		lo = q.Start
+	}
+	if q.End != "" && (hi == "" || q.End < hi) {
+		hi = q.End
+	}
+	return lo, hi
+}
+
+// PrefixRange returns the half-open range [lo, hi) of the strings that
+// start with prefix; hi is "" when the range is open above.
+func PrefixRange(prefix string) (lo, hi string) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return prefix, string(b[:i+1])
+		}
+	}
+	return prefix, ""
+}
