@@ -23,6 +23,8 @@ func TestAcceptance(t *testing.T) {
 	st := startStack(t,
 		"GATEWAY_MAX_BODY_BYTES=1048576",
 		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
+		"GATEWAY_DRAIN_TIMEOUT=2s",
+		"GATEWAY_UPSTREAM_RETRY_BACKOFF=10ms",
 		"GATEWAY_CACHE_TTL=1s",
 	)
 	gw := httptest.NewServer(awslocal.NewGateway(tpl, "GatewayApi", st.invokeURLs()))
@@ -31,6 +33,7 @@ func TestAcceptance(t *testing.T) {
 		BaseURL:          gw.URL,
 		Upstream:         up,
 		FirstByteTimeout: time.Second,
+		DrainTimeout:     2 * time.Second,
 		MaxBody:          1 << 20,
 		KeyCacheTTL:      time.Second,
 		StreamsBuffered:  true,

@@ -33,11 +33,14 @@ func TestAcceptance(t *testing.T) {
 		"GATEWAY_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
 		"GATEWAY_MAX_BODY_BYTES=1048576",
 		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
+		"GATEWAY_DRAIN_TIMEOUT=2s",
+		"GATEWAY_UPSTREAM_RETRY_BACKOFF=10ms",
 	)
 	acceptance.Run(t, acceptance.Target{
 		BaseURL:          base,
 		Upstream:         up,
 		FirstByteTimeout: time.Second,
+		DrainTimeout:     2 * time.Second,
 		MaxBody:          maxBody,
 	})
 }

@@ -40,6 +40,9 @@ type Target struct {
 	// KeyCacheTTL is how long the gateway may keep trusting a revoked key
 	// (zero when the admin and chat handlers share one cache).
 	KeyCacheTTL time.Duration
+	// DrainTimeout is the gateway's configured GATEWAY_DRAIN_TIMEOUT: how
+	// long it reads an answer on after its client left (keep it short).
+	DrainTimeout time.Duration
 	// StreamsBuffered says the target delivers a stream whole at its end
 	// (the Lambda runtime emulator does): the steps that need events to
 	// arrive one by one, or a client to leave mid-stream, check only what

@@ -432,10 +432,12 @@ func (s *suite) clientCancel(t *testing.T) {
 	}
 	cancel()
 	stream.Close()
+	// The gateway reads on for up to DrainTimeout to learn the usage, then
+	// closes the upstream request.
 	select {
 	case <-s.Upstream.Closed(token):
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upstream request was still open 10s after the client left")
+	case <-time.After(s.DrainTimeout + 10*time.Second):
+		t.Fatalf("the upstream request was still open %s after the client left", s.DrainTimeout+10*time.Second)
 	}
 }
 
@@ -683,13 +685,13 @@ func (s *suite) loginThrottle(t *testing.T) {
 			if i < 3 {
 				t.Fatalf("throttled after only %d failures", i)
 			}
-			wantError(t, resp, body, http.StatusTooManyRequests, "rate_limited")
+			wantError(t, resp, body, http.StatusTooManyRequests, "rate_limit_exceeded")
 			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra <= 0 {
 				t.Fatalf("Retry-After = %q, want seconds", resp.Header.Get("Retry-After"))
 			}
 			// Even the right password is refused while throttled.
 			resp, body = do(t, nil, "POST", s.url("/admin/api/login"), map[string]string{"password": adminPassword}, nil)
-			wantError(t, resp, body, http.StatusTooManyRequests, "rate_limited")
+			wantError(t, resp, body, http.StatusTooManyRequests, "rate_limit_exceeded")
 			return
 		}
 		wantError(t, resp, body, http.StatusUnauthorized, "unauthorized")

@@ -26,9 +26,17 @@ type Settings interface {
 
 // Keys manages client API keys.
 type Keys interface {
-	Create(ctx context.Context, name string) (gateway.APIKey, string, error)
+	Create(ctx context.Context, name string, limits gateway.KeyLimits) (gateway.APIKey, string, error)
 	List(ctx context.Context) ([]gateway.APIKey, error)
 	Revoke(ctx context.Context, id string) (gateway.APIKey, error)
+	SetLimits(ctx context.Context, id string, limits gateway.KeyLimits) (gateway.APIKey, error)
+}
+
+// Models stores the extra public models.
+type Models interface {
+	List(ctx context.Context) ([]gateway.Model, error)
+	Put(ctx context.Context, m gateway.Model) error
+	Delete(ctx context.Context, name string) error
 }
 
 // Guard holds the admin credential and sessions.
@@ -44,18 +52,26 @@ type Guard interface {
 // CookieName is the admin session cookie.
 const CookieName = "gw_session"
 
-// Handler serves the admin API and pages.
-type Handler struct {
-	guard    Guard
-	keys     Keys
-	settings Settings
-	maxBody  int64
-	mux      *http.ServeMux
+// Deps are what the admin handler works on.
+type Deps struct {
+	Guard         Guard
+	Keys          Keys
+	Settings      Settings
+	Models        Models
+	Conversations Conversations
+	Usage         Usage
 }
 
-// New returns the admin handler.
-func New(guard Guard, keys Keys, st Settings, maxBody int64) *Handler {
-	h := &Handler{guard: guard, keys: keys, settings: st, maxBody: maxBody, mux: http.NewServeMux()}
+// Handler serves the admin API and pages.
+type Handler struct {
+	Deps
+	maxBody int64
+	mux     *http.ServeMux
+}
+
+// New returns the admin handler. maxBody bounds request bodies.
+func New(d Deps, maxBody int64) *Handler {
+	h := &Handler{Deps: d, maxBody: maxBody, mux: http.NewServeMux()}
 	m := h.mux
 	m.HandleFunc("/admin/api/setup", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodGet: h.setupState, http.MethodPost: h.setup}))
@@ -67,7 +83,13 @@ func New(guard Guard, keys Keys, st Settings, maxBody int64) *Handler {
 	m.HandleFunc("/admin/api/keys", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodGet: h.signedIn(h.listKeys), http.MethodPost: h.signedIn(h.createKey)}))
 	m.HandleFunc("/admin/api/keys/{id}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodDelete: h.signedIn(h.revokeKey)}))
+		http.MethodDelete: h.signedIn(h.revokeKey), http.MethodPut: h.signedIn(h.setKeyLimits)}))
+	m.HandleFunc("/admin/api/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.listModels)}))
+	m.HandleFunc("/admin/api/models/{name}", respond.Methods(map[string]http.HandlerFunc{
+		http.MethodPut: h.signedIn(h.putModel), http.MethodDelete: h.signedIn(h.deleteModel)}))
+	m.HandleFunc("/admin/api/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.listConversations)}))
+	m.HandleFunc("/admin/api/conversations/{id}", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.getConversation)}))
+	m.HandleFunc("/admin/api/usage", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.usage)}))
 	m.HandleFunc("/admin/api/", respond.NotFound)
 	h.pages()
 	return h
@@ -101,11 +123,11 @@ func (h *Handler) current(r *http.Request) (auth.Session, error) {
 	if err != nil {
 		return auth.Session{}, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first.")
 	}
-	return h.guard.Verify(r.Context(), c.Value)
+	return h.Guard.Verify(r.Context(), c.Value)
 }
 
 func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) {
-	ok, err := h.guard.Initialized(r.Context())
+	ok, err := h.Guard.Initialized(r.Context())
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -132,7 +154,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	st, err := h.settings.Get(r.Context())
+	st, err := h.Settings.Get(r.Context())
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -145,7 +167,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	if err := h.guard.Claim(r.Context(), req.AdminPassword); err != nil {
+	if err := h.Guard.Claim(r.Context(), req.AdminPassword); err != nil {
 		respond.Error(w, r, err)
 		return
 	}
@@ -154,7 +176,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithoutCancel(r.Context())
 	_, secret, err := h.finishSetup(ctx, st)
 	if err != nil {
-		if uerr := h.guard.Unclaim(ctx); uerr != nil {
+		if uerr := h.Guard.Unclaim(ctx); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
 		respond.Error(w, r, err)
@@ -165,10 +187,10 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) finishSetup(ctx context.Context, st gateway.Settings) (gateway.APIKey, string, error) {
-	if err := h.settings.Save(ctx, st); err != nil {
+	if err := h.Settings.Save(ctx, st); err != nil {
 		return gateway.APIKey{}, "", err
 	}
-	return h.keys.Create(ctx, "default")
+	return h.Keys.Create(ctx, "default", gateway.KeyLimits{})
 }
 
 // clientAddr identifies the caller for login throttling: the connection's
@@ -194,7 +216,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	s, err := h.guard.Login(r.Context(), req.Password, clientAddr(r))
+	s, err := h.Guard.Login(r.Context(), req.Password, clientAddr(r))
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -219,7 +241,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(CookieName); err == nil {
-		if err := h.guard.Logout(r.Context(), c.Value); err != nil {
+		if err := h.Guard.Logout(r.Context(), c.Value); err != nil {
 			respond.Error(w, r, err)
 			return
 		}
@@ -230,7 +252,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) {
-	st, err := h.settings.Get(r.Context())
+	st, err := h.Settings.Get(r.Context())
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -244,7 +266,7 @@ func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	st, err := h.settings.Patch(r.Context(), body)
+	st, err := h.Settings.Patch(r.Context(), body)
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -258,7 +280,7 @@ type keyList struct {
 }
 
 func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
-	ks, err := h.keys.List(r.Context())
+	ks, err := h.Keys.List(r.Context())
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -272,6 +294,7 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name string `json:"name"`
+		gateway.KeyLimits
 	}
 	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		respond.Error(w, r, err)
@@ -281,7 +304,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	k, secret, err := h.keys.Create(r.Context(), req.Name)
+	k, secret, err := h.Keys.Create(r.Context(), req.Name, req.KeyLimits)
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -292,8 +315,24 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
 	}{k, secret})
 }
 
+// setKeyLimits replaces a key's limits: expires_at, rpm, tpm, token_quota
+// and models (absent fields mean no limit).
+func (h *Handler) setKeyLimits(w http.ResponseWriter, r *http.Request) {
+	var limits gateway.KeyLimits
+	if err := respond.DecodeJSON(w, r, 64<<10, &limits); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	k, err := h.Keys.SetLimits(r.Context(), r.PathValue("id"), limits)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, k)
+}
+
 func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
-	k, err := h.keys.Revoke(r.Context(), r.PathValue("id"))
+	k, err := h.Keys.Revoke(r.Context(), r.PathValue("id"))
 	if err != nil {
 		respond.Error(w, r, err)
 		return

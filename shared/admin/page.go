@@ -58,7 +58,7 @@ func prefix(r *http.Request) string {
 
 func (h *Handler) pages() {
 	h.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		ok, err := h.guard.Initialized(r.Context())
+		ok, err := h.Guard.Initialized(r.Context())
 		if err != nil {
 			respond.Error(w, r, err)
 			return
@@ -70,7 +70,7 @@ func (h *Handler) pages() {
 		http.Redirect(w, r, prefix(r)+"/admin", http.StatusFound)
 	})
 	h.mux.HandleFunc("/setup", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
-		ok, err := h.guard.Initialized(r.Context())
+		ok, err := h.Guard.Initialized(r.Context())
 		if err != nil {
 			respond.Error(w, r, err)
 			return

@@ -11,13 +11,16 @@ import (
 	"github.com/aigateway/aigateway/shared/admin"
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/chat"
+	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
+	"github.com/aigateway/aigateway/shared/models"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
 	"github.com/aigateway/aigateway/shared/storage"
 	"github.com/aigateway/aigateway/shared/upstream"
+	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Gateway is the assembled gateway: its stores, services and handlers.
@@ -47,11 +50,15 @@ func Assemble(cfg Config, st Stores, master []byte, rec metrics.Recorder) (*Gate
 	}
 	ks := keys.New(st.Records, cfg.CacheTTL)
 	set := settings.New(st.KV, box, cfg.CacheTTL)
+	ms := models.New(st.Records, cfg.CacheTTL)
+	meter := usage.New(st.Records)
+	convs := conversations.New(st.Records, st.Blobs)
 	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
 	up := upstream.New(cfg.Upstream)
 	return &Gateway{
-		Chat:    chat.New(ks, set, up, rec, cfg.MaxBody),
-		Admin:   admin.New(guard, ks, set, cfg.MaxBody),
+		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Upstream: up, Metrics: rec},
+			chat.Options{MaxBody: cfg.MaxBody, DrainTimeout: cfg.DrainTimeout}),
+		Admin:   admin.New(admin.Deps{Guard: guard, Keys: ks, Settings: set, Models: ms, Conversations: convs, Usage: meter}, cfg.MaxBody),
 		cors:    cfg.CORSOrigins,
 		metrics: rec,
 		close:   st.Closers,

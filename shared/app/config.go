@@ -28,6 +28,9 @@ type Config struct {
 	// CacheTTL bounds how long an instance trusts its cached keys and
 	// settings (GATEWAY_CACHE_TTL).
 	CacheTTL time.Duration
+	// DrainTimeout bounds how long an upstream answer is read on after its
+	// client left, to learn its usage (GATEWAY_DRAIN_TIMEOUT).
+	DrainTimeout time.Duration
 	// Upstream holds the upstream timeouts (GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
 	// GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT, GATEWAY_UPSTREAM_IDLE_TIMEOUT).
 	Upstream upstream.Config
@@ -56,12 +59,13 @@ type Config struct {
 // optional; a malformed one is an error that names it.
 func Load() (Config, error) {
 	cfg := Config{
-		Addr:      env("GATEWAY_ADDR", "127.0.0.1:8080"),
-		DataDir:   env("GATEWAY_DATA_DIR", "data"),
-		MasterKey: os.Getenv("GATEWAY_MASTER_KEY"),
-		MaxBody:   32 << 20,
-		CacheTTL:  5 * time.Second,
-		Upstream:  upstream.DefaultConfig(),
+		Addr:         env("GATEWAY_ADDR", "127.0.0.1:8080"),
+		DataDir:      env("GATEWAY_DATA_DIR", "data"),
+		MasterKey:    os.Getenv("GATEWAY_MASTER_KEY"),
+		MaxBody:      32 << 20,
+		CacheTTL:     5 * time.Second,
+		DrainTimeout: 30 * time.Second,
+		Upstream:     upstream.DefaultConfig(),
 
 		Table:            os.Getenv("GATEWAY_TABLE"),
 		Bucket:           os.Getenv("GATEWAY_BUCKET"),
@@ -100,6 +104,16 @@ func Load() (Config, error) {
 		*dst = d
 	}
 	duration("GATEWAY_CACHE_TTL", &cfg.CacheTTL)
+	duration("GATEWAY_DRAIN_TIMEOUT", &cfg.DrainTimeout)
+	duration("GATEWAY_UPSTREAM_RETRY_BACKOFF", &cfg.Upstream.RetryBackoff)
+	if v := os.Getenv("GATEWAY_UPSTREAM_RETRIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err == nil && (n < 0 || n > 10) {
+			err = fmt.Errorf("must be between 0 and 10")
+		}
+		check("GATEWAY_UPSTREAM_RETRIES", err)
+		cfg.Upstream.Retries = n
+	}
 	duration("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", &cfg.Upstream.ConnectTimeout)
 	duration("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", &cfg.Upstream.FirstByteTimeout)
 	duration("GATEWAY_UPSTREAM_IDLE_TIMEOUT", &cfg.Upstream.IdleTimeout)

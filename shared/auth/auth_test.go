@@ -128,10 +128,10 @@ func TestLoginThrottle(t *testing.T) {
 	_, err := g.Login(ctx, "wrong", "10.0.0.1")
 	e, ok := err.(*gateway.Error)
 	if !ok || e.Code != gateway.ELimited || e.RetryAfter <= 0 {
-		t.Fatalf("fifth failure: %v, want rate_limited with Retry-After", err)
+		t.Fatalf("fifth failure: %v, want rate_limit_exceeded with Retry-After", err)
 	}
 	if _, err := g.Login(ctx, "the admin password", "10.0.0.1"); gateway.ErrorCode(err) != gateway.ELimited {
-		t.Fatalf("right password while throttled: %v, want rate_limited", err)
+		t.Fatalf("right password while throttled: %v, want rate_limit_exceeded", err)
 	}
 	if _, err := g.Login(ctx, "the admin password", "10.0.0.2"); err != nil {
 		t.Fatalf("another address is throttled too: %v", err)

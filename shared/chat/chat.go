@@ -1,21 +1,23 @@
 // Package chat serves the public OpenAI-compatible API: chat completions
-// (streamed and not) and the model list. It authenticates the client's key,
+// (streamed and not), the model list, embeddings and the caller's
+// conversations. It authenticates the client's key, holds it to its limits,
 // resolves the public model to its upstream, merges the system prompt and
-// forwards every other field untouched.
+// the conversation's memory, forwards every other field untouched, and
+// meters what the upstream reports.
 package chat
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/upstream"
+	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Keys authenticates client API keys.
@@ -29,6 +31,26 @@ type Settings interface {
 	Get(ctx context.Context) (gateway.Settings, error)
 }
 
+// Models supplies the extra public models.
+type Models interface {
+	List(ctx context.Context) ([]gateway.Model, error)
+}
+
+// Meter holds keys to their limits and records usage.
+type Meter interface {
+	Admit(ctx context.Context, key gateway.APIKey) error
+	Record(ctx context.Context, r usage.Record) error
+}
+
+// Conversations stores the keys' conversations.
+type Conversations interface {
+	History(ctx context.Context, keyID, id string) ([]json.RawMessage, error)
+	Append(ctx context.Context, keyID, id string, msgs []json.RawMessage, keep int) error
+	List(ctx context.Context, keyID string) ([]conversations.Conversation, error)
+	Get(ctx context.Context, keyID, id string) (conversations.Conversation, []json.RawMessage, error)
+	Delete(ctx context.Context, keyID, id string) error
+}
+
 // Upstream calls the upstream API.
 type Upstream interface {
 	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
@@ -39,25 +61,47 @@ type Metrics interface {
 	Chat(model string, status int, latency time.Duration, promptTokens, completionTokens int64)
 }
 
-// Handler serves /v1/chat/completions, /v1/models and /v1/embeddings.
+// Deps are what the chat handler works with.
+type Deps struct {
+	Keys          Keys
+	Settings      Settings
+	Models        Models
+	Meter         Meter
+	Conversations Conversations
+	Upstream      Upstream
+	Metrics       Metrics
+}
+
+// Options tune the chat handler.
+type Options struct {
+	// MaxBody bounds request bodies.
+	MaxBody int64
+	// DrainTimeout bounds how long an upstream answer is read on after its
+	// client left, to learn its usage.
+	DrainTimeout time.Duration
+}
+
+// Handler serves /v1/chat/completions, /v1/models, /v1/embeddings and
+// /v1/conversations.
 type Handler struct {
-	keys     Keys
-	settings Settings
-	upstream Upstream
-	metrics  Metrics
-	maxBody  int64
-	mux      *http.ServeMux
+	Deps
+	opt Options
+	mux *http.ServeMux
 }
 
 // maxAnswer bounds a non-streamed upstream answer held in memory.
 const maxAnswer = 64 << 20
 
-// New returns the chat handler. maxBody bounds request bodies.
-func New(keys Keys, settings Settings, up Upstream, m Metrics, maxBody int64) *Handler {
-	h := &Handler{keys: keys, settings: settings, upstream: up, metrics: m, maxBody: maxBody, mux: http.NewServeMux()}
+// New returns the chat handler.
+func New(d Deps, opt Options) *Handler {
+	h := &Handler{Deps: d, opt: opt, mux: http.NewServeMux()}
 	h.mux.HandleFunc("/v1/chat/completions", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.completions}))
 	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.models}))
 	h.mux.HandleFunc("/v1/embeddings", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.embeddings}))
+	h.mux.HandleFunc("/v1/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.listConversations}))
+	h.mux.HandleFunc("/v1/conversations/{id}", respond.Methods(map[string]http.HandlerFunc{
+		http.MethodGet: h.getConversation, http.MethodDelete: h.deleteConversation}))
+	h.mux.HandleFunc("/v1/", respond.NotFound)
 	return h
 }
 
@@ -71,32 +115,81 @@ func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
 	if !ok || secret == "" {
 		return gateway.APIKey{}, gateway.Errorf(gateway.EUnauthorized, "No API key provided. Send it as \"Authorization: Bearer sk-…\".")
 	}
-	return h.keys.Authenticate(r.Context(), strings.TrimSpace(secret))
+	return h.Keys.Authenticate(r.Context(), strings.TrimSpace(secret))
 }
 
 // model is a public model resolved to its upstream.
 type model struct {
-	public       string
-	upstream     gateway.Upstream
-	systemPrompt string
+	public         string
+	upstream       gateway.Upstream
+	fallback       gateway.Upstream // zero when none is configured
+	systemPrompt   string
+	knowledgeBases []string
+	drawing        bool
 }
 
-// resolve maps a public model name to its upstream, or EModelNotFound.
-func resolve(st gateway.Settings, name string) (model, error) {
-	if public := st.PublicModelName(); public != "" && name == public {
-		return model{public: public, upstream: st.AI, systemPrompt: st.SystemPrompt}, nil
+// catalogue returns the public models of st and extras that key may use.
+func catalogue(st gateway.Settings, extras []gateway.Model, key gateway.APIKey) []model {
+	var out []model
+	fallback := func(upstreamModel string) gateway.Upstream {
+		if st.Fallback.BaseURL == "" {
+			return gateway.Upstream{}
+		}
+		f := st.Fallback
+		if f.Model == "" {
+			f.Model = upstreamModel
+		}
+		return f
+	}
+	if name := st.PublicModelName(); name != "" && key.Allows(name) {
+		out = append(out, model{public: name, upstream: st.AI, fallback: fallback(st.AI.Model),
+			systemPrompt: st.SystemPrompt, drawing: st.DrawingEnabled, knowledgeBases: []string{"default"}})
+	}
+	for _, m := range extras {
+		if !key.Allows(m.Name) {
+			continue
+		}
+		up := st.AI
+		up.Model = m.UpstreamModel
+		out = append(out, model{public: m.Name, upstream: up, fallback: fallback(m.UpstreamModel),
+			systemPrompt: m.SystemPrompt, knowledgeBases: m.KnowledgeBases, drawing: m.Drawing && st.DrawingEnabled})
+	}
+	return out
+}
+
+// resolve maps a public model name to its upstream, or EModelNotFound (also
+// for a model the key may not use: to the key, it does not exist).
+func (h *Handler) resolve(ctx context.Context, key gateway.APIKey, name string) (gateway.Settings, model, error) {
+	st, err := h.Settings.Get(ctx)
+	if err != nil {
+		return st, model{}, err
+	}
+	extras, err := h.Models.List(ctx)
+	if err != nil {
+		return st, model{}, err
+	}
+	for _, m := range catalogue(st, extras, key) {
+		if m.public == name {
+			return st, m, nil
+		}
 	}
 	e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", name)
 	e.Param = "model"
-	return model{}, e
+	return st, model{}, e
 }
 
 func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.authenticate(r); err != nil {
+	key, err := h.authenticate(r)
+	if err != nil {
 		respond.Error(w, r, err)
 		return
 	}
-	st, err := h.settings.Get(r.Context())
+	st, err := h.Settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	extras, err := h.Models.List(r.Context())
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -111,132 +204,25 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
 		Object string  `json:"object"`
 		Data   []entry `json:"data"`
 	}{Object: "list", Data: []entry{}}
-	if name := st.PublicModelName(); name != "" {
-		list.Data = append(list.Data, entry{ID: name, Object: "model", OwnedBy: "ai-gateway"})
+	for _, m := range catalogue(st, extras, key) {
+		list.Data = append(list.Data, entry{ID: m.public, Object: "model", OwnedBy: "ai-gateway"})
 	}
-	if st.DrawingEnabled && st.ImageModel != "" {
+	if st.DrawingEnabled && st.ImageModel != "" && key.Allows(st.ImageModel) {
 		list.Data = append(list.Data, entry{ID: st.ImageModel, Object: "model", OwnedBy: "ai-gateway"})
 	}
 	respond.JSON(w, http.StatusOK, list)
 }
 
-// call is a chat request, checked and resolved, ready to go upstream.
-type call struct {
-	key    gateway.APIKey
-	model  model
-	stream bool
-	body   []byte // what the upstream receives
-}
-
-// prepare authenticates, reads and checks the request, resolves its model
-// and rewrites the body for the upstream. Nothing reaches the upstream
-// before all of it succeeded.
-func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) {
-	key, err := h.authenticate(r)
-	if err != nil {
-		return call{}, err
-	}
-	body, err := respond.ReadBody(w, r, h.maxBody)
-	if err != nil {
-		return call{}, err
-	}
-	req, err := parseObject(body)
-	if err != nil {
-		return call{}, err
-	}
-	name, ok, err := req.stringValue("model")
-	if err != nil {
-		return call{}, err
-	}
-	if !ok || name == "" {
-		return call{}, invalidField("model", "the name of a model")
-	}
-	messages, err := messagesOf(req)
-	if err != nil {
-		return call{}, err
-	}
-	stream, err := req.boolValue("stream")
-	if err != nil {
-		return call{}, err
-	}
-	st, err := h.settings.Get(r.Context())
-	if err != nil {
-		return call{}, err
-	}
-	m, err := resolve(st, name)
-	if err != nil {
-		return call{}, err
-	}
-	req = req.set("model", mustJSON(m.upstream.Model))
-	if m.systemPrompt != "" {
-		system := mustJSON(map[string]string{"role": "system", "content": m.systemPrompt})
-		req = req.set("messages", mustJSON(append([]json.RawMessage{system}, messages...)))
-	}
-	return call{key: key, model: m, stream: stream, body: req.bytes()}, nil
-}
-
-func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	c, err := h.prepare(w, r)
-	if err != nil {
-		respond.Error(w, r, err)
-		return
-	}
-	status := http.StatusOK
-	var used usage
-	defer func() { h.log(r, c, start, status, used) }()
-	resp, err := h.upstream.Post(r.Context(), c.model.upstream, "/chat/completions", c.body)
-	if err != nil {
-		status = respond.Status(err)
-		respond.Error(w, r, err)
-		return
-	}
-	defer resp.Close()
-	if c.stream && resp.IsEventStream() {
-		used, err = h.relay(w, r, resp)
-		if err != nil {
-			status = respond.Status(err)
-		}
-		return
-	}
-	body, err := answer(w, resp)
-	if err != nil {
-		status = respond.Status(err)
-		respond.Error(w, r, err)
-		return
-	}
-	used, _ = usageOf(body)
-}
-
-// usage is the token count an upstream reported.
-type usage struct {
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
-}
-
-// usageOf returns the usage member of a completion or a stream chunk; the
-// cheap check first, since most chunks have none.
-func usageOf(data []byte) (usage, bool) {
-	if !bytes.Contains(data, []byte(`"usage"`)) {
-		return usage{}, false
-	}
-	var v struct {
-		Usage *usage `json:"usage"`
-	}
-	if json.Unmarshal(data, &v) != nil || v.Usage == nil {
-		return usage{}, false
-	}
-	return *v.Usage, true
-}
-
 // embeddings forwards an embeddings request to the RAG upstream, every
 // field untouched; a request without a model gets the configured one.
 func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
-	if _, err := h.authenticate(r); err != nil {
+	start := time.Now()
+	key, err := h.authenticate(r)
+	if err != nil {
 		respond.Error(w, r, err)
 		return
 	}
-	body, err := respond.ReadBody(w, r, h.maxBody)
+	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -250,7 +236,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, invalidField("input", "the text or texts to embed"))
 		return
 	}
-	st, err := h.settings.Get(r.Context())
+	st, err := h.Settings.Get(r.Context())
 	if err != nil {
 		respond.Error(w, r, err)
 		return
@@ -259,22 +245,40 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, gateway.Errorf(gateway.EUnavailable, "The embeddings upstream (rag.base_url) is not configured."))
 		return
 	}
-	if name, _, err := req.stringValue("model"); err != nil || name == "" {
+	name, _, err := req.stringValue("model")
+	if err != nil || name == "" {
 		if st.RAG.Model == "" {
 			respond.Error(w, r, invalidField("model", "the name of an embedding model"))
 			return
 		}
-		req = req.set("model", mustJSON(st.RAG.Model))
+		name = st.RAG.Model
+		req = req.set("model", mustJSON(name))
 	}
+	if err := h.Meter.Admit(r.Context(), key); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK}
+	defer func() {
+		rec.LatencyMS = time.Since(start).Milliseconds()
+		h.record(r.Context(), rec)
+	}()
 	up := gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.Model}
-	resp, err := h.upstream.Post(r.Context(), up, "/embeddings", req.bytes())
+	resp, err := h.Upstream.Post(r.Context(), up, "/embeddings", req.bytes())
 	if err != nil {
+		rec.Status = respond.Status(err)
 		respond.Error(w, r, err)
 		return
 	}
 	defer resp.Close()
-	if _, err := answer(w, resp); err != nil {
+	answer, err := answer(w, resp)
+	if err != nil {
+		rec.Status = respond.Status(err)
 		respond.Error(w, r, err)
+		return
+	}
+	if u, ok := usageOf(answer); ok {
+		rec.PromptTokens = u.PromptTokens
 	}
 }
 
@@ -300,68 +304,8 @@ func contentType(resp *upstream.Response) string {
 	return "application/json"
 }
 
-// messagesOf returns the request's messages, each kept byte for byte.
-func messagesOf(req object) ([]json.RawMessage, error) {
-	raw := req.get("messages")
-	var messages []json.RawMessage
-	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
-		return nil, invalidField("messages", "a non-empty array of messages")
-	}
-	for _, m := range messages {
-		if len(m) == 0 || m[0] != '{' {
-			return nil, invalidField("messages", "an array of message objects")
-		}
-	}
-	return messages, nil
-}
-
-// relay copies the upstream's events to the client as they arrive, flushing
-// whenever no further event is already waiting, and returns the usage the
-// upstream reported. An upstream failure after the first event ends the
-// stream with an error event and [DONE], and is returned.
-func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response) (usage, error) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.Flush()
-	var used usage
-	for ev, err := range resp.Events() {
-		if err != nil {
-			if r.Context().Err() != nil {
-				return used, err // the client left; nobody to tell
-			}
-			slog.WarnContext(r.Context(), "upstream stream failed", "err", err)
-			body, _ := json.Marshal(respond.Body(err))
-			w.Write([]byte("data: " + string(body) + "\n\ndata: [DONE]\n\n"))
-			rc.Flush()
-			return used, err
-		}
-		if u, ok := usageOf(ev.Data); ok {
-			used = u
-		}
-		if _, err := w.Write(ev.Raw); err != nil {
-			return used, err
-		}
-		if resp.EventReady() {
-			continue // more is here already: it goes out with the next flush
-		}
-		if err := rc.Flush(); err != nil {
-			return used, err
-		}
-	}
-	return used, nil
-}
-
-func (h *Handler) log(r *http.Request, c call, start time.Time, status int, used usage) {
-	latency := time.Since(start)
-	slog.InfoContext(r.Context(), "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
-		"stream", c.stream, "status", status, "ms", latency.Milliseconds(),
-		"prompt_tokens", used.PromptTokens, "completion_tokens", used.CompletionTokens)
-	h.metrics.Chat(c.model.public, status, latency, used.PromptTokens, used.CompletionTokens)
-}
+// requestID returns the request ID the middleware put on the response.
+func requestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-ID") }
 
 // mustJSON encodes values that always encode (strings, string maps, raw
 // messages).

@@ -10,18 +10,19 @@ import (
 // Error codes. Every user-facing failure carries one; the HTTP layer maps each
 // code to a status and an OpenAI error type in one table.
 const (
-	EInvalid       = "invalid"        // bad input: 400
-	EUnauthorized  = "unauthorized"   // no or bad credentials: 401
-	EForbidden     = "forbidden"      // authenticated but not allowed: 403
-	ENotFound      = "not_found"      // unknown item: 404
-	EConflict      = "conflict"       // state does not allow it: 409
-	ETooLarge      = "too_large"      // body over the limit: 413
-	EUnsupported   = "unsupported"    // unsupported media type: 415
-	ELimited       = "rate_limited"   // throttled: 429
-	EUpstream      = "upstream_error" // the upstream failed: 502
-	EUnavailable   = "unavailable"    // a backend is unavailable: 503
-	ETimeout       = "timeout"        // the upstream did not answer in time: 504
-	EInternal      = "internal"       // a bug or an unexpected failure: 500
+	EInvalid       = "invalid"             // bad input: 400
+	EUnauthorized  = "unauthorized"        // no or bad credentials: 401
+	EForbidden     = "forbidden"           // authenticated but not allowed: 403
+	ENotFound      = "not_found"           // unknown item: 404
+	EConflict      = "conflict"            // state does not allow it: 409
+	ETooLarge      = "too_large"           // body over the limit: 413
+	EUnsupported   = "unsupported"         // unsupported media type: 415
+	ELimited       = "rate_limit_exceeded" // throttled: 429 with Retry-After
+	EQuota         = "insufficient_quota"  // token quota used up: 429
+	EUpstream      = "upstream_error"      // the upstream failed: 502
+	EUnavailable   = "unavailable"         // a backend is unavailable: 503
+	ETimeout       = "timeout"             // the upstream did not answer in time: 504
+	EInternal      = "internal"            // a bug or an unexpected failure: 500
 	EModelNotFound = "model_not_found"
 )
 

@@ -15,12 +15,17 @@ type Settings struct {
 	SystemPrompt string `json:"system_prompt"`
 	// MaxMessages caps the messages sent upstream (system messages kept);
 	// zero means no cap.
-	MaxMessages    int         `json:"max_messages"`
-	DrawingEnabled bool        `json:"drawing_enabled"`
-	ImageModel     string      `json:"image_model"`
-	ServerMemory   bool        `json:"server_memory"`
-	AI             Upstream    `json:"ai"`
-	RAG            RAGSettings `json:"rag"`
+	MaxMessages    int    `json:"max_messages"`
+	DrawingEnabled bool   `json:"drawing_enabled"`
+	ImageModel     string `json:"image_model"`
+	ServerMemory   bool   `json:"server_memory"`
+	// MaxConversations bounds the conversations each key keeps; the least
+	// recently used ones are evicted.
+	MaxConversations int      `json:"max_conversations"`
+	AI               Upstream `json:"ai"`
+	// Fallback, when its base URL is set, answers when AI keeps failing.
+	Fallback Upstream    `json:"fallback"`
+	RAG      RAGSettings `json:"rag"`
 }
 
 // Upstream is an OpenAI-compatible API the gateway calls.
@@ -43,9 +48,10 @@ type RAGSettings struct {
 // DefaultSettings are the settings of a gateway before setup.
 func DefaultSettings() Settings {
 	return Settings{
-		MaxMessages: 20,
-		ImageModel:  "Kwai-Kolors/Kolors",
-		RAG:         RAGSettings{TopK: 5, MinScore: 0},
+		MaxMessages:      20,
+		MaxConversations: 50,
+		ImageModel:       "Kwai-Kolors/Kolors",
+		RAG:              RAGSettings{TopK: 5, MinScore: 0},
 	}
 }
 
@@ -60,10 +66,11 @@ func (s Settings) PublicModelName() string {
 
 // Limits of settings values.
 const (
-	MaxNameLen         = 128
-	MaxSystemPromptLen = 64 << 10
-	MaxMessagesCap     = 1000
-	MaxTopK            = 50
+	MaxNameLen          = 128
+	MaxSystemPromptLen  = 64 << 10
+	MaxMessagesCap      = 1000
+	MaxTopK             = 50
+	MaxConversationsCap = 1000
 )
 
 // Validate returns an EInvalid error naming the first bad field.
@@ -75,6 +82,8 @@ func (s Settings) Validate() error {
 		return invalidParam("system_prompt", "system_prompt must be at most %d bytes", MaxSystemPromptLen)
 	case s.MaxMessages < 0 || s.MaxMessages > MaxMessagesCap:
 		return invalidParam("max_messages", "max_messages must be between 0 (no limit) and %d", MaxMessagesCap)
+	case s.MaxConversations < 1 || s.MaxConversations > MaxConversationsCap:
+		return invalidParam("max_conversations", "max_conversations must be between 1 and %d", MaxConversationsCap)
 	case len(s.ImageModel) > MaxNameLen:
 		return invalidParam("image_model", "image_model must be at most %d characters", MaxNameLen)
 	case s.RAG.TopK < 1 || s.RAG.TopK > MaxTopK:
@@ -83,6 +92,9 @@ func (s Settings) Validate() error {
 		return invalidParam("rag.min_score", "rag.min_score must be between 0 and 1")
 	}
 	if err := s.AI.validate("ai", true); err != nil {
+		return err
+	}
+	if err := s.Fallback.validate("fallback", false); err != nil {
 		return err
 	}
 	return Upstream{BaseURL: s.RAG.BaseURL, APIKey: s.RAG.APIKey, Model: s.RAG.Model}.validate("rag", false)

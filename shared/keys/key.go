@@ -99,15 +99,18 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Create issues a new key and returns it with its secret, which is not
-// stored and cannot be shown again.
-func (s *Service) Create(ctx context.Context, name string) (gateway.APIKey, string, error) {
+// Create issues a new key with limits and returns it with its secret, which
+// is not stored and cannot be shown again.
+func (s *Service) Create(ctx context.Context, name string, limits gateway.KeyLimits) (gateway.APIKey, string, error) {
 	if err := CheckName(name); err != nil {
+		return gateway.APIKey{}, "", err
+	}
+	if err := limits.Validate(); err != nil {
 		return gateway.APIKey{}, "", err
 	}
 	secret := newSecret()
 	hash := hashOf(secret)
-	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", CreatedAt: s.now().UTC()}, Hash: hash}
+	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", CreatedAt: s.now().UTC(), KeyLimits: limits}, Hash: hash}
 	value, err := json.Marshal(r)
 	if err != nil {
 		return gateway.APIKey{}, "", fmt.Errorf("encode key: %w", err)
@@ -122,8 +125,13 @@ func unauthorized() error {
 	return gateway.Errorf(gateway.EUnauthorized, "Incorrect API key provided. Use a key issued by this gateway as \"Authorization: Bearer sk-…\".")
 }
 
+func expired() error {
+	e := gateway.Errorf(gateway.EUnauthorized, "This API key has expired.")
+	return e
+}
+
 // Authenticate returns the active key whose secret this is. A missing,
-// malformed, unknown or revoked secret is EUnauthorized.
+// malformed, unknown, revoked or expired secret is EUnauthorized.
 func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIKey, error) {
 	if !strings.HasPrefix(secret, "sk-") || len(secret) != 46 {
 		return gateway.APIKey{}, unauthorized()
@@ -134,6 +142,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 	c, ok := s.cache[hash]
 	s.mu.Unlock()
 	if ok && now.Before(c.until) {
+		if !c.key.Active(now) {
+			return gateway.APIKey{}, expired()
+		}
 		return c.key, nil
 	}
 	it, err := s.records.Get(ctx, partition, idOf(hash))
@@ -149,6 +160,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Hash), []byte(hash)) != 1 || !r.RevokedAt.IsZero() {
 		return gateway.APIKey{}, unauthorized()
+	}
+	if !r.Active(now) {
+		return gateway.APIKey{}, expired()
 	}
 	k := r.key()
 	if s.ttl > 0 {
@@ -207,13 +221,39 @@ func (s *Service) List(ctx context.Context) ([]gateway.APIKey, error) {
 // Revoke revokes the key with this ID. It returns ENotFound for an unknown
 // ID; revoking a revoked key changes nothing.
 func (s *Service) Revoke(ctx context.Context, id string) (gateway.APIKey, error) {
+	return s.update(ctx, id, func(r *record) bool {
+		if !r.RevokedAt.IsZero() {
+			return false
+		}
+		r.RevokedAt = s.now().UTC()
+		return true
+	})
+}
+
+// SetLimits replaces the limits of the key with this ID. It returns
+// ENotFound for an unknown ID and EInvalid for bad limits.
+func (s *Service) SetLimits(ctx context.Context, id string, limits gateway.KeyLimits) (gateway.APIKey, error) {
+	if err := limits.Validate(); err != nil {
+		return gateway.APIKey{}, err
+	}
+	return s.update(ctx, id, func(r *record) bool {
+		r.KeyLimits = limits
+		return true
+	})
+}
+
+// update applies change to the stored key with a version-conditional write,
+// reading again when a concurrent write (a last-used time) came between.
+// change reports whether it changed anything. The key leaves this
+// instance's cache at once.
+func (s *Service) update(ctx context.Context, id string, change func(*record) bool) (gateway.APIKey, error) {
 	for {
 		it, err := s.records.Get(ctx, partition, id)
 		if gateway.IsNotFound(err) {
 			return gateway.APIKey{}, gateway.Errorf(gateway.ENotFound, "No API key with ID %q exists.", id)
 		}
 		if err != nil {
-			return gateway.APIKey{}, fmt.Errorf("revoke key %s: %w", id, err)
+			return gateway.APIKey{}, fmt.Errorf("update key %s: %w", id, err)
 		}
 		var r record
 		if err := json.Unmarshal(it.Value, &r); err != nil {
@@ -222,20 +262,19 @@ func (s *Service) Revoke(ctx context.Context, id string) (gateway.APIKey, error)
 		s.mu.Lock()
 		delete(s.cache, r.Hash)
 		s.mu.Unlock()
-		if !r.RevokedAt.IsZero() {
+		if !change(&r) {
 			return r.key(), nil
 		}
-		r.RevokedAt = s.now().UTC()
 		value, err := json.Marshal(r)
 		if err != nil {
 			return gateway.APIKey{}, fmt.Errorf("encode key: %w", err)
 		}
 		_, err = s.records.Put(ctx, storage.Item{PK: partition, SK: id, Value: value}, storage.Cond{IfVersion: it.Version})
 		if gateway.IsConflict(err) {
-			continue // a last-used write came between; read again
+			continue
 		}
 		if err != nil {
-			return gateway.APIKey{}, fmt.Errorf("revoke key %s: %w", id, err)
+			return gateway.APIKey{}, fmt.Errorf("update key %s: %w", id, err)
 		}
 		return r.key(), nil
 	}

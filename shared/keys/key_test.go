@@ -27,7 +27,7 @@ func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	admin := keys.New(records, time.Hour) // the instance that revokes
 	chat := keys.New(records, 0)          // another instance, no cache
-	k, secret, err := admin.Create(ctx, "bot")
+	k, secret, err := admin.Create(ctx, "bot", gateway.KeyLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestLifecycle(t *testing.T) {
 	if _, err := admin.Revoke(ctx, "key_unknown"); gateway.ErrorCode(err) != gateway.ENotFound {
 		t.Fatalf("revoke unknown: %v", err)
 	}
-	if _, _, err := admin.Create(ctx, "  "); gateway.ErrorCode(err) != gateway.EInvalid {
+	if _, _, err := admin.Create(ctx, "  ", gateway.KeyLimits{}); gateway.ErrorCode(err) != gateway.EInvalid {
 		t.Fatalf("blank name: %v", err)
 	}
 }

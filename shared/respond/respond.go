@@ -33,6 +33,7 @@ var kinds = map[string]kind{
 	gateway.ETooLarge:      {http.StatusRequestEntityTooLarge, "invalid_request_error"},
 	gateway.EUnsupported:   {http.StatusUnsupportedMediaType, "invalid_request_error"},
 	gateway.ELimited:       {http.StatusTooManyRequests, "rate_limit_error"},
+	gateway.EQuota:         {http.StatusTooManyRequests, "insufficient_quota"},
 	gateway.EUpstream:      {http.StatusBadGateway, "upstream_error"},
 	gateway.EUnavailable:   {http.StatusServiceUnavailable, "server_error"},
 	gateway.ETimeout:       {http.StatusGatewayTimeout, "upstream_error"},

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -32,12 +34,18 @@ type Config struct {
 	// IdleTimeout bounds the silence between two reads of the body (two
 	// stream events, or two chunks of a plain answer).
 	IdleTimeout time.Duration
+	// Retries is how many times a request that failed before any answer
+	// (no connection, 429, 5xx) is sent again, after a jittered backoff
+	// starting at RetryBackoff.
+	Retries      int
+	RetryBackoff time.Duration
 }
 
 // DefaultConfig suits reasoning models, which may think for minutes before
 // the first token but then stream steadily.
 func DefaultConfig() Config {
-	return Config{ConnectTimeout: 10 * time.Second, FirstByteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute}
+	return Config{ConnectTimeout: 10 * time.Second, FirstByteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+		Retries: 2, RetryBackoff: 250 * time.Millisecond}
 }
 
 // Client calls upstreams. It is safe for concurrent use.
@@ -79,19 +87,48 @@ func Endpoint(base, path string) string {
 }
 
 // Post sends body as JSON to path of the upstream and returns the response
-// once its headers arrived with a 2xx status. Other statuses, connection
-// failures and timeouts come back as gateway errors (EUpstream, ETimeout,
+// once its headers arrived with a 2xx status. A request that fails before
+// any answer (no connection, 429, 5xx) is retried up to Config.Retries
+// times with jittered exponential backoff, honouring a short Retry-After.
+// What still fails comes back as a gateway error (EUpstream, ETimeout,
 // EUnavailable, EInvalid for a request the upstream refused as bad). The
 // caller closes the response.
 func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*Response, error) {
 	if up.BaseURL == "" {
 		return nil, gateway.Errorf(gateway.EUnavailable, "The upstream API is not configured yet; set it in the admin panel.")
 	}
+	for attempt := 0; ; attempt++ {
+		resp, retry, err := c.post(ctx, up, path, body)
+		if err == nil || !retry || attempt >= c.cfg.Retries {
+			return resp, err
+		}
+		wait := backoff(c.cfg.RetryBackoff, attempt)
+		if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 && time.Duration(e.RetryAfter)*time.Second <= 8*time.Second {
+			wait = time.Duration(e.RetryAfter) * time.Second
+		}
+		slog.WarnContext(ctx, "upstream failed; retrying", "attempt", attempt+1, "wait_ms", wait.Milliseconds(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("upstream retry: %w", context.Cause(ctx))
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff returns the wait before retry attempt+1: base doubling each time,
+// capped at 4 s, spread by ±50% so that instances do not retry in step.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := min(base<<attempt, 4*time.Second)
+	return d/2 + rand.N(d)
+}
+
+// post makes one attempt and reports whether a failure may be retried.
+func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*Response, bool, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, Endpoint(up.BaseURL, path), bytes.NewReader(body))
 	if err != nil {
 		cancel(nil)
-		return nil, gateway.Errorf(gateway.EUnavailable, "The upstream base URL is not usable; fix it in the admin panel.")
+		return nil, false, gateway.Errorf(gateway.EUnavailable, "The upstream base URL is not usable; fix it in the admin panel.")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -106,22 +143,22 @@ func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, bod
 		cancel(nil)
 		switch {
 		case errors.Is(cause, errFirstByte):
-			return nil, gateway.Errorf(gateway.ETimeout, "The upstream did not answer within %s.", c.cfg.FirstByteTimeout)
+			return nil, false, gateway.Errorf(gateway.ETimeout, "The upstream did not answer within %s.", c.cfg.FirstByteTimeout)
 		case ctx.Err() != nil && cause != nil:
-			return nil, fmt.Errorf("upstream request: %w", cause)
+			return nil, false, fmt.Errorf("upstream request: %w", cause)
 		}
-		return nil, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached."}
+		return nil, true, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached."}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel(nil)
 		defer resp.Body.Close()
-		return nil, statusError(resp)
+		return nil, resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, statusError(resp)
 	}
 	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, body: resp.Body, cancel: cancel,
 		idle: c.cfg.IdleTimeout, contentLength: resp.ContentLength}
 	r.timer = time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(errIdle) })
 	r.ctx = ctx
-	return r, nil
+	return r, false, nil
 }
 
 // statusError turns a non-2xx upstream answer into a gateway error. The

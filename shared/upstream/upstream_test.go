@@ -208,3 +208,42 @@ func TestReadAll(t *testing.T) {
 		})
 	}
 }
+
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name     string
+		statuses []int
+		retries  int
+		calls    int
+		code     string
+	}{
+		{"503 then success", []int{503, 200}, 2, 2, ""},
+		{"429 then success", []int{429, 200}, 2, 2, ""},
+		{"always 500", []int{500, 500, 500, 500}, 2, 3, gateway.EUpstream},
+		{"400 is not retried", []int{400, 200}, 2, 1, gateway.EInvalid},
+		{"no retries", []int{503, 200}, 0, 1, gateway.EUpstream},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				status := tc.statuses[min(calls, len(tc.statuses)-1)]
+				calls++
+				if status == 429 {
+					w.Header().Set("Retry-After", "0")
+				}
+				w.WriteHeader(status)
+				fmt.Fprint(w, `{"ok":true}`)
+			})
+			c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: time.Second, IdleTimeout: time.Second,
+				Retries: tc.retries, RetryBackoff: time.Millisecond})
+			resp, err := c.Post(context.Background(), up, "/chat/completions", []byte(`{}`))
+			if resp != nil {
+				resp.Close()
+			}
+			if gateway.ErrorCode(err) != tc.code || calls != tc.calls {
+				t.Fatalf("err %v after %d calls; want code %q after %d", err, calls, tc.code, tc.calls)
+			}
+		})
+	}
+}

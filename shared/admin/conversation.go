@@ -1,0 +1,119 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/usage"
+)
+
+// Conversations reads the keys' conversations.
+type Conversations interface {
+	List(ctx context.Context, keyID string) ([]conversations.Conversation, error)
+	Get(ctx context.Context, keyID, id string) (conversations.Conversation, []json.RawMessage, error)
+}
+
+// Usage reads the usage summaries.
+type Usage interface {
+	Summary(ctx context.Context, f usage.Filter) ([]usage.Row, error)
+}
+
+// adminConversation is a conversation as the admin sees it: AdminID
+// ("<key ID>:<conversation ID>") names it across keys.
+type adminConversation struct {
+	AdminID string `json:"admin_id"`
+	KeyName string `json:"key_name"`
+	conversations.Conversation
+}
+
+func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) {
+	ks, err := h.Keys.List(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	want := r.URL.Query().Get("key_id")
+	out := []adminConversation{}
+	for _, k := range ks {
+		if want != "" && k.ID != want {
+			continue
+		}
+		cs, err := h.Conversations.List(r.Context(), k.ID)
+		if err != nil {
+			respond.Error(w, r, err)
+			return
+		}
+		for _, c := range cs {
+			out = append(out, adminConversation{AdminID: k.ID + ":" + c.ID, KeyName: k.Name, Conversation: c})
+		}
+	}
+	slices.SortFunc(out, func(a, b adminConversation) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
+	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": out})
+}
+
+func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) {
+	keyID, id, ok := strings.Cut(r.PathValue("id"), ":")
+	if !ok {
+		respond.Error(w, r, gateway.Errorf(gateway.ENotFound, "Name the conversation as <key ID>:<conversation ID>, its admin_id."))
+		return
+	}
+	c, msgs, err := h.Conversations.Get(r.Context(), keyID, id)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if msgs == nil {
+		msgs = []json.RawMessage{}
+	}
+	respond.JSON(w, http.StatusOK, struct {
+		AdminID string `json:"admin_id"`
+		conversations.Conversation
+		Messages []json.RawMessage `json:"messages"`
+	}{keyID + ":" + c.ID, c, msgs})
+}
+
+// usage reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,
+// default the last 7 days), ?key_id= and ?model= to narrow it.
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	to := time.Now().UTC()
+	from := to.Add(-6 * 24 * time.Hour)
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := q.Get(name); v != "" {
+			d, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				e := gateway.Errorf(gateway.EInvalid, "%s must be a day as YYYY-MM-DD.", name)
+				e.Param = name
+				respond.Error(w, r, e)
+				return
+			}
+			*dst = d
+		}
+	}
+	rows, err := h.Usage.Summary(r.Context(), usage.Filter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")})
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	var total usage.Row
+	for _, row := range rows {
+		total.Requests += row.Requests
+		total.Errors += row.Errors
+		total.Partial += row.Partial
+		total.PromptTokens += row.PromptTokens
+		total.CompletionTokens += row.CompletionTokens
+		total.TotalTokens += row.TotalTokens
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{
+		"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "data": rows,
+		"totals": map[string]int64{"requests": total.Requests, "errors": total.Errors, "partial": total.Partial,
+			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens},
+	})
+}

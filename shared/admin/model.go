@@ -1,0 +1,69 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+)
+
+type modelList struct {
+	Object string          `json:"object"`
+	Data   []gateway.Model `json:"data"`
+}
+
+func (h *Handler) listModels(w http.ResponseWriter, r *http.Request) {
+	ms, err := h.Models.List(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if ms == nil {
+		ms = []gateway.Model{}
+	}
+	respond.JSON(w, http.StatusOK, modelList{Object: "list", Data: ms})
+}
+
+// putModel creates or replaces the public model named in the path. The
+// default model's name is taken: it is changed through the settings.
+func (h *Handler) putModel(w http.ResponseWriter, r *http.Request) {
+	var m gateway.Model
+	if err := respond.DecodeJSON(w, r, h.maxBody, &m); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	name := r.PathValue("name")
+	if m.Name != "" && m.Name != name {
+		e := gateway.Errorf(gateway.EInvalid, "The body names the model %q but the path %q.", m.Name, name)
+		e.Param = "name"
+		respond.Error(w, r, e)
+		return
+	}
+	m.Name = name
+	if m.KnowledgeBases == nil {
+		m.KnowledgeBases = []string{}
+	}
+	st, err := h.Settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if name == st.PublicModelName() {
+		respond.Error(w, r, gateway.Errorf(gateway.EConflict, "%q is the default public model; change it in the settings.", name))
+		return
+	}
+	if err := h.Models.Put(r.Context(), m); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, m)
+}
+
+func (h *Handler) deleteModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := h.Models.Delete(r.Context(), name); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"name": name, "deleted": true})
+}

@@ -1,0 +1,332 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/upstream"
+	"github.com/aigateway/aigateway/shared/usage"
+)
+
+// call is a chat request, checked and resolved, ready to go upstream.
+type call struct {
+	key    gateway.APIKey
+	model  model
+	stream bool
+	// clientUsage is whether the client asked for the usage chunk; the
+	// gateway always asks the upstream for it.
+	clientUsage bool
+	req         object // the request as the upstream gets it, model aside
+	// conversation names the conversation the exchange belongs to; fresh
+	// are the request's messages it does not hold yet.
+	conversation string
+	fresh        []json.RawMessage
+	keep         int
+}
+
+// body returns the upstream request for the upstream model name.
+func (c call) body(upstreamModel string) []byte {
+	return c.req.set("model", mustJSON(upstreamModel)).bytes()
+}
+
+// conversationID returns the conversation the request names, by header or
+// body field, or "".
+func conversationID(r *http.Request, req object) (string, error) {
+	id := r.Header.Get("X-Conversation-ID")
+	if field, ok, err := req.stringValue("conversation_id"); err != nil {
+		return "", err
+	} else if ok && id == "" {
+		id = field
+	}
+	if id == "" {
+		return "", nil
+	}
+	return id, conversations.CheckID(id)
+}
+
+// prepare authenticates, reads and checks the request, resolves its model,
+// admits it under the key's limits and builds what the upstream receives:
+// memory merged, the model's system prompt first, the context trimmed.
+// Nothing reaches the upstream before all of it succeeded.
+func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) {
+	key, err := h.authenticate(r)
+	if err != nil {
+		return call{}, err
+	}
+	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
+	if err != nil {
+		return call{}, err
+	}
+	req, err := parseObject(body)
+	if err != nil {
+		return call{}, err
+	}
+	name, ok, err := req.stringValue("model")
+	if err != nil {
+		return call{}, err
+	}
+	if !ok || name == "" {
+		return call{}, invalidField("model", "the name of a model")
+	}
+	messages, err := messagesOf(req)
+	if err != nil {
+		return call{}, err
+	}
+	stream, err := req.boolValue("stream")
+	if err != nil {
+		return call{}, err
+	}
+	conv, err := conversationID(r, req)
+	if err != nil {
+		return call{}, err
+	}
+	if conv != "" {
+		w.Header().Set("X-Conversation-ID", conv)
+	}
+	st, m, err := h.resolve(r.Context(), key, name)
+	if err != nil {
+		return call{}, err
+	}
+	if err := h.Meter.Admit(r.Context(), key); err != nil {
+		return call{}, err
+	}
+	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations}
+
+	send := messages
+	if conv != "" {
+		stored, err := h.Conversations.History(r.Context(), key.ID, conv)
+		if err != nil {
+			return call{}, err
+		}
+		send, c.fresh = assemble(messages, stored, st.ServerMemory)
+	}
+	if m.systemPrompt != "" {
+		system := mustJSON(map[string]string{"role": "system", "content": m.systemPrompt})
+		send = append([]json.RawMessage{system}, send...)
+	}
+	send = trim(send, st.MaxMessages)
+	// Untouched messages go as they came; changed ones keep every message
+	// byte for byte.
+	if len(send) != len(messages) || &send[0] != &messages[0] {
+		req = req.set("messages", rawArray(send))
+	}
+	req = req.del("conversation_id")
+	if stream {
+		if req, c.clientUsage, err = withUsage(req); err != nil {
+			return call{}, err
+		}
+	}
+	c.req = req
+	return c, nil
+}
+
+// withUsage sets stream_options.include_usage, keeping the other stream
+// options, and reports whether the client had asked for it.
+func withUsage(req object) (object, bool, error) {
+	opts := object{}
+	if raw := req.get("stream_options"); raw != nil && string(raw) != "null" {
+		var err error
+		if opts, err = parseObject(raw); err != nil {
+			return nil, false, invalidField("stream_options", "an object")
+		}
+	}
+	asked, err := opts.boolValue("include_usage")
+	if err != nil {
+		return nil, false, invalidField("stream_options.include_usage", "a boolean")
+	}
+	return req.set("stream_options", opts.set("include_usage", json.RawMessage("true")).bytes()), asked, nil
+}
+
+// messagesOf returns the request's messages, each kept byte for byte.
+func messagesOf(req object) ([]json.RawMessage, error) {
+	raw := req.get("messages")
+	var messages []json.RawMessage
+	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
+		return nil, invalidField("messages", "a non-empty array of messages")
+	}
+	for _, m := range messages {
+		if len(m) == 0 || m[0] != '{' {
+			return nil, invalidField("messages", "an array of message objects")
+		}
+	}
+	return messages, nil
+}
+
+// outcome is what became of a call, for the usage record, the metrics and
+// the conversation.
+type outcome struct {
+	status   int
+	used     tokens
+	reported bool // the upstream reported usage
+	// estimated marks tokens the gateway estimated, the upstream having
+	// reported none; partial marks an answer that broke off.
+	estimated bool
+	partial   bool
+	answer    json.RawMessage // the assistant message, when complete
+	// delivered is whether the client received the whole answer.
+	delivered bool
+}
+
+func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c, err := h.prepare(w, r)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	// The upstream request outlives its client by up to DrainTimeout, so
+	// that the usage of an answer the client left is still learnt.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	stopDrain := drainAfter(r.Context(), h.opt.DrainTimeout, cancel)
+	defer stopDrain()
+
+	var out outcome
+	defer func() { h.finish(r, c, start, out) }()
+	resp, err := h.post(ctx, c)
+	if err != nil {
+		out.status = respond.Status(err)
+		respond.Error(w, r, err)
+		return
+	}
+	defer resp.Close()
+	if c.stream && resp.IsEventStream() {
+		out = h.relay(w, r, resp, c)
+		return
+	}
+	body, err := resp.ReadAll(maxAnswer)
+	if err != nil {
+		out.status = respond.Status(err)
+		respond.Error(w, r, err)
+		return
+	}
+	out = outcome{status: http.StatusOK, delivered: r.Context().Err() == nil}
+	if !out.delivered {
+		out.status = statusClientGone
+	}
+	out.used, out.reported = usageOf(body)
+	out.answer = firstMessage(body)
+	if !out.reported {
+		out.estimated = true
+		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: int64(len(out.answer) / 4)}
+	}
+	w.Header().Set("Content-Type", contentType(resp))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// drainAfter calls cancel d after ctx ends, unless stop is called first.
+func drainAfter(ctx context.Context, d time.Duration, cancel context.CancelFunc) (stop func()) {
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(d, cancel)
+	})
+	return func() {
+		stopAfter()
+		mu.Lock()
+		defer mu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// post sends the call to its model's upstream, and to the fallback
+// upstream when the primary keeps failing (after its own retries) with an
+// error that another upstream may not have.
+func (h *Handler) post(ctx context.Context, c call) (*upstream.Response, error) {
+	resp, err := h.Upstream.Post(ctx, c.model.upstream, "/chat/completions", c.body(c.model.upstream.Model))
+	if err == nil || c.model.fallback.BaseURL == "" || ctx.Err() != nil {
+		return resp, err
+	}
+	switch gateway.ErrorCode(err) {
+	case gateway.EUpstream, gateway.EUnavailable, gateway.ETimeout:
+	default:
+		return nil, err
+	}
+	slog.WarnContext(ctx, "primary upstream failed; using the fallback", "err", err)
+	resp, ferr := h.Upstream.Post(ctx, c.model.fallback, "/chat/completions", c.body(c.model.fallback.Model))
+	if ferr != nil {
+		return nil, ferr
+	}
+	return resp, nil
+}
+
+// finish records the call once, whatever became of it: usage, metrics, log
+// line, and the exchange in its conversation when the client got the whole
+// answer.
+func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) {
+	ctx := context.WithoutCancel(r.Context())
+	latency := time.Since(start)
+	h.record(ctx, usage.Record{RequestID: r.Header.Get("X-Request-ID"), KeyID: c.key.ID, Model: c.model.public, Kind: "chat",
+		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
+		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated})
+	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
+	slog.InfoContext(ctx, "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
+		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,
+		"prompt_tokens", out.used.PromptTokens, "completion_tokens", out.used.CompletionTokens)
+	if c.conversation == "" || out.status != http.StatusOK || out.partial || !out.delivered || out.answer == nil {
+		return
+	}
+	msgs := append(append([]json.RawMessage{}, c.fresh...), out.answer)
+	if err := h.Conversations.Append(ctx, c.key.ID, c.conversation, msgs, c.keep); err != nil {
+		slog.ErrorContext(ctx, "record conversation", "conversation", c.conversation, "err", err)
+	}
+}
+
+// record stores a usage record; a failure is logged, since the answer has
+// gone out already.
+func (h *Handler) record(ctx context.Context, rec usage.Record) {
+	if rec.RequestID == "" {
+		rec.RequestID = "none"
+	}
+	if err := h.Meter.Record(context.WithoutCancel(ctx), rec); err != nil {
+		slog.ErrorContext(ctx, "record usage", "err", err)
+	}
+}
+
+// tokens is the token count an upstream reported.
+type tokens struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// usageOf returns the usage member of a completion or a stream chunk; the
+// cheap check first, since most chunks have none.
+func usageOf(data []byte) (tokens, bool) {
+	if !bytes.Contains(data, []byte(`"usage"`)) {
+		return tokens{}, false
+	}
+	var v struct {
+		Usage *tokens `json:"usage"`
+	}
+	if json.Unmarshal(data, &v) != nil || v.Usage == nil {
+		return tokens{}, false
+	}
+	return *v.Usage, true
+}
+
+// firstMessage returns choices[0].message of a completion, as it came.
+func firstMessage(body []byte) json.RawMessage {
+	var v struct {
+		Choices []struct {
+			Message json.RawMessage `json:"message"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(body, &v) != nil || len(v.Choices) == 0 || len(v.Choices[0].Message) == 0 {
+		return nil
+	}
+	return v.Choices[0].Message
+}

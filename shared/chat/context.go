@@ -1,0 +1,116 @@
+package chat
+
+import (
+	"encoding/json"
+)
+
+// roleOf returns the role of a message.
+func roleOf(raw json.RawMessage) string {
+	var m struct {
+		Role string `json:"role"`
+	}
+	json.Unmarshal(raw, &m)
+	return m.Role
+}
+
+// normalize renders a message so that two renderings of one message compare
+// equal: members sorted, nulls and fields that do not change its meaning
+// (refusal, annotations, reasoning) dropped, an empty content beside tool
+// calls dropped.
+func normalize(raw json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return string(raw)
+	}
+	for k, v := range m {
+		if v == nil {
+			delete(m, k)
+		}
+	}
+	for _, k := range []string{"refusal", "annotations", "audio", "reasoning_content", "reasoning"} {
+		delete(m, k)
+	}
+	if c, ok := m["content"].(string); ok && c == "" && m["tool_calls"] != nil {
+		delete(m, "content")
+	}
+	out, _ := json.Marshal(m)
+	return string(out)
+}
+
+// split separates system messages from the rest, keeping order.
+func split(msgs []json.RawMessage) (system, rest []json.RawMessage) {
+	for _, m := range msgs {
+		if roleOf(m) == "system" || roleOf(m) == "developer" {
+			system = append(system, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	return system, rest
+}
+
+// assemble merges a request's messages with a conversation's stored ones.
+// It returns what goes upstream and what is new to the conversation:
+//
+//   - a client that sends the whole conversation (its messages start with
+//     the stored ones) is taken as it is, and only its tail is new;
+//   - otherwise, with memory on, the stored messages go before the
+//     client's (after its system messages), and all of the client's are new;
+//   - with memory off, the client's messages go as they are, and those
+//     after the part that matches the stored ones are new.
+//
+// System messages are never stored: the client resends its own, and the
+// gateway adds the model's.
+func assemble(client, stored []json.RawMessage, memory bool) (upstream, fresh []json.RawMessage) {
+	system, rest := split(client)
+	k := 0
+	for k < len(rest) && k < len(stored) && normalize(rest[k]) == normalize(stored[k]) {
+		k++
+	}
+	switch {
+	case k == len(stored) || !memory:
+		return client, rest[k:]
+	default:
+		merged := make([]json.RawMessage, 0, len(system)+len(stored)+len(rest))
+		merged = append(append(append(merged, system...), stored...), rest...)
+		return merged, rest
+	}
+}
+
+// trim keeps every system message and the last max others (all when max
+// is 0). A kept part never starts with tool results whose call was cut off,
+// which upstreams refuse.
+func trim(msgs []json.RawMessage, max int) []json.RawMessage {
+	_, rest := split(msgs)
+	if max <= 0 || len(rest) <= max {
+		return msgs
+	}
+	rest = rest[len(rest)-max:]
+	for len(rest) > 1 && roleOf(rest[0]) == "tool" {
+		rest = rest[1:]
+	}
+	out := make([]json.RawMessage, 0, len(msgs))
+	for _, m := range msgs {
+		if r := roleOf(m); r == "system" || r == "developer" {
+			out = append(out, m)
+		}
+	}
+	return append(out, rest...)
+}
+
+// rawArray encodes messages as a JSON array, each one byte for byte.
+func rawArray(msgs []json.RawMessage) json.RawMessage {
+	n := 2
+	for _, m := range msgs {
+		n += len(m) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, m...)
+	}
+	return append(b, ']')
+}

@@ -1,0 +1,64 @@
+package chat
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/respond"
+)
+
+// listConversations lists the calling key's conversations, most recent
+// first.
+func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) {
+	key, err := h.authenticate(r)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	cs, err := h.Conversations.List(r.Context(), key.ID)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []conversations.Conversation{}
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": cs})
+}
+
+// getConversation returns one of the calling key's conversations with its
+// messages; another key's is a 404, as if it did not exist.
+func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) {
+	key, err := h.authenticate(r)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	c, msgs, err := h.Conversations.Get(r.Context(), key.ID, r.PathValue("id"))
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	if msgs == nil {
+		msgs = []json.RawMessage{}
+	}
+	respond.JSON(w, http.StatusOK, struct {
+		conversations.Conversation
+		Messages []json.RawMessage `json:"messages"`
+	}{c, msgs})
+}
+
+func (h *Handler) deleteConversation(w http.ResponseWriter, r *http.Request) {
+	key, err := h.authenticate(r)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if err := h.Conversations.Delete(r.Context(), key.ID, id); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"id": id, "object": "conversation.deleted", "deleted": true})
+}

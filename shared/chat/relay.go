@@ -1,0 +1,179 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/upstream"
+)
+
+// statusClientGone is the status recorded for a request whose client left
+// before the answer was complete (nginx's "client closed request").
+const statusClientGone = 499
+
+// relay copies the upstream's events to the client as they arrive, flushing
+// whenever no further event is already waiting. It drops the usage chunk
+// the client did not ask for, keeps the usage the upstream reported, and
+// rebuilds the answer when a conversation records it. When the client
+// leaves, it reads on (until DrainTimeout) only to learn the usage. An
+// upstream failure ends the stream with an error event and [DONE].
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response, c call) outcome {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+
+	out := outcome{status: http.StatusOK}
+	var acc *accumulator
+	if c.conversation != "" {
+		acc = &accumulator{}
+	}
+	gone := false
+	chunks := int64(0)
+	for ev, err := range resp.Events() {
+		gone = gone || r.Context().Err() != nil
+		if err != nil {
+			out.partial = true
+			out.status = respond.Status(err)
+			if !gone {
+				slog.WarnContext(r.Context(), "upstream stream failed", "err", err)
+				body, _ := json.Marshal(respond.Body(err))
+				w.Write([]byte("data: " + string(body) + "\n\ndata: [DONE]\n\n"))
+				rc.Flush()
+			}
+			break
+		}
+		skip := false
+		if u, ok := usageOf(ev.Data); ok {
+			out.used, out.reported = u, true
+			skip = !c.clientUsage && onlyUsage(ev.Data)
+		}
+		if !ev.Done() && bytes.Contains(ev.Data, []byte(`"delta"`)) {
+			chunks++
+			if acc != nil {
+				acc.add(ev.Data)
+			}
+		}
+		if gone {
+			if out.reported {
+				break // all that was still wanted
+			}
+			continue
+		}
+		if skip {
+			continue
+		}
+		if _, err := w.Write(ev.Raw); err != nil {
+			gone = true
+			continue
+		}
+		if !resp.EventReady() && rc.Flush() != nil {
+			gone = true
+		}
+	}
+	if gone {
+		out.status = statusClientGone
+		out.partial = out.partial || !out.reported
+	}
+	out.delivered = !gone && !out.partial
+	if !out.reported {
+		// Nothing reported: estimate, and say so. A chunk is about a token;
+		// a token is about four bytes of prompt.
+		out.estimated = true
+		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: chunks}
+	}
+	if acc != nil && out.delivered {
+		out.answer = acc.message()
+	}
+	return out
+}
+
+// onlyUsage reports whether a chunk carries nothing but usage: the chunk a
+// stream ends with when usage is asked for.
+func onlyUsage(data []byte) bool {
+	var v struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	return json.Unmarshal(data, &v) == nil && len(v.Choices) == 0
+}
+
+// accumulator rebuilds the assistant message of a stream from its deltas
+// (choice 0): content and tool calls.
+type accumulator struct {
+	content   bytes.Buffer
+	hasText   bool
+	toolCalls []toolCall
+}
+
+type toolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+func (a *accumulator) add(data []byte) {
+	var chunk struct {
+		Choices []struct {
+			Index int `json:"index"`
+			Delta struct {
+				Content   *string `json:"content"`
+				ToolCalls []struct {
+					Index    int    `json:"index"`
+					ID       string `json:"id"`
+					Type     string `json:"type"`
+					Function struct {
+						Name      string `json:"name"`
+						Arguments string `json:"arguments"`
+					} `json:"function"`
+				} `json:"tool_calls"`
+			} `json:"delta"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(data, &chunk) != nil {
+		return
+	}
+	for _, ch := range chunk.Choices {
+		if ch.Index != 0 {
+			continue
+		}
+		if ch.Delta.Content != nil {
+			a.content.WriteString(*ch.Delta.Content)
+			a.hasText = a.hasText || *ch.Delta.Content != ""
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			for len(a.toolCalls) <= tc.Index {
+				a.toolCalls = append(a.toolCalls, toolCall{Type: "function"})
+			}
+			t := &a.toolCalls[tc.Index]
+			if tc.ID != "" {
+				t.ID = tc.ID
+			}
+			if tc.Type != "" {
+				t.Type = tc.Type
+			}
+			t.Function.Name += tc.Function.Name
+			t.Function.Arguments += tc.Function.Arguments
+		}
+	}
+}
+
+// message returns the rebuilt assistant message.
+func (a *accumulator) message() json.RawMessage {
+	m := map[string]any{"role": "assistant", "content": a.content.String()}
+	if len(a.toolCalls) > 0 {
+		m["tool_calls"] = a.toolCalls
+		if !a.hasText {
+			m["content"] = nil
+		}
+	}
+	return mustJSON(m)
+}
