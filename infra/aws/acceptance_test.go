@@ -19,7 +19,8 @@ func TestAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := fakeupstream.New(t)
+	up := fakeupstream.Named(t, "primary")
+	fallback := fakeupstream.Named(t, "fallback")
 	st := startStack(t,
 		"GATEWAY_MAX_BODY_BYTES=1048576",
 		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
@@ -32,6 +33,7 @@ func TestAcceptance(t *testing.T) {
 	acceptance.Run(t, acceptance.Target{
 		BaseURL:          gw.URL,
 		Upstream:         up,
+		Fallback:         fallback,
 		FirstByteTimeout: time.Second,
 		DrainTimeout:     2 * time.Second,
 		MaxBody:          1 << 20,

@@ -26,7 +26,8 @@ func TestAcceptance(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	up := fakeupstream.New(t)
+	up := fakeupstream.Named(t, "primary")
+	fallback := fakeupstream.Named(t, "fallback")
 	const maxBody = 1 << 20
 	base := start(t, bin,
 		"GATEWAY_ADDR=127.0.0.1:0",
@@ -39,6 +40,7 @@ func TestAcceptance(t *testing.T) {
 	acceptance.Run(t, acceptance.Target{
 		BaseURL:          base,
 		Upstream:         up,
+		Fallback:         fallback,
 		FirstByteTimeout: time.Second,
 		DrainTimeout:     2 * time.Second,
 		MaxBody:          maxBody,

@@ -32,13 +32,17 @@ type Target struct {
 	// Upstream is the fake the suite sets the gateway up against; the
 	// gateway must be able to reach its URL.
 	Upstream *fakeupstream.Server
+	// Fallback, if set, is a second fake (named "fallback", the first one
+	// "primary") the suite configures as the fallback upstream.
+	Fallback *fakeupstream.Server
 	// FirstByteTimeout is the gateway's configured upstream first-byte
 	// timeout (keep it short, a second or two).
 	FirstByteTimeout time.Duration
 	// MaxBody is the gateway's configured request body limit.
 	MaxBody int64
-	// KeyCacheTTL is how long the gateway may keep trusting a revoked key
-	// (zero when the admin and chat handlers share one cache).
+	// KeyCacheTTL is how long the gateway may keep serving from its caches
+	// after an admin change: a revoked key, settings, public models (zero
+	// when the admin and chat handlers share one cache).
 	KeyCacheTTL time.Duration
 	// DrainTimeout is the gateway's configured GATEWAY_DRAIN_TIMEOUT: how
 	// long it reads an answer on after its client left (keep it short).
@@ -97,6 +101,22 @@ func Run(t *testing.T, target Target) {
 		{"SettingsPartialUpdateAndValidation", s.settingsPartial},
 		{"SettingsChangeWhatChatSends", s.settingsChangeChat},
 		{"KeysCreateListRevoke", s.keysLifecycle},
+		{"PublicModels", s.publicModels},
+		{"KeyModelAllowlist", s.keyModelAllowlist},
+		{"KeyExpiry", s.keyExpiry},
+		{"KeyRequestsPerMinute", s.keyRPM},
+		{"KeyTokensPerMinute", s.keyTPM},
+		{"KeyTokenQuota", s.keyQuota},
+		{"UsageOfAStream", s.usageStream},
+		{"UsageAfterClientCancel", s.usageClientCancel},
+		{"UsageAfterUpstreamReset", s.usageUpstreamReset},
+		{"RetryBeforeFirstByte", s.retryBeforeFirstByte},
+		{"FallbackUpstream", s.fallback},
+		{"VisionAndToolPayloadsIntact", s.payloadsIntact},
+		{"MemoryOff", s.memoryOff},
+		{"MemoryOn", s.memoryOn},
+		{"ConversationIsolation", s.conversationIsolation},
+		{"ConversationEviction", s.conversationEviction},
 		{"Logout", s.logout},
 		{"LoginWrongPasswordAndThrottle", s.loginThrottle},
 	}
@@ -259,6 +279,13 @@ func decode[T any](t *testing.T, body []byte) T {
 		t.Fatalf("decode %s: %v", body, err)
 	}
 	return v
+}
+
+// settle waits until every cache of the target has seen an admin change.
+func (s *suite) settle() {
+	if s.KeyCacheTTL > 0 {
+		time.Sleep(s.KeyCacheTTL + 100*time.Millisecond)
+	}
 }
 
 func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {

@@ -11,6 +11,11 @@
 //	#endless:TOKEN       stream a chunk every 20 ms until the request ends;
 //	                     Closed(TOKEN) is closed when it does
 //	#reset               stream three chunks, then break the connection
+//	#slow:N              stream N chunks, 50 ms apart
+//	#fail-once:TOKEN     answer 503 to the first request with TOKEN only
+//	#status-on:NAME:CODE answer CODE if this server is named NAME (see
+//	                     Named), else as usual
+//	#tool                answer with a tool call (get_weather) instead of text
 //
 // /v1/embeddings answers with Embed of each input.
 //
@@ -54,16 +59,21 @@ func (r Request) JSON() map[string]any {
 // Server is a running fake upstream.
 type Server struct {
 	*httptest.Server
+	name string
 
 	mu       sync.Mutex
+	seen     map[string]bool
 	requests []Request
 	releases map[string]chan struct{}
 	closed   map[string]chan struct{}
 }
 
 // New starts a fake upstream; it is closed when the test ends.
-func New(t interface{ Cleanup(func()) }) *Server {
-	s := &Server{releases: map[string]chan struct{}{}, closed: map[string]chan struct{}{}}
+func New(t interface{ Cleanup(func()) }) *Server { return Named(t, "") }
+
+// Named starts a fake upstream with a name, for #status-on.
+func Named(t interface{ Cleanup(func()) }, name string) *Server {
+	s := &Server{name: name, seen: map[string]bool{}, releases: map[string]chan struct{}{}, closed: map[string]chan struct{}{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -171,6 +181,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(arg)
 		writeError(w, code, "fake upstream failure")
 		return
+	case "#status-on":
+		name, code, _ := strings.Cut(arg, ":")
+		if name == s.name {
+			c, _ := strconv.Atoi(code)
+			writeError(w, c, "fake upstream failure")
+			return
+		}
+	case "#fail-once":
+		s.mu.Lock()
+		first := !s.seen[arg]
+		s.seen[arg] = true
+		s.mu.Unlock()
+		if first {
+			writeError(w, http.StatusServiceUnavailable, "fake upstream overloaded")
+			return
+		}
+	case "#tool":
+		s.tool(w, req)
+		return
 	case "#hang":
 		<-r.Context().Done()
 		return
@@ -224,6 +253,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	case "#slow":
+		n, _ := strconv.Atoi(arg)
+		for i := range n {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			send(chunk(map[string]any{"content": fmt.Sprintf("slow %d ", i)}, nil))
+		}
+		words = nil
 	case "#reset":
 		for i := range 3 {
 			send(chunk(map[string]any{"content": fmt.Sprintf("part %d ", i)}, nil))
@@ -287,6 +327,43 @@ func (s *Server) embeddings(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": req.Model,
 		"usage": map[string]any{"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+}
+
+// ToolArguments are the arguments of the fake's tool call.
+const ToolArguments = `{"city":"北京","unit":"celsius"}`
+
+// tool answers with a call of get_weather, streamed in pieces or whole.
+func (s *Server) tool(w http.ResponseWriter, req chatRequest) {
+	if !req.Stream {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"id": "chatcmpl-tool", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "tool_calls", "message": map[string]any{
+				"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{"id": "call_1", "type": "function",
+					"function": map[string]any{"name": "get_weather", "arguments": ToolArguments}}}}}},
+			"usage": usage(),
+		})
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	send := func(delta map[string]any, finish any) {
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+			"model": req.Model, "choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		w.(http.Flusher).Flush()
+	}
+	send(map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{"index": 0, "id": "call_1",
+		"type": "function", "function": map[string]any{"name": "get_weather", "arguments": ""}}}}, nil)
+	half := strings.Index(ToolArguments, ",") // a split that keeps runes whole
+	for _, part := range []string{ToolArguments[:half], ToolArguments[half:]} {
+		send(map[string]any{"tool_calls": []any{map[string]any{"index": 0, "function": map[string]any{"arguments": part}}}}, nil)
+	}
+	send(map[string]any{}, "tool_calls")
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-tool", "object": "chat.completion.chunk", "choices": []any{}, "usage": usage()})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
 func usage() map[string]any {

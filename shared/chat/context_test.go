@@ -1,0 +1,101 @@
+package chat
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func msgs(specs ...string) []json.RawMessage {
+	out := make([]json.RawMessage, len(specs))
+	for i, s := range specs {
+		role, content, _ := strings.Cut(s, ":")
+		out[i] = mustJSON(map[string]string{"role": role, "content": content})
+	}
+	return out
+}
+
+func show(ms []json.RawMessage) string {
+	var parts []string
+	for _, m := range ms {
+		var v struct{ Role, Content string }
+		json.Unmarshal(m, &v)
+		parts = append(parts, v.Role+":"+v.Content)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestAssemble(t *testing.T) {
+	stored := msgs("user:hi", "assistant:hello")
+	tests := []struct {
+		name           string
+		client         []json.RawMessage
+		memory         bool
+		upstream, news string
+	}{
+		{"client sends the whole history", msgs("system:s", "user:hi", "assistant:hello", "user:next"), true,
+			"system:s user:hi assistant:hello user:next", "user:next"},
+		{"memory adds the history after system messages", msgs("system:s", "user:next"), true,
+			"system:s user:hi assistant:hello user:next", "user:next"},
+		{"memory off sends what the client sent", msgs("user:next"), false, "user:next", "user:next"},
+		{"memory off records only the tail", msgs("user:hi", "assistant:hello", "user:next"), false,
+			"user:hi assistant:hello user:next", "user:next"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up, fresh := assemble(tc.client, stored, tc.memory)
+			if show(up) != tc.upstream || show(fresh) != tc.news {
+				t.Fatalf("assemble = %q / new %q, want %q / %q", show(up), show(fresh), tc.upstream, tc.news)
+			}
+		})
+	}
+	// The same message in another rendering is recognised.
+	client := []json.RawMessage{json.RawMessage(`{ "content" : "hi", "role":"user", "name": null }`), msgs("user:next")[0]}
+	if _, fresh := assemble(client, stored[:1], true); show(fresh) != "user:next" {
+		t.Fatalf("a re-rendered stored message was taken as new: %q", show(fresh))
+	}
+}
+
+func TestTrim(t *testing.T) {
+	call := json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}`)
+	result := json.RawMessage(`{"role":"tool","tool_call_id":"c1","content":"42"}`)
+	all := append(msgs("system:s", "user:a"), call, result)
+	all = append(all, msgs("assistant:b", "user:c")...)
+	tests := []struct {
+		max  int
+		want string
+	}{
+		{0, "system:s user:a assistant: tool:42 assistant:b user:c"},
+		{10, "system:s user:a assistant: tool:42 assistant:b user:c"},
+		{2, "system:s assistant:b user:c"},
+		{3, "system:s assistant:b user:c"}, // a tool result without its call is dropped
+		{4, "system:s assistant: tool:42 assistant:b user:c"},
+	}
+	for _, tc := range tests {
+		if got := show(trim(all, tc.max)); got != tc.want {
+			t.Errorf("trim(%d) = %q, want %q", tc.max, got, tc.want)
+		}
+	}
+}
+
+func TestAccumulator(t *testing.T) {
+	var a accumulator
+	for _, chunk := range []string{
+		`{"choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_","arguments":""}}]}}]}`,
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"weather","arguments":"{\"city\":"}}]}}]}`,
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"北京\"}"}}]}}]}`,
+		`{"choices":[{"index":1,"delta":{"content":"other choice"}}]}`,
+	} {
+		a.add([]byte(chunk))
+	}
+	want := `{"content":null,"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"北京\"}"}}]}`
+	if got := string(a.message()); got != want {
+		t.Fatalf("message = %s\nwant      %s", got, want)
+	}
+	var b accumulator
+	b.add([]byte(`{"choices":[{"index":0,"delta":{"content":"Hel"}}]}`))
+	b.add([]byte(`{"choices":[{"index":0,"delta":{"content":"lo"}}]}`))
+	if got := string(b.message()); got != `{"content":"Hello","role":"assistant"}` {
+		t.Fatalf("message = %s", got)
+	}
+}
