@@ -97,6 +97,9 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 			*dst = d
 		}
 	}
+	if f, ok := h.Usage.(interface{ Flush(context.Context) }); ok {
+		f.Flush(r.Context()) // batched records first, so the report is whole
+	}
 	rows, err := h.Usage.Summary(r.Context(), usage.Filter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")})
 	if err != nil {
 		respond.Error(w, r, err)

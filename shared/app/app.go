@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/admin"
 	"github.com/aigateway/aigateway/shared/auth"
@@ -41,9 +42,17 @@ type Stores struct {
 	Closers []io.Closer
 }
 
-// Assemble builds the gateway on st, with master as the master key and rec
-// recording metrics.
-func Assemble(cfg Config, st Stores, master []byte, rec metrics.Recorder) (*Gateway, error) {
+// Extras are what a target adds to its stores.
+type Extras struct {
+	// Metrics records request and token metrics.
+	Metrics metrics.Recorder
+	// UsageEvery, when not zero, writes usage in batches at this interval
+	// (a long-running process); zero writes it within each request.
+	UsageEvery time.Duration
+}
+
+// Assemble builds the gateway on st, with master as the master key.
+func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error) {
 	box, err := seal.New(master)
 	if err != nil {
 		return nil, err
@@ -51,7 +60,20 @@ func Assemble(cfg Config, st Stores, master []byte, rec metrics.Recorder) (*Gate
 	ks := keys.New(st.Records, cfg.CacheTTL)
 	set := settings.New(st.KV, box, cfg.CacheTTL)
 	ms := models.New(st.Records, cfg.CacheTTL)
-	meter := usage.New(st.Records)
+	var meter interface {
+		chat.Meter
+		admin.Usage
+	} = usage.New(st.Records)
+	closers := st.Closers
+	if ex.UsageEvery > 0 {
+		buf := usage.NewBuffer(usage.New(st.Records), ex.UsageEvery)
+		meter = buf
+		closers = append([]io.Closer{buf}, closers...) // written before the stores close
+	}
+	rec := ex.Metrics
+	if rec == nil {
+		rec = metrics.Nop{}
+	}
 	convs := conversations.New(st.Records, st.Blobs)
 	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
 	up := upstream.New(cfg.Upstream)
@@ -61,7 +83,7 @@ func Assemble(cfg Config, st Stores, master []byte, rec metrics.Recorder) (*Gate
 		Admin:   admin.New(admin.Deps{Guard: guard, Keys: ks, Settings: set, Models: ms, Conversations: convs, Usage: meter}, cfg.MaxBody),
 		cors:    cfg.CORSOrigins,
 		metrics: rec,
-		close:   st.Closers,
+		close:   closers,
 	}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -258,7 +259,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 		respond.Error(w, r, err)
 		return
 	}
-	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK}
+	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK, PerMinute: key.TPM > 0}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)
@@ -292,6 +293,7 @@ func answer(w http.ResponseWriter, resp *upstream.Response) ([]byte, error) {
 	}
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 	return body, nil

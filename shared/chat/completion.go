@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -218,8 +219,11 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		out.estimated = true
 		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: int64(len(out.answer) / 4)}
 	}
+	// With its length known, the client has the whole answer before the
+	// exchange is recorded.
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }
@@ -272,7 +276,7 @@ func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) 
 	latency := time.Since(start)
 	h.record(ctx, usage.Record{RequestID: r.Header.Get("X-Request-ID"), KeyID: c.key.ID, Model: c.model.public, Kind: "chat",
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
-		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated})
+		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, PerMinute: c.key.TPM > 0})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
 	slog.InfoContext(ctx, "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,

@@ -279,3 +279,50 @@ func (r *Records) Query(ctx context.Context, pk string, q storage.Query) (storag
 	}
 	return page, nil
 }
+
+var _ storage.Batcher = (*Records)(nil)
+
+// PutNew implements storage.Batcher with BatchWriteItem, 25 items a call,
+// sending again what DynamoDB leaves unprocessed under load.
+func (r *Records) PutNew(ctx context.Context, items []storage.Item) error {
+	var reqs []types.WriteRequest
+	for _, it := range items {
+		if err := storage.CheckItemKey(it.PK, it.SK); err != nil {
+			return err
+		}
+		if len(it.Value) > storage.MaxValueSize {
+			return storage.Invalid("value of %d bytes is over the limit of %d", len(it.Value), storage.MaxValueSize)
+		}
+		av := key(recordPre+it.PK, it.SK)
+		av[attrValue] = &types.AttributeValueMemberB{Value: nonNil(it.Value)}
+		av[attrVersion] = n(1)
+		if e := expiry(it.ExpiresAt); e != 0 {
+			av[attrExpires] = n(e)
+		}
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: av}})
+	}
+	for len(reqs) > 0 {
+		batch := reqs[:min(25, len(reqs))]
+		reqs = reqs[len(batch):]
+		for attempt := 0; len(batch) > 0; attempt++ {
+			if attempt == 8 {
+				return storage.Unavailable("put records", fmt.Errorf("%d items stayed unprocessed", len(batch)))
+			}
+			if attempt > 0 {
+				select {
+				case <-ctx.Done():
+					return storage.Unavailable("put records", ctx.Err())
+				case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
+				}
+			}
+			out, err := r.t.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+				RequestItems: map[string][]types.WriteRequest{r.t.name: batch},
+			})
+			if err != nil {
+				return storage.Unavailable("put records", err)
+			}
+			batch = out.UnprocessedItems[r.t.name]
+		}
+	}
+	return nil
+}

@@ -273,3 +273,36 @@ func (r *Records) Query(ctx context.Context, pk string, q storage.Query) (storag
 
 // storageErr reports whether err already carries a storage error code.
 func storageErr(err error) bool { return gateway.ErrorCode(err) != gateway.EInternal }
+
+var _ storage.Batcher = (*Records)(nil)
+
+// PutNew implements storage.Batcher in one transaction.
+func (r *Records) PutNew(ctx context.Context, items []storage.Item) error {
+	for _, it := range items {
+		if err := storage.CheckItemKey(it.PK, it.SK); err != nil {
+			return err
+		}
+		if len(it.Value) > storage.MaxValueSize {
+			return storage.Invalid("value of %d bytes is over the limit of %d", len(it.Value), storage.MaxValueSize)
+		}
+	}
+	defer r.db.maybeSweep(ctx)
+	return r.tx(ctx, fmt.Sprintf("put %d records", len(items)), func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO records (`+columns+`) VALUES (?, ?, ?, '{}', 1, ?)
+			ON CONFLICT (pk, sk) DO UPDATE SET value = excluded.value, counters = '{}', version = 1, expires_at = excluded.expires_at`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, it := range items {
+			value := it.Value
+			if value == nil {
+				value = []byte{}
+			}
+			if _, err := stmt.ExecContext(ctx, it.PK, it.SK, value, millis(it.ExpiresAt)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -251,3 +251,14 @@ func PrefixRange(prefix string) (lo, hi string) {
 	}
 	return prefix, ""
 }
+
+// Batcher is the optional capability of Records backends that write many
+// items in one round trip (one transaction in SQLite, BatchWriteItem on
+// DynamoDB), for records that are written once and never updated, such as
+// a log of requests.
+type Batcher interface {
+	// PutNew writes items unconditionally, each as a whole new item at
+	// version 1 (replacing any earlier item, counters included). It is not
+	// atomic across items: on error, some may have been written.
+	PutNew(ctx context.Context, items []Item) error
+}

@@ -48,6 +48,11 @@ func retryAfter(now, next time.Time) int {
 // and ELimited with the code insufficient_quota (no Retry-After: waiting
 // does not help) when its token quota is used up.
 func (m *Meter) Admit(ctx context.Context, key gateway.APIKey) error {
+	return m.admit(ctx, key, func(string, string) int64 { return 0 })
+}
+
+// admit is Admit with pending: tokens counted but not yet written, by item.
+func (m *Meter) admit(ctx context.Context, key gateway.APIKey, pending func(pk, sk string) int64) error {
 	now := m.now()
 	win, next := minute(now)
 	if key.TokenQuota > 0 {
@@ -55,7 +60,7 @@ func (m *Meter) Admit(ctx context.Context, key gateway.APIKey) error {
 		if err != nil && !gateway.IsNotFound(err) {
 			return fmt.Errorf("read quota of %s: %w", key.ID, err)
 		}
-		if it.Counters["tokens"] >= key.TokenQuota {
+		if it.Counters["tokens"]+pending(quotaPK, key.ID) >= key.TokenQuota {
 			return gateway.Errorf(gateway.EQuota, "This API key has used its token quota of %d tokens.", key.TokenQuota)
 		}
 	}
@@ -64,7 +69,7 @@ func (m *Meter) Admit(ctx context.Context, key gateway.APIKey) error {
 		if err != nil && !gateway.IsNotFound(err) {
 			return fmt.Errorf("read tokens per minute of %s: %w", key.ID, err)
 		}
-		if it.Counters["tokens"] >= key.TPM {
+		if it.Counters["tokens"]+pending(limitPK+key.ID, "tpm#"+win) >= key.TPM {
 			e := gateway.Errorf(gateway.ELimited, "Rate limit reached: this key may use %d tokens per minute.", key.TPM)
 			e.RetryAfter = retryAfter(now, next)
 			return e
@@ -100,13 +105,41 @@ type Record struct {
 	Partial bool `json:"partial,omitempty"`
 	// Estimated marks tokens the gateway estimated because the upstream
 	// reported none.
-	Estimated bool      `json:"estimated,omitempty"`
+	Estimated bool `json:"estimated,omitempty"`
+	// PerMinute asks for the tokens to count against the key's tokens per
+	// minute (only keys with such a limit need the extra write).
+	PerMinute bool      `json:"-"`
 	Time      time.Time `json:"time"`
 }
 
 // Record stores r, adds it to its day's summary and counts its tokens
-// against the key's per-minute and total limits.
+// against the key's limits, before it returns.
 func (m *Meter) Record(ctx context.Context, r Record) error {
+	item, incrs, err := m.writes(r)
+	if err != nil {
+		return err
+	}
+	if _, err := m.records.Put(ctx, item, storage.Cond{}); err != nil {
+		return fmt.Errorf("record usage: %w", err)
+	}
+	for _, in := range incrs {
+		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+			return fmt.Errorf("count usage: %w", err)
+		}
+	}
+	return nil
+}
+
+// incr is one counter change.
+type incr struct {
+	pk, sk  string
+	deltas  map[string]int64
+	expires time.Time
+}
+
+// writes returns what recording r writes: the request's item and the
+// counter changes (day summary, tokens per minute, quota).
+func (m *Meter) writes(r Record) (storage.Item, []incr, error) {
 	if r.Time.IsZero() {
 		r.Time = m.now()
 	}
@@ -114,31 +147,24 @@ func (m *Meter) Record(ctx context.Context, r Record) error {
 	day := r.Time.Format(time.DateOnly)
 	value, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("encode usage: %w", err)
+		return storage.Item{}, nil, fmt.Errorf("encode usage: %w", err)
 	}
-	sk := r.Time.Format("15:04:05.000000000") + "#" + r.RequestID
-	if _, err := m.records.Put(ctx, storage.Item{PK: requestPK + day, SK: sk, Value: value, ExpiresAt: r.Time.Add(keepRecord)}, storage.Cond{}); err != nil {
-		return fmt.Errorf("record usage: %w", err)
-	}
-	counters := map[string]int64{
+	item := storage.Item{PK: requestPK + day, SK: r.Time.Format("15:04:05.000000000") + "#" + r.RequestID,
+		Value: value, ExpiresAt: r.Time.Add(keepRecord)}
+	incrs := []incr{{pk: summaryPK + day, sk: r.KeyID + "#" + r.Model, deltas: map[string]int64{
 		"requests": 1, "prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
-		"errors": flag(r.Status >= 400), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
-	}
-	if _, err := m.records.Incr(ctx, summaryPK+day, r.KeyID+"#"+r.Model, counters, time.Time{}); err != nil {
-		return fmt.Errorf("summarize usage: %w", err)
-	}
+		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
+	}}}
 	tokens := r.PromptTokens + r.CompletionTokens
 	if tokens == 0 {
-		return nil
+		return item, incrs, nil
 	}
-	win, next := minute(r.Time)
-	if _, err := m.records.Incr(ctx, limitPK+r.KeyID, "tpm#"+win, map[string]int64{"tokens": tokens}, next.Add(time.Minute)); err != nil {
-		return fmt.Errorf("count tokens per minute: %w", err)
+	if r.PerMinute {
+		win, next := minute(r.Time)
+		incrs = append(incrs, incr{pk: limitPK + r.KeyID, sk: "tpm#" + win, deltas: map[string]int64{"tokens": tokens}, expires: next.Add(time.Minute)})
 	}
-	if _, err := m.records.Incr(ctx, quotaPK, r.KeyID, map[string]int64{"tokens": tokens}, time.Time{}); err != nil {
-		return fmt.Errorf("count quota: %w", err)
-	}
-	return nil
+	incrs = append(incrs, incr{pk: quotaPK, sk: r.KeyID, deltas: map[string]int64{"tokens": tokens}})
+	return item, incrs, nil
 }
 
 func flag(b bool) int64 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/disk"
@@ -35,7 +36,8 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		db.Close()
 		return nil, err
 	}
-	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master, metrics.Nop{})
+	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master,
+		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -63,7 +63,8 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		}
 	})
 	table := dynamo.New(db, cfg.Table)
-	return app.Assemble(cfg, app.Stores{KV: table.KV(), Records: table.Records(), Blobs: bucket.New(s3c, cfg.Bucket)}, master, metrics.NewEMF(os.Stdout))
+	return app.Assemble(cfg, app.Stores{KV: table.KV(), Records: table.Records(), Blobs: bucket.New(s3c, cfg.Bucket)}, master,
+		app.Extras{Metrics: metrics.NewEMF(os.Stdout)})
 }
 
 // masterKey returns GATEWAY_MASTER_KEY when set, or reads the secret.

@@ -341,6 +341,8 @@ func TestRecords(t *testing.T, r storage.Records) {
 		}
 	})
 
+	t.Run("BatchPutNewWritesMany", func(t *testing.T) { testBatcher(t, r) })
+
 	t.Run("IncrOnExpiredItemStartsOver", func(t *testing.T) {
 		pk := unique(t)
 		if _, err := r.Incr(ctx, pk, "w", map[string]int64{"n": 7}, time.Now().Add(-time.Second)); err != nil {
@@ -378,4 +380,45 @@ func reversed(s []string) []string {
 	out := slices.Clone(s)
 	slices.Reverse(out)
 	return out
+}
+
+// testBatcher runs the Batcher checks when r has the capability.
+func testBatcher(t *testing.T, r storage.Records) {
+	b, ok := r.(storage.Batcher)
+	if !ok {
+		t.Skip("this backend has no batch writes")
+	}
+	ctx := context.Background()
+	pk := unique(t)
+	if _, err := r.Incr(ctx, pk, "item#000", map[string]int64{"n": 5}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	var items []storage.Item
+	for i := range 60 {
+		items = append(items, storage.Item{PK: pk, SK: fmt.Sprintf("item#%03d", i), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	items[7].ExpiresAt = time.Now().Add(-time.Second)
+	if err := b.PutNew(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	var got []storage.Item
+	q := storage.Query{}
+	for {
+		p, err := r.Query(ctx, pk, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.Items...)
+		if p.Cursor == "" {
+			break
+		}
+		q.Cursor = p.Cursor
+	}
+	if len(got) != 59 {
+		t.Fatalf("%d live items, want 59 (60 written, one already expired)", len(got))
+	}
+	if got[0].SK != "item#000" || string(got[0].Value) != "v0" || got[0].Version != 1 || len(got[0].Counters) != 0 {
+		t.Fatalf("first item = %+v, want a whole new item", got[0])
+	}
+	wantCode(t, b.PutNew(ctx, []storage.Item{{PK: pk, SK: ""}}), gateway.EInvalid)
 }

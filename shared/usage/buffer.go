@@ -1,0 +1,163 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/storage"
+)
+
+// Buffer records usage behind the requests, for a long-running process
+// (the local server): records gather in memory and are written every
+// interval, or sooner when many wait; request items go in one batch where
+// the store can (storage.Batcher) and the counter changes of one item are
+// merged into one. Admit counts what waits, so limits hold exactly in the
+// process. Close writes what is left. On Lambda, where nothing runs between
+// requests, the plain Meter writes before the request ends.
+type Buffer struct {
+	*Meter
+	every time.Duration
+
+	mu      sync.Mutex
+	items   []storage.Item
+	pending map[[2]string]*incr
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	closed  bool
+}
+
+// maxWaiting makes the buffer write early when this many records wait.
+const maxWaiting = 512
+
+// NewBuffer starts a Buffer over m that writes every interval.
+func NewBuffer(m *Meter, every time.Duration) *Buffer {
+	b := &Buffer{Meter: m, every: every, pending: map[[2]string]*incr{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go b.loop()
+	return b
+}
+
+func (b *Buffer) loop() {
+	defer close(b.done)
+	t := time.NewTicker(b.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-b.kick:
+		case <-b.stop:
+			b.flush(context.Background())
+			return
+		}
+		b.flush(context.Background())
+	}
+}
+
+// Record queues r. After Close it writes r at once.
+func (b *Buffer) Record(ctx context.Context, r Record) error {
+	item, incrs, err := b.writes(r)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return b.Meter.Record(ctx, r)
+	}
+	b.items = append(b.items, item)
+	for _, in := range incrs {
+		k := [2]string{in.pk, in.sk}
+		p, ok := b.pending[k]
+		if !ok {
+			p = &incr{pk: in.pk, sk: in.sk, deltas: map[string]int64{}, expires: in.expires}
+			b.pending[k] = p
+		}
+		for name, d := range in.deltas {
+			p.deltas[name] += d
+		}
+	}
+	full := len(b.items) >= maxWaiting
+	b.mu.Unlock()
+	if full {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Admit implements Meter.Admit, counting the tokens still waiting.
+func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey) error {
+	return b.admit(ctx, key, func(pk, sk string) int64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if p, ok := b.pending[[2]string{pk, sk}]; ok {
+			return p.deltas["tokens"]
+		}
+		return 0
+	})
+}
+
+// flush writes what waits. A counter change that fails goes back to wait
+// for the next flush, so that no count is lost to a passing store error.
+func (b *Buffer) flush(ctx context.Context) {
+	b.mu.Lock()
+	items, pending := b.items, b.pending
+	b.items, b.pending = nil, map[[2]string]*incr{}
+	b.mu.Unlock()
+	if len(items) > 0 {
+		if err := b.putItems(ctx, items); err != nil {
+			slog.ErrorContext(ctx, "write usage records", "count", len(items), "err", err)
+		}
+	}
+	for k, in := range pending {
+		if _, err := b.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+			slog.ErrorContext(ctx, "write usage counters; retrying at the next flush", "item", in.pk+"/"+in.sk, "err", err)
+			b.mu.Lock()
+			if p, ok := b.pending[k]; ok {
+				for name, d := range in.deltas {
+					p.deltas[name] += d
+				}
+			} else {
+				b.pending[k] = in
+			}
+			b.mu.Unlock()
+		}
+	}
+}
+
+func (b *Buffer) putItems(ctx context.Context, items []storage.Item) error {
+	if batcher, ok := b.records.(storage.Batcher); ok {
+		return batcher.PutNew(ctx, items)
+	}
+	for _, it := range items {
+		if _, err := b.records.Put(ctx, it, storage.Cond{}); err != nil {
+			return fmt.Errorf("record usage: %w", err)
+		}
+	}
+	return nil
+}
+
+// Flush writes what waits now, for readers that must see every record.
+func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
+
+// Close writes what waits and stops the buffer; later records are written
+// at once.
+func (b *Buffer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	return nil
+}
