@@ -35,6 +35,7 @@ func TestAcceptance(t *testing.T) {
 		"GATEWAY_MAX_BODY_BYTES=1048576",
 		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
 		"GATEWAY_DRAIN_TIMEOUT=2s",
+		"GATEWAY_UPSTREAM_IDLE_TIMEOUT=1500ms",
 		"GATEWAY_UPSTREAM_RETRY_BACKOFF=10ms",
 	)
 	acceptance.Run(t, acceptance.Target{
@@ -43,6 +44,7 @@ func TestAcceptance(t *testing.T) {
 		Fallback:         fallback,
 		FirstByteTimeout: time.Second,
 		DrainTimeout:     2 * time.Second,
+		IdleTimeout:      1500 * time.Millisecond,
 		MaxBody:          maxBody,
 	})
 }

@@ -44,6 +44,9 @@ type Target struct {
 	// after an admin change: a revoked key, settings, public models (zero
 	// when the admin and chat handlers share one cache).
 	KeyCacheTTL time.Duration
+	// IdleTimeout is the gateway's configured upstream idle timeout (keep
+	// it short, a second or two).
+	IdleTimeout time.Duration
 	// DrainTimeout is the gateway's configured GATEWAY_DRAIN_TIMEOUT: how
 	// long it reads an answer on after its client left (keep it short).
 	DrainTimeout time.Duration
@@ -110,6 +113,7 @@ func Run(t *testing.T, target Target) {
 		{"UsageOfAStream", s.usageStream},
 		{"UsageAfterClientCancel", s.usageClientCancel},
 		{"UsageAfterUpstreamReset", s.usageUpstreamReset},
+		{"StalledStreamEndsWithError", s.stalledStream},
 		{"RetryBeforeFirstByte", s.retryBeforeFirstByte},
 		{"FallbackUpstream", s.fallback},
 		{"VisionAndToolPayloadsIntact", s.payloadsIntact},

@@ -414,3 +414,30 @@ func (s *suite) payloadsIntact(t *testing.T) {
 		t.Fatalf("streamed tool call = %+v", acc.Choices)
 	}
 }
+
+// stalledStream checks that a stream whose upstream goes quiet mid-answer
+// ends, after the idle timeout, with an error event and [DONE], and is
+// recorded as partial.
+func (s *suite) stalledStream(t *testing.T) {
+	key, id := s.newKey(t, "stalled", nil)
+	p := userMessage("#hold:" + nonce()) // never released
+	p.Model = "my-bot"
+	start := time.Now()
+	stream := s.client(key).Chat.Completions.NewStreaming(ctxTimeout(t, 30*time.Second), p)
+	var text strings.Builder
+	for stream.Next() {
+		for _, c := range stream.Current().Choices {
+			text.WriteString(c.Delta.Content)
+		}
+	}
+	err := stream.Err()
+	if text.String() != "first" || err == nil || !strings.Contains(err.Error(), "sent nothing") {
+		t.Fatalf("stalled stream: text %q, err %v; want the first event, then the idle-timeout error", text.String(), err)
+	}
+	if elapsed := time.Since(start); elapsed < s.IdleTimeout {
+		t.Fatalf("the stream ended after %s, before the idle timeout of %s", elapsed, s.IdleTimeout)
+	}
+	if got := s.waitUsage(t, id, 1, 10*time.Second); got.Partial != 1 {
+		t.Fatalf("usage = %+v, want one partial request", got)
+	}
+}
