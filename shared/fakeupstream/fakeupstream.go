@@ -24,9 +24,9 @@
 package fakeupstream
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Usage is what the fake reports for every answer.
@@ -289,16 +290,63 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // Dimensions is the length of the fake's embeddings.
-const Dimensions = 8
+const Dimensions = 256
 
-// Embed returns the fake's embedding of text: deterministic, so that tests
-// can compute what the upstream answers.
+// Embed returns the fake's embedding of text, a deterministic local
+// stand-in for an embedding model: signed feature hashing of character
+// n-grams (trigrams of each lower-cased word with its edges marked, and
+// the characters and character pairs of CJK text). Texts that share
+// spelling share direction, so a misspelt or reordered name still lands
+// near its original, as with a real model; meaning beyond spelling it does
+// not know.
 func Embed(text string) []float64 {
-	sum := sha256.Sum256([]byte(text))
 	v := make([]float64, Dimensions)
-	for i := range v {
-		v[i] = float64(int(sum[i])-128) / 128
+	add := func(feature string) {
+		h := fnv.New64a()
+		h.Write([]byte(feature))
+		x := h.Sum64()
+		sign := 1.0
+		if x&(1<<63) != 0 {
+			sign = -1
+		}
+		v[x%Dimensions] += sign
 	}
+	var word []rune
+	var han []rune
+	flushWord := func() {
+		if len(word) == 0 {
+			return
+		}
+		w := append(append([]rune{'#'}, word...), '#')
+		for i := 0; i+3 <= len(w); i++ {
+			add(string(w[i : i+3]))
+		}
+		word = word[:0]
+	}
+	flushHan := func() {
+		for i, r := range han {
+			add(string(r))
+			if i+1 < len(han) {
+				add(string(han[i : i+2]))
+			}
+		}
+		han = han[:0]
+	}
+	for _, r := range strings.ToLower(text) {
+		switch {
+		case unicode.Is(unicode.Han, r):
+			flushWord()
+			han = append(han, r)
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			flushHan()
+			word = append(word, r)
+		default:
+			flushWord()
+			flushHan()
+		}
+	}
+	flushWord()
+	flushHan()
 	return v
 }
 

@@ -43,6 +43,10 @@ type RAGSettings struct {
 	TopK        int     `json:"top_k"`
 	MinScore    float64 `json:"min_score"`
 	RerankModel string  `json:"rerank_model"`
+	// ChunkSize and ChunkOverlap size the chunks of new documents, in
+	// tokens.
+	ChunkSize    int `json:"chunk_size"`
+	ChunkOverlap int `json:"chunk_overlap"`
 }
 
 // DefaultSettings are the settings of a gateway before setup.
@@ -51,7 +55,7 @@ func DefaultSettings() Settings {
 		MaxMessages:      20,
 		MaxConversations: 50,
 		ImageModel:       "Kwai-Kolors/Kolors",
-		RAG:              RAGSettings{TopK: 5, MinScore: 0},
+		RAG:              RAGSettings{TopK: 5, MinScore: 0, ChunkSize: 400, ChunkOverlap: 60},
 	}
 }
 
@@ -90,6 +94,10 @@ func (s Settings) Validate() error {
 		return invalidParam("rag.top_k", "rag.top_k must be between 1 and %d", MaxTopK)
 	case s.RAG.MinScore < 0 || s.RAG.MinScore > 1:
 		return invalidParam("rag.min_score", "rag.min_score must be between 0 and 1")
+	case s.RAG.ChunkSize < 50 || s.RAG.ChunkSize > 8000:
+		return invalidParam("rag.chunk_size", "rag.chunk_size must be between 50 and 8000 tokens")
+	case s.RAG.ChunkOverlap < 0 || s.RAG.ChunkOverlap >= s.RAG.ChunkSize/2:
+		return invalidParam("rag.chunk_overlap", "rag.chunk_overlap must be at least 0 and under half of rag.chunk_size")
 	}
 	if err := s.AI.validate("ai", true); err != nil {
 		return err

@@ -357,18 +357,30 @@ func newView(segs []*segment) *view {
 // accumulators recycles the per-query BM25 score arrays.
 var accumulators sync.Pool
 
+// scratch is one query's BM25 working memory, all zero between queries.
+type scratch struct {
+	acc      []float32
+	anchored []bool
+}
+
 // keywordSearch returns the depth chunks with the best BM25 scores.
 func keywordSearch(v *view, text string, depth int) []scored {
 	terms := Terms(text)
 	if len(terms) == 0 || v.n == 0 {
 		return nil
 	}
-	acc, _ := accumulators.Get().([]float32)
-	if cap(acc) < v.n {
-		acc = make([]float32, v.n)
+	sc, _ := accumulators.Get().(*scratch)
+	if sc == nil || cap(sc.acc) < v.n {
+		sc = &scratch{acc: make([]float32, v.n), anchored: make([]bool, v.n)}
 	}
-	acc = acc[:v.n]
+	acc, anchored := sc.acc[:v.n], sc.anchored[:v.n]
 	var touched []int32
+	// Only chunks that match a distinctive term (one in at most a third of
+	// the chunks) are ranked; common terms still add to their scores. A
+	// query of common words alone ranks nothing: its order would be noise,
+	// and noise in one ranking is noise in the fusion.
+	common := func(df int) bool { return v.n >= 10 && df > v.n/3 }
+	n := 0
 	seen := map[string]bool{}
 	for _, t := range terms {
 		if seen[t] {
@@ -379,6 +391,7 @@ func keywordSearch(v *view, text string, depth int) []scored {
 		if len(ps) == 0 {
 			continue
 		}
+		distinctive := !common(len(ps))
 		df := float64(len(ps))
 		idf := float32(math.Log(1 + (float64(v.n)-df+0.5)/(df+0.5)))
 		norm := float32(bm25K1 * bm25B / v.avg)
@@ -388,16 +401,22 @@ func keywordSearch(v *view, text string, depth int) []scored {
 				touched = append(touched, g)
 			}
 			acc[g] += idf * p.tf * (bm25K1 + 1) / (p.tf + bm25K1*(1-bm25B) + norm*v.lens[g])
+			if distinctive && !anchored[g] {
+				anchored[g] = true
+				n++
+			}
 		}
 	}
-	out := make([]scored, 0, len(touched))
+	out := make([]scored, 0, n)
 	for _, g := range touched {
-		si, _ := slices.BinarySearch(v.base, int(g)+1)
-		si--
-		out = append(out, scored{ref{v.segs[si], int(g) - v.base[si]}, float64(acc[g])})
-		acc[g] = 0
+		if anchored[g] {
+			si, _ := slices.BinarySearch(v.base, int(g)+1)
+			si--
+			out = append(out, scored{ref{v.segs[si], int(g) - v.base[si]}, float64(acc[g])})
+		}
+		acc[g], anchored[g] = 0, false
 	}
-	accumulators.Put(acc)
+	accumulators.Put(sc)
 	return top(out, depth)
 }
 
