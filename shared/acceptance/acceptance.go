@@ -121,6 +121,7 @@ func Run(t *testing.T, target Target) {
 		{"MemoryOn", s.memoryOn},
 		{"ConversationIsolation", s.conversationIsolation},
 		{"ConversationEviction", s.conversationEviction},
+		{"KnowledgeBases", s.knowledgeBases},
 		{"Logout", s.logout},
 		{"LoginWrongPasswordAndThrottle", s.loginThrottle},
 	}

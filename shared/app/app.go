@@ -16,6 +16,7 @@ import (
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/models"
+	"github.com/aigateway/aigateway/shared/rag"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
@@ -28,6 +29,7 @@ import (
 type Gateway struct {
 	Chat    http.Handler
 	Admin   http.Handler
+	Upload  http.Handler
 	cors    []string
 	metrics metrics.Recorder
 	close   []io.Closer
@@ -77,8 +79,10 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error)
 	convs := conversations.New(st.Records, st.Blobs)
 	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
 	up := upstream.New(cfg.Upstream)
+	docs := rag.NewService(st.Records, st.Blobs, rag.NewLibrary(st.Blobs, st.KV, cfg.CacheTTL), set, up)
 	return &Gateway{
-		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Upstream: up, Metrics: rec},
+		Upload: admin.NewDocuments(guard, docs, cfg.MaxBody),
+		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Knowledge: docs, Upstream: up, Metrics: rec},
 			chat.Options{MaxBody: cfg.MaxBody, DrainTimeout: cfg.DrainTimeout}),
 		Admin:   admin.New(admin.Deps{Guard: guard, Keys: ks, Settings: set, Models: ms, Conversations: convs, Usage: meter}, cfg.MaxBody),
 		cors:    cfg.CORSOrigins,
@@ -140,6 +144,8 @@ func (g *Gateway) handlerOf(fn Function) http.Handler {
 		return g.Chat
 	case FnAdmin:
 		return g.Admin
+	case FnUpload:
+		return g.Upload
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/rag"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/upstream"
 	"github.com/aigateway/aigateway/shared/usage"
@@ -52,6 +53,11 @@ type Conversations interface {
 	Delete(ctx context.Context, keyID, id string) error
 }
 
+// Knowledge retrieves from the knowledge bases.
+type Knowledge interface {
+	Retrieve(ctx context.Context, kbs []string, query string, rag gateway.RAGSettings) ([]rag.Hit, error)
+}
+
 // Upstream calls the upstream API.
 type Upstream interface {
 	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
@@ -69,6 +75,7 @@ type Deps struct {
 	Models        Models
 	Meter         Meter
 	Conversations Conversations
+	Knowledge     Knowledge
 	Upstream      Upstream
 	Metrics       Metrics
 }

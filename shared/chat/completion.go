@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,6 +111,9 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 		}
 		send, c.fresh = assemble(messages, stored, st.ServerMemory)
 	}
+	if sources := h.sources(r.Context(), st, m, messages); sources != nil {
+		send = append([]json.RawMessage{sources}, send...)
+	}
 	if m.systemPrompt != "" {
 		system := mustJSON(map[string]string{"role": "system", "content": m.systemPrompt})
 		send = append([]json.RawMessage{system}, send...)
@@ -127,6 +132,44 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 	}
 	c.req = req
 	return c, nil
+}
+
+// sources retrieves from the model's knowledge bases for the last user
+// message and returns a system message with the chunks found, numbered for
+// citation; nil when there is nothing to add. Retrieval failing does not
+// fail the chat: the answer goes without sources, and the log says why.
+func (h *Handler) sources(ctx context.Context, st gateway.Settings, m model, messages []json.RawMessage) json.RawMessage {
+	if len(m.knowledgeBases) == 0 || st.RAG.BaseURL == "" || h.Knowledge == nil {
+		return nil
+	}
+	query := ""
+	for i := len(messages) - 1; i >= 0 && query == ""; i-- {
+		var msg struct {
+			Role    string          `json:"role"`
+			Content json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(messages[i], &msg) == nil && msg.Role == "user" {
+			query = conversations.Text(msg.Content)
+		}
+	}
+	hits, err := h.Knowledge.Retrieve(ctx, m.knowledgeBases, query, st.RAG)
+	if err != nil {
+		slog.WarnContext(ctx, "retrieval failed; answering without sources", "err", err)
+		return nil
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("Reference material from the knowledge base follows. Use it when it helps to answer, and cite what you use by its number, like [1]. If it does not hold the answer, say so instead of guessing.\n")
+	for i, hit := range hits {
+		fmt.Fprintf(&b, "\n[%d] %s", i+1, hit.Title)
+		if hit.Heading != "" {
+			b.WriteString(" › " + hit.Heading)
+		}
+		b.WriteString("\n" + hit.Text + "\n")
+	}
+	return mustJSON(map[string]string{"role": "system", "content": b.String()})
 }
 
 // withUsage sets stream_options.include_usage, keeping the other stream

@@ -24,12 +24,15 @@
 package fakeupstream
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,6 +168,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "/v1/chat/completions":
 	case "/v1/embeddings":
 		s.embeddings(w, body)
+		return
+	case "/v1/rerank":
+		rerank(w, body)
 		return
 	default:
 		writeError(w, http.StatusNotFound, "unknown path "+r.URL.Path)
@@ -412,6 +418,42 @@ func (s *Server) tool(w http.ResponseWriter, req chatRequest) {
 		fmt.Fprintf(w, "data: %s\n\n", b)
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+// rerank scores each document by the cosine of its Embed with the query's,
+// in the SiliconFlow (and Jina) answer shape.
+func rerank(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Query     string   `json:"query"`
+		Documents []string `json:"documents"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || req.Query == "" {
+		writeError(w, http.StatusBadRequest, "query and documents are required")
+		return
+	}
+	q := Embed(req.Query)
+	results := make([]map[string]any, len(req.Documents))
+	for i, d := range req.Documents {
+		results[i] = map[string]any{"index": i, "relevance_score": cosine(q, Embed(d))}
+	}
+	slices.SortFunc(results, func(a, b map[string]any) int {
+		return cmp.Compare(b["relevance_score"].(float64), a["relevance_score"].(float64))
+	})
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"id": "rerank-fake", "results": results})
+}
+
+func cosine(a, b []float64) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += a[i] * b[i]
+		aa += a[i] * a[i]
+		bb += b[i] * b[i]
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return ab / math.Sqrt(aa*bb)
 }
 
 func usage() map[string]any {

@@ -94,10 +94,11 @@ func notFound(id string) error {
 }
 
 // Add stores and ingests a document: extracted, chunked, embedded and made
-// searchable before it returns. The same content in the same knowledge
-// base is recognised by its SHA-256: Add returns the document already
-// there, with created false. A document that cannot be ingested is kept as
-// failed, with a readable reason.
+// searchable before it returns. A file that cannot be read as its type is
+// refused (EInvalid, EUnsupported, ETooLarge) with nothing stored. The same
+// content in the same knowledge base is recognised by its SHA-256: Add
+// returns the document already there, with created false. A document whose
+// embedding fails is kept as failed, with a readable reason.
 func (s *Service) Add(ctx context.Context, u Upload) (Document, bool, error) {
 	if u.KnowledgeBase == "" {
 		u.KnowledgeBase = "default"
@@ -129,6 +130,10 @@ func (s *Service) Add(ctx context.Context, u Upload) (Document, bool, error) {
 		e.Param = "title"
 		return Document{}, false, e
 	}
+	text, err := extract.Text(kind, u.Data)
+	if err != nil {
+		return Document{}, false, err
+	}
 	sum := sha256.Sum256(u.Data)
 	hash := hex.EncodeToString(sum[:])
 	now := s.now().UTC()
@@ -156,7 +161,7 @@ func (s *Service) Add(ctx context.Context, u Upload) (Document, bool, error) {
 	if err := s.save(ctx, doc); err != nil {
 		return Document{}, false, err
 	}
-	doc = s.ingest(ctx, doc, kind, u.Data)
+	doc = s.ingest(ctx, doc, text)
 	return doc, true, nil
 }
 
@@ -189,9 +194,9 @@ func (s *Service) save(ctx context.Context, d Document) error {
 // ingest extracts, chunks, embeds and indexes a document and records the
 // outcome on it. On failure the content claim is released, so that the
 // same file can be tried again.
-func (s *Service) ingest(ctx context.Context, doc Document, kind string, data []byte) Document {
+func (s *Service) ingest(ctx context.Context, doc Document, text string) Document {
 	ctx = context.WithoutCancel(ctx)
-	n, err := s.index(ctx, doc, kind, data)
+	n, err := s.index(ctx, doc, text)
 	if err != nil {
 		slog.WarnContext(ctx, "document ingestion failed", "document", doc.ID, "err", err)
 		doc.Status, doc.Reason = StatusFailed, gateway.ErrorMessage(err)
@@ -205,11 +210,7 @@ func (s *Service) ingest(ctx context.Context, doc Document, kind string, data []
 	return doc
 }
 
-func (s *Service) index(ctx context.Context, doc Document, kind string, data []byte) (int, error) {
-	text, err := extract.Text(kind, data)
-	if err != nil {
-		return 0, err
-	}
+func (s *Service) index(ctx context.Context, doc Document, text string) (int, error) {
 	st, err := s.settings.Get(ctx)
 	if err != nil {
 		return 0, err

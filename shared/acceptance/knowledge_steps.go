@@ -1,0 +1,144 @@
+package acceptance
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aigateway/aigateway/shared/fakeupstream"
+)
+
+type document struct {
+	ID            string `json:"id"`
+	KnowledgeBase string `json:"knowledge_base"`
+	Title         string `json:"title"`
+	Status        string `json:"status"`
+	Reason        string `json:"reason"`
+	Chunks        int    `json:"chunks"`
+	Duplicate     bool   `json:"duplicate"`
+}
+
+// upload posts a file as multipart with the admin session.
+func (s *suite) upload(t *testing.T, kb, filename string, data []byte) (*http.Response, []byte) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	if kb != "" {
+		mw.WriteField("knowledge_base", kb)
+	}
+	fw, err := mw.CreateFormFile("file", filename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(data)
+	mw.Close()
+	return do(t, s.admin.http, "POST", s.url("/admin/api/documents"), body.Bytes(),
+		http.Header{"X-Csrf-Token": {s.admin.csrf}, "Content-Type": {mw.FormDataContentType()}})
+}
+
+// systemText returns the system messages the upstream got for a question.
+func (s *suite) systemText(t *testing.T, model, question string) string {
+	t.Helper()
+	n := nonce()
+	if _, err := s.chatAs(t, s.key, model, question+" "+n); err != nil {
+		t.Fatalf("ask %s: %v", model, err)
+	}
+	var reqs []fakeupstream.Request
+	for _, r := range s.Upstream.Find(n) {
+		if r.Path == "/v1/chat/completions" {
+			reqs = append(reqs, r)
+		}
+	}
+	if len(reqs) != 1 {
+		t.Fatalf("upstream saw %d chat requests", len(reqs))
+	}
+	var sent struct {
+		Messages []struct{ Role, Content string }
+	}
+	json.Unmarshal(reqs[0].Body, &sent)
+	var b strings.Builder
+	for _, m := range sent.Messages {
+		if m.Role == "system" {
+			b.WriteString(m.Content + "\n")
+		}
+	}
+	return b.String()
+}
+
+func (s *suite) knowledgeBases(t *testing.T) {
+	s.putSettings(t, map[string]any{"system_prompt": "", "max_messages": 20, "server_memory": false})
+	fact := "The " + nonce() + " returns desk in Hangzhou accepts parcels until 17:30 on weekdays."
+	text := "# Returns\n\n" + fact + "\n\n# Shipping\n\nOrders ship within two working days from Shenzhen."
+	resp, body := s.admin.call(t, s, "POST", "/admin/api/documents", map[string]string{"title": "Returns policy", "text": text})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("add text = %d %s", resp.StatusCode, body)
+	}
+	doc := decode[document](t, body)
+	if doc.Status != "ready" || doc.Chunks < 2 || doc.KnowledgeBase != "default" || doc.ID == "" {
+		t.Fatalf("document = %+v, want ready with chunks in default", doc)
+	}
+	// The same content again is recognised.
+	resp, body = s.admin.call(t, s, "POST", "/admin/api/documents", map[string]string{"title": "Again", "text": text})
+	if dup := decode[document](t, body); resp.StatusCode != http.StatusOK || !dup.Duplicate || dup.ID != doc.ID {
+		t.Fatalf("duplicate = %d %s, want 200 naming %s", resp.StatusCode, body, doc.ID)
+	}
+	// A file into another knowledge base, for the legal model only.
+	legalFact := "Clause " + nonce() + ": liability is capped at the fees paid in the last twelve months."
+	resp, body = s.upload(t, "legal", "terms.md", []byte("# Liability\n\n"+legalFact+"\n"))
+	legal := decode[document](t, body)
+	if resp.StatusCode != http.StatusCreated || legal.Status != "ready" || legal.KnowledgeBase != "legal" {
+		t.Fatalf("upload = %d %s", resp.StatusCode, body)
+	}
+	s.settle()
+
+	sys := s.systemText(t, "my-bot", "When does the Hangzhou returns desk accept parcels?")
+	if !strings.Contains(sys, fact) || !strings.Contains(sys, "[1]") {
+		t.Fatalf("the upstream's system messages lack the right chunk:\n%s", sys)
+	}
+	if strings.Contains(sys, legalFact) {
+		t.Fatal("the default model searched the legal knowledge base")
+	}
+	if sys := s.systemText(t, "legal", "What is the liability cap in the clause?"); !strings.Contains(sys, legalFact) || strings.Contains(sys, fact) {
+		t.Fatalf("the legal model got:\n%s", sys)
+	}
+
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), doc.ID) || !strings.Contains(string(body), legal.ID) {
+		t.Fatalf("list = %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents?knowledge_base=legal", nil)
+	if strings.Contains(string(body), doc.ID) {
+		t.Fatalf("the legal list shows a default document: %s", body)
+	}
+
+	// Refused files store nothing.
+	for name, data := range map[string][]byte{"tool.exe": []byte("MZ\x90\x00"), "broken.pdf": []byte("%PDF-1.4 broken"), "bad.json": []byte("{")} {
+		resp, body := s.upload(t, "", name, data)
+		want := http.StatusBadRequest
+		if name == "tool.exe" {
+			want = http.StatusUnsupportedMediaType
+		}
+		wantError(t, resp, body, want, "")
+	}
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents", nil)
+	if list := decode[struct{ Data []document }](t, body); len(list.Data) != 2 {
+		t.Fatalf("after refused uploads the list holds %d documents, want 2", len(list.Data))
+	}
+
+	// Deleted, it is no longer retrieved.
+	resp, body = s.admin.call(t, s, "DELETE", "/admin/api/documents/"+doc.ID, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete = %d %s", resp.StatusCode, body)
+	}
+	s.settle()
+	if sys := s.systemText(t, "my-bot", "When does the Hangzhou returns desk accept parcels?"); strings.Contains(sys, fact) {
+		t.Fatalf("a deleted document is still retrieved:\n%s", sys)
+	}
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents/"+doc.ID, nil)
+	wantError(t, resp, body, http.StatusNotFound, "not_found")
+	resp, body = do(t, nil, "GET", s.url("/admin/api/documents"), nil, nil)
+	wantError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+}
