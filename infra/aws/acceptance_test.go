@@ -1,6 +1,10 @@
 package aws_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -41,5 +45,24 @@ func TestAcceptance(t *testing.T) {
 		MaxBody:          1 << 20,
 		KeyCacheTTL:      time.Second,
 		StreamsBuffered:  true,
+		ObjectCreated: func(t *testing.T, key string) {
+			// What EventBridge delivers for the bucket's event.
+			ev, _ := json.Marshal(map[string]any{
+				"version": "0", "id": "local", "detail-type": "Object Created", "source": "aws.s3",
+				"account": "123456789012", "time": time.Now().UTC().Format(time.RFC3339), "region": awslocal.Region,
+				"resources": []string{"arn:aws:s3:::" + st.bucket},
+				"detail": map[string]any{"version": "0", "bucket": map[string]any{"name": st.bucket},
+					"object": map[string]any{"key": key}, "reason": "PutObject"},
+			})
+			resp, err := http.Post(st.lambdas["UploadFunction"].InvokeURL, "application/json", bytes.NewReader(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte("errorMessage")) {
+				t.Fatalf("the upload function failed on the object-created event: %s", out)
+			}
+		},
 	})
 }

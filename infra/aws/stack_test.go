@@ -69,6 +69,7 @@ func TestMain(m *testing.M) {
 // Local, a bucket in MinIO, and the four functions under the emulator.
 type stack struct {
 	lambdas map[string]*awslocal.Lambda // by logical ID
+	bucket  string
 }
 
 func startStack(t *testing.T, env ...string) *stack {
@@ -90,7 +91,7 @@ func startStack(t *testing.T, env ...string) *stack {
 		"GATEWAY_MASTER_KEY=" + "ZmFrZS1tYXN0ZXIta2V5LWZvci1sb2NhbC10ZXN0cyE=",
 		"GATEWAY_LOG_LEVEL=warn",
 	}
-	st := &stack{lambdas: map[string]*awslocal.Lambda{}}
+	st := &stack{lambdas: map[string]*awslocal.Lambda{}, bucket: bucketName}
 	for id, pkg := range functions {
 		fnEnv := append(append([]string{"AWS_LAMBDA_FUNCTION_NAME=" + id}, base...), env...)
 		st.lambdas[id] = awslocal.StartLambda(t, filepath.Join(dir, pkg, "bootstrap"), fnEnv...)

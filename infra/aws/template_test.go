@@ -44,6 +44,8 @@ var contract = []struct{ method, path, function string }{
 	{"GET", "/admin/api/documents", "UploadFunction"},
 	{"GET", "/admin/api/documents/d1", "UploadFunction"},
 	{"DELETE", "/admin/api/documents/d1", "UploadFunction"},
+	{"POST", "/admin/api/documents/uploads", "UploadFunction"},
+	{"PUT", "/admin/api/documents/d1/content", "UploadFunction"},
 	{"GET", "/admin/api/conversations", "AdminFunction"},
 	{"GET", "/admin/api/conversations/c1", "AdminFunction"},
 	{"GET", "/admin/api/usage", "AdminFunction"},
@@ -239,6 +241,27 @@ func TestTemplateRoutes(t *testing.T) {
 	}
 }
 
+// TestTemplateDirectUploads checks that objects arriving under incoming/
+// reach the upload function through EventBridge.
+func TestTemplateDirectUploads(t *testing.T) {
+	tpl := loadTemplate(t)
+	ev, _ := tpl.Get("Resources", "UploadFunction", "Properties", "Events", "IncomingObject").(map[string]any)
+	if ev["Type"] != "EventBridgeRule" {
+		t.Fatalf("UploadFunction has no EventBridge rule for uploads: %v", ev)
+	}
+	pattern := tpl.Get("Resources", "UploadFunction", "Properties", "Events", "IncomingObject", "Properties", "Pattern").(map[string]any)
+	detail := pattern["detail"].(map[string]any)
+	bucket := detail["bucket"].(map[string]any)["name"].([]any)
+	key := detail["object"].(map[string]any)["key"].([]any)
+	if pattern["source"].([]any)[0] != "aws.s3" || pattern["detail-type"].([]any)[0] != "Object Created" ||
+		bucket[0].(map[string]any)["Ref"] != "Bucket" || key[0].(map[string]any)["prefix"] != "incoming/" {
+		t.Fatalf("pattern = %v", pattern)
+	}
+	if tpl.Get("Resources", "Bucket", "Properties", "NotificationConfiguration", "EventBridgeConfiguration", "EventBridgeEnabled") != "true" {
+		t.Fatal("the bucket does not send its events to EventBridge")
+	}
+}
+
 // TestTemplatePolicies checks least privilege: each function may use only
 // this stack's table, bucket and secret, and only the actions it needs.
 func TestTemplatePolicies(t *testing.T) {
@@ -279,8 +302,22 @@ func TestTemplatePolicies(t *testing.T) {
 				}
 			}
 		}
-		if wantS3 := fn == "UploadFunction" || fn == "ImageFunction"; usesS3 != wantS3 {
+		if wantS3 := fn != "AdminFunction"; usesS3 != wantS3 {
 			t.Errorf("%s: S3 access %v, want %v", fn, usesS3, wantS3)
+		}
+		if fn == "ChatFunction" {
+			// Chat reads the index and keeps large messages, nothing else.
+			for _, p := range policies {
+				for _, s := range p.(map[string]any)["Statement"].([]any) {
+					st := s.(map[string]any)
+					if res := compact(st["Resource"]); res == `{"Fn::Sub":"${Bucket.Arn}/*"}` {
+						t.Errorf("ChatFunction may touch the whole bucket")
+					}
+					if slices.Contains(list(st["Action"]), "s3:ListBucket") && st["Condition"] == nil {
+						t.Errorf("ChatFunction may list the whole bucket")
+					}
+				}
+			}
 		}
 	}
 }

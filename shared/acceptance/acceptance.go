@@ -50,6 +50,11 @@ type Target struct {
 	// DrainTimeout is the gateway's configured GATEWAY_DRAIN_TIMEOUT: how
 	// long it reads an answer on after its client left (keep it short).
 	DrainTimeout time.Duration
+	// ObjectCreated, when set, tells the target that a direct upload
+	// arrived at key in its blob store, as its platform would (on AWS, the
+	// bucket's event through EventBridge); nil where the gateway learns it
+	// itself.
+	ObjectCreated func(t *testing.T, key string)
 	// StreamsBuffered says the target delivers a stream whole at its end
 	// (the Lambda runtime emulator does): the steps that need events to
 	// arrive one by one, or a client to leave mid-stream, check only what
@@ -122,6 +127,7 @@ func Run(t *testing.T, target Target) {
 		{"ConversationIsolation", s.conversationIsolation},
 		{"ConversationEviction", s.conversationEviction},
 		{"KnowledgeBases", s.knowledgeBases},
+		{"DirectUploads", s.directUploads},
 		{"Logout", s.logout},
 		{"LoginWrongPasswordAndThrottle", s.loginThrottle},
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/fakeupstream"
 )
@@ -141,4 +142,77 @@ func (s *suite) knowledgeBases(t *testing.T) {
 	wantError(t, resp, body, http.StatusNotFound, "not_found")
 	resp, body = do(t, nil, "GET", s.url("/admin/api/documents"), nil, nil)
 	wantError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+}
+
+// directUpload starts a direct upload, PUTs the file where it is told, and
+// returns the document ID.
+func (s *suite) directUpload(t *testing.T, filename string, data []byte) string {
+	t.Helper()
+	resp, body := s.admin.call(t, s, "POST", "/admin/api/documents/uploads", map[string]any{
+		"filename": filename, "size": len(data), "knowledge_base": "default"})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("start upload = %d %s", resp.StatusCode, body)
+	}
+	start := decode[struct {
+		Document document `json:"document"`
+		Upload   struct {
+			Method    string            `json:"method"`
+			URL       string            `json:"url"`
+			Headers   map[string]string `json:"headers"`
+			ObjectKey string            `json:"object_key"`
+		} `json:"upload"`
+	}](t, body)
+	if start.Document.Status != "uploading" || start.Upload.Method != "PUT" || start.Upload.URL == "" {
+		t.Fatalf("start upload = %s", body)
+	}
+	h := http.Header{}
+	for k, v := range start.Upload.Headers {
+		h.Set(k, v)
+	}
+	resp, body = do(t, nil, "PUT", start.Upload.URL, data, h)
+	if resp.StatusCode >= 300 {
+		t.Fatalf("PUT to the upload URL = %d %s", resp.StatusCode, body)
+	}
+	if s.ObjectCreated != nil {
+		s.ObjectCreated(t, start.Upload.ObjectKey)
+	}
+	return start.Document.ID
+}
+
+func (s *suite) waitDocument(t *testing.T, id string) document {
+	t.Helper()
+	var doc document
+	waitFor(t, "document "+id+" being ingested", 20*time.Second, func() bool {
+		resp, body := s.admin.call(t, s, "GET", "/admin/api/documents/"+id, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET document = %d %s", resp.StatusCode, body)
+		}
+		doc = decode[document](t, body)
+		return doc.Status == "ready" || doc.Status == "failed"
+	})
+	return doc
+}
+
+func (s *suite) directUploads(t *testing.T) {
+	fact := "The " + nonce() + " archive room opens at 06:45 for couriers."
+	big := "# Handbook\n\n" + strings.Repeat("General guidance for staff, repeated for length. ", 200) + "\n\n# Couriers\n\n" + fact + "\n"
+	id := s.directUpload(t, "handbook.md", []byte(big))
+	if doc := s.waitDocument(t, id); doc.Status != "ready" || doc.Chunks < 2 {
+		t.Fatalf("direct upload = %+v, want ready", doc)
+	}
+	s.settle()
+	if sys := s.systemText(t, "my-bot", "When does the archive room open for couriers?"); !strings.Contains(sys, fact) {
+		t.Fatalf("the directly uploaded document is not retrieved:\n%s", sys)
+	}
+	// A broken file goes through the same path and fails with a reason.
+	id = s.directUpload(t, "scan.pdf", []byte("%PDF-1.4 this is not a real PDF"))
+	if doc := s.waitDocument(t, id); doc.Status != "failed" || !strings.Contains(doc.Reason, "PDF") {
+		t.Fatalf("broken direct upload = %+v, want failed with a reason", doc)
+	}
+	resp, body := s.admin.call(t, s, "POST", "/admin/api/documents/uploads", map[string]any{"filename": "x.exe", "size": 10})
+	wantError(t, resp, body, http.StatusUnsupportedMediaType, "")
+	resp, body = s.admin.call(t, s, "DELETE", "/admin/api/documents/"+id, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete failed document = %d %s", resp.StatusCode, body)
+	}
 }

@@ -30,6 +30,7 @@ type Gateway struct {
 	Chat    http.Handler
 	Admin   http.Handler
 	Upload  http.Handler
+	docs    *rag.Service
 	cors    []string
 	metrics metrics.Recorder
 	close   []io.Closer
@@ -51,6 +52,9 @@ type Extras struct {
 	// UsageEvery, when not zero, writes usage in batches at this interval
 	// (a long-running process); zero writes it within each request.
 	UsageEvery time.Duration
+	// BackgroundIngest ingests direct uploads after answering (a
+	// long-running process).
+	BackgroundIngest bool
 }
 
 // Assemble builds the gateway on st, with master as the master key.
@@ -81,7 +85,8 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error)
 	up := upstream.New(cfg.Upstream)
 	docs := rag.NewService(st.Records, st.Blobs, rag.NewLibrary(st.Blobs, st.KV, cfg.CacheTTL), set, up)
 	return &Gateway{
-		Upload: admin.NewDocuments(guard, docs, cfg.MaxBody),
+		Upload: admin.NewDocuments(guard, docs, box.Derive("upload"), ex.BackgroundIngest, cfg.MaxBody),
+		docs:   docs,
 		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Knowledge: docs, Upstream: up, Metrics: rec},
 			chat.Options{MaxBody: cfg.MaxBody, DrainTimeout: cfg.DrainTimeout}),
 		Admin:   admin.New(admin.Deps{Guard: guard, Keys: ks, Settings: set, Models: ms, Conversations: convs, Usage: meter}, cfg.MaxBody),
@@ -89,6 +94,13 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error)
 		metrics: rec,
 		close:   closers,
 	}, nil
+}
+
+// IngestObject ingests a direct upload that arrived in the blob store at
+// key (the upload function's object-created events).
+func (g *Gateway) IngestObject(ctx context.Context, key string) error {
+	_, err := g.docs.IngestObject(ctx, key)
+	return err
 }
 
 // Close releases the gateway's stores.
@@ -182,34 +194,60 @@ func containsFn(fns []Function, fn Function) bool {
 	return false
 }
 
-// Lazy returns a handler that opens the gateway on its first request and
-// serves the routes of fns. Lambda functions use it so that nothing heavy
-// runs at init; a failed open answers 503 and is tried again on the next
-// request.
-func Lazy(open func(context.Context) (*Gateway, error), fns ...Function) http.Handler {
-	var (
-		mu    sync.Mutex
-		ready atomic.Pointer[http.Handler]
-	)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h := ready.Load(); h != nil {
-			(*h).ServeHTTP(w, r)
-			return
-		}
-		mu.Lock()
-		h := ready.Load()
-		if h == nil {
-			g, err := open(r.Context())
-			if err != nil {
-				mu.Unlock()
-				respond.Error(w, r, unavailable(err))
-				return
-			}
-			gh := g.Handler(fns...)
-			h = &gh
-			ready.Store(h)
-		}
-		mu.Unlock()
-		(*h).ServeHTTP(w, r)
-	})
+// Lazy opens the gateway on its first use and serves the routes of some
+// functions. Lambda functions use it so that nothing heavy runs at init; a
+// failed open answers 503 and is tried again on the next request.
+type Lazy struct {
+	open func(context.Context) (*Gateway, error)
+	fns  []Function
+
+	mu    sync.Mutex
+	ready atomic.Pointer[lazyReady]
+}
+
+type lazyReady struct {
+	g *Gateway
+	h http.Handler
+}
+
+// NewLazy returns a Lazy over open serving the routes of fns.
+func NewLazy(open func(context.Context) (*Gateway, error), fns ...Function) *Lazy {
+	return &Lazy{open: open, fns: fns}
+}
+
+// Gateway returns the gateway, opening it if needed.
+func (l *Lazy) Gateway(ctx context.Context) (*Gateway, error) {
+	r, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.g, nil
+}
+
+func (l *Lazy) get(ctx context.Context) (*lazyReady, error) {
+	if r := l.ready.Load(); r != nil {
+		return r, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.ready.Load(); r != nil {
+		return r, nil
+	}
+	g, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &lazyReady{g: g, h: g.Handler(l.fns...)}
+	l.ready.Store(r)
+	return r, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ready, err := l.get(r.Context())
+	if err != nil {
+		respond.Error(w, r, unavailable(err))
+		return
+	}
+	ready.h.ServeHTTP(w, r)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"slices"
@@ -25,6 +26,7 @@ import (
 
 // Document statuses.
 const (
+	StatusUploading  = "uploading" // waiting for its direct upload
 	StatusProcessing = "processing"
 	StatusReady      = "ready"
 	StatusFailed     = "failed"
@@ -32,18 +34,20 @@ const (
 
 // Document is an uploaded file or text in a knowledge base.
 type Document struct {
-	ID            string    `json:"id"`
-	KnowledgeBase string    `json:"knowledge_base"`
-	Title         string    `json:"title"`
-	Filename      string    `json:"filename,omitempty"`
-	ContentType   string    `json:"content_type"`
-	Size          int64     `json:"size"`
-	SHA256        string    `json:"sha256"`
-	Status        string    `json:"status"`
-	Reason        string    `json:"reason,omitempty"`
-	Chunks        int       `json:"chunks"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ID            string `json:"id"`
+	KnowledgeBase string `json:"knowledge_base"`
+	Title         string `json:"title"`
+	Filename      string `json:"filename,omitempty"`
+	ContentType   string `json:"content_type"`
+	Size          int64  `json:"size"`
+	SHA256        string `json:"sha256"`
+	Status        string `json:"status"`
+	Reason        string `json:"reason,omitempty"`
+	Chunks        int    `json:"chunks"`
+	// Object is the blob that holds the original file.
+	Object    string    `json:"object,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Records layout.
@@ -154,7 +158,8 @@ func (s *Service) Add(ctx context.Context, u Upload) (Document, bool, error) {
 	if err != nil {
 		return Document{}, false, fmt.Errorf("claim document: %w", err)
 	}
-	if err := s.blobs.Put(ctx, originalKey(doc.ID, kind), bytes.NewReader(u.Data), doc.ContentType); err != nil {
+	doc.Object = originalKey(doc.ID, kind)
+	if err := s.blobs.Put(ctx, doc.Object, bytes.NewReader(u.Data), doc.ContentType); err != nil {
 		s.records.Delete(ctx, hashPK, doc.KnowledgeBase+"#"+hash)
 		return Document{}, false, fmt.Errorf("store document: %w", err)
 	}
@@ -367,15 +372,15 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := s.lib.remove(ctx, d.KnowledgeBase, d.ID); err != nil {
 		return err
 	}
-	kind, _ := extract.Kind(d.Filename, d.ContentType)
-	if kind == "" {
-		kind = ".txt"
+	if d.Object != "" {
+		if err := s.blobs.Delete(ctx, d.Object); err != nil {
+			return fmt.Errorf("delete document %s: %w", id, err)
+		}
 	}
-	if err := s.blobs.Delete(ctx, originalKey(d.ID, kind)); err != nil {
-		return fmt.Errorf("delete document %s: %w", id, err)
-	}
-	if err := s.records.Delete(ctx, hashPK, d.KnowledgeBase+"#"+d.SHA256); err != nil {
-		return fmt.Errorf("delete document %s: %w", id, err)
+	if d.SHA256 != "" && d.Status == StatusReady {
+		if err := s.records.Delete(ctx, hashPK, d.KnowledgeBase+"#"+d.SHA256); err != nil {
+			return fmt.Errorf("delete document %s: %w", id, err)
+		}
 	}
 	if err := s.records.Delete(ctx, docPK, d.ID); err != nil {
 		return fmt.Errorf("delete document %s: %w", id, err)
@@ -471,4 +476,147 @@ func (s *Service) rerank(ctx context.Context, rag gateway.RAGSettings, query str
 		return 0
 	})
 	return out, nil
+}
+
+// IncomingPrefix is where direct uploads land; the bucket expires what is
+// left there after a day.
+const IncomingPrefix = "incoming/"
+
+// MaxDirectUpload bounds a file uploaded straight to the blob store.
+const MaxDirectUpload = 512 << 20
+
+// Pending describes a file the client will upload directly.
+type Pending struct {
+	KnowledgeBase string
+	Title         string
+	Filename      string
+	ContentType   string
+	Size          int64
+}
+
+// Prepare records a document that waits for its direct upload, and returns
+// it; its Object is the key the file must be put at.
+func (s *Service) Prepare(ctx context.Context, p Pending) (Document, error) {
+	if p.KnowledgeBase == "" {
+		p.KnowledgeBase = "default"
+	}
+	if err := gateway.CheckKnowledgeBase(p.KnowledgeBase); err != nil {
+		return Document{}, err
+	}
+	kind, err := extract.Kind(p.Filename, p.ContentType)
+	if err != nil {
+		return Document{}, err
+	}
+	if p.Size <= 0 || p.Size > MaxDirectUpload {
+		e := gateway.Errorf(gateway.EInvalid, "size must be the file's size, at most %d MB.", MaxDirectUpload>>20)
+		e.Param = "size"
+		return Document{}, e
+	}
+	if p.Title == "" {
+		p.Title = strings.TrimSuffix(path.Base(p.Filename), path.Ext(p.Filename))
+	}
+	now := s.now().UTC()
+	id := "doc_" + strings.ToLower(rand.Text()[:20])
+	doc := Document{ID: id, KnowledgeBase: p.KnowledgeBase, Title: p.Title, Filename: p.Filename,
+		ContentType: extract.Types[kind], Size: p.Size, Status: StatusUploading,
+		Object: IncomingPrefix + id + "/original" + kind, CreatedAt: now, UpdatedAt: now}
+	if err := s.save(ctx, doc); err != nil {
+		return Document{}, err
+	}
+	return doc, nil
+}
+
+// SignedUpload returns a URL the client may PUT the file to directly, when
+// the blob store signs URLs (S3, R2); "" otherwise.
+func (s *Service) SignedUpload(ctx context.Context, doc Document, ttl time.Duration) (string, error) {
+	signer, ok := s.blobs.(storage.Signer)
+	if !ok {
+		return "", nil
+	}
+	return signer.SignURL(ctx, "PUT", doc.Object, ttl)
+}
+
+// PutContent stores the body of a direct upload where the blob store
+// cannot take it itself (locally), up to the size the document announced.
+func (s *Service) PutContent(ctx context.Context, id string, r io.Reader) (Document, error) {
+	doc, err := s.Get(ctx, id)
+	if err != nil {
+		return Document{}, err
+	}
+	if doc.Status != StatusUploading {
+		return Document{}, gateway.Errorf(gateway.EConflict, "The document %s is not waiting for an upload.", id)
+	}
+	lr := &io.LimitedReader{R: r, N: doc.Size + 1}
+	if err := s.blobs.Put(ctx, doc.Object, lr, doc.ContentType); err != nil {
+		return Document{}, fmt.Errorf("store upload of %s: %w", id, err)
+	}
+	if lr.N == 0 {
+		s.blobs.Delete(ctx, doc.Object)
+		return Document{}, gateway.Errorf(gateway.ETooLarge, "The upload is larger than the %d bytes announced.", doc.Size)
+	}
+	return doc, nil
+}
+
+// IngestObject ingests a direct upload that has arrived at key (from an
+// object-created event, or locally after PutContent): the file moves out
+// of the incoming area and the document becomes ready, or failed with a
+// readable reason. A key that is no document's upload is ignored.
+func (s *Service) IngestObject(ctx context.Context, key string) (Document, error) {
+	rest, ok := strings.CutPrefix(key, IncomingPrefix)
+	id, _, _ := strings.Cut(rest, "/")
+	if !ok || id == "" {
+		return Document{}, nil
+	}
+	doc, err := s.Get(ctx, id)
+	if gateway.IsNotFound(err) {
+		slog.WarnContext(ctx, "an upload arrived for no document", "key", key)
+		return Document{}, nil
+	}
+	if err != nil {
+		return Document{}, err
+	}
+	if doc.Status != StatusUploading || doc.Object != key {
+		return doc, nil // a repeated event: done already
+	}
+	doc.Status = StatusProcessing
+	if err := s.save(ctx, doc); err != nil {
+		return Document{}, err
+	}
+	fail := func(err error) (Document, error) {
+		doc.Status, doc.Reason = StatusFailed, gateway.ErrorMessage(err)
+		return doc, s.save(ctx, doc)
+	}
+	rc, info, err := s.blobs.Get(ctx, key)
+	if err != nil {
+		return fail(err)
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, MaxDirectUpload+1))
+	rc.Close()
+	if err != nil {
+		return fail(err)
+	}
+	doc.Size = info.Size
+	kind, _ := extract.Kind(doc.Filename, doc.ContentType)
+	text, err := extract.Text(kind, data)
+	if err != nil {
+		return fail(err)
+	}
+	sum := sha256.Sum256(data)
+	doc.SHA256 = hex.EncodeToString(sum[:])
+	_, err = s.records.Put(ctx, storage.Item{PK: hashPK, SK: doc.KnowledgeBase + "#" + doc.SHA256, Value: []byte(doc.ID)}, storage.Cond{IfAbsent: true})
+	if gateway.IsConflict(err) {
+		it, _ := s.records.Get(ctx, hashPK, doc.KnowledgeBase+"#"+doc.SHA256)
+		return fail(gateway.Errorf(gateway.EConflict, "The same content is already the document %s.", it.Value))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	final := originalKey(doc.ID, kind)
+	if err := s.blobs.Put(ctx, final, bytes.NewReader(data), doc.ContentType); err != nil {
+		s.records.Delete(ctx, hashPK, doc.KnowledgeBase+"#"+doc.SHA256)
+		return fail(err)
+	}
+	s.blobs.Delete(ctx, key)
+	doc.Object = final
+	return s.ingest(ctx, doc, text), nil
 }

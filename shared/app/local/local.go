@@ -37,7 +37,7 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		return nil, err
 	}
 	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master,
-		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond})
+		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond, BackgroundIngest: true})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -5,9 +5,12 @@ package serverless
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -30,12 +33,53 @@ import (
 // streaming), except under `sam local`, which cannot stream.
 func Serve(cfg app.Config, fn app.Function) {
 	app.SetupLogging(cfg)
-	h := lambdaserve.StagePrefix(app.Lazy(func(ctx context.Context) (*app.Gateway, error) { return Open(ctx, cfg) }, fn))
-	if fn == app.FnChat && !cfg.SAMLocal {
+	lazy := app.NewLazy(func(ctx context.Context) (*app.Gateway, error) { return Open(ctx, cfg) }, fn)
+	h := lambdaserve.StagePrefix(lazy)
+	switch {
+	case fn == app.FnChat && !cfg.SAMLocal:
 		lambda.Start(lambdaserve.Stream(h))
-		return
+	case fn == app.FnUpload:
+		proxy := httpadapter.New(h).ProxyWithContext
+		lambda.Start(func(ctx context.Context, raw json.RawMessage) (any, error) {
+			if key, ok := objectCreated(raw); ok {
+				g, err := lazy.Gateway(ctx)
+				if err != nil {
+					return nil, err
+				}
+				// An error makes the event be delivered again.
+				return nil, g.IngestObject(ctx, key)
+			}
+			var ev events.APIGatewayProxyRequest
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return nil, fmt.Errorf("decode event: %w", err)
+			}
+			return proxy(ctx, ev)
+		})
+	default:
+		lambda.Start(httpadapter.New(h).ProxyWithContext)
 	}
-	lambda.Start(httpadapter.New(h).ProxyWithContext)
+}
+
+// objectCreated returns the object key of an S3 "Object Created" event
+// delivered by EventBridge.
+func objectCreated(raw json.RawMessage) (string, bool) {
+	var ev struct {
+		Source     string `json:"source"`
+		DetailType string `json:"detail-type"`
+		Detail     struct {
+			Object struct {
+				Key string `json:"key"`
+			} `json:"object"`
+		} `json:"detail"`
+	}
+	if json.Unmarshal(raw, &ev) != nil || ev.Source != "aws.s3" || ev.DetailType != "Object Created" || ev.Detail.Object.Key == "" {
+		return "", false
+	}
+	key, err := url.QueryUnescape(ev.Detail.Object.Key)
+	if err != nil {
+		return ev.Detail.Object.Key, true
+	}
+	return key, true
 }
 
 // Open assembles the gateway on the table and bucket of cfg.
