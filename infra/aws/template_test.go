@@ -267,10 +267,12 @@ func TestTemplateDirectUploads(t *testing.T) {
 func TestTemplatePolicies(t *testing.T) {
 	tpl := loadTemplate(t)
 	allowed := map[string][]string{ // resource → actions allowed on it
-		`{"Fn::GetAtt":"Table.Arn"}`:    {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"},
-		`{"Fn::Sub":"${Bucket.Arn}/*"}`: {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"},
-		`{"Fn::GetAtt":"Bucket.Arn"}`:   {"s3:ListBucket"},
-		`{"Ref":"MasterKeySecret"}`:     {"secretsmanager:GetSecretValue"},
+		`{"Fn::GetAtt":"Table.Arn"}`:                  {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"},
+		`{"Fn::Sub":"${Bucket.Arn}/*"}`:               {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"},
+		`{"Fn::Sub":"${Bucket.Arn}/rag/segments/*"}`:  {"s3:GetObject"},
+		`{"Fn::Sub":"${Bucket.Arn}/conversations/*"}`: {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+		`{"Fn::GetAtt":"Bucket.Arn"}`:                 {"s3:ListBucket"},
+		`{"Ref":"MasterKeySecret"}`:                   {"secretsmanager:GetSecretValue"},
 	}
 	for _, fn := range tpl.Resources("AWS::Serverless::Function") {
 		policies, _ := tpl.Get("Resources", fn, "Properties", "Policies").([]any)
