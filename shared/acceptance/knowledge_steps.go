@@ -105,6 +105,28 @@ func (s *suite) knowledgeBases(t *testing.T) {
 	if sys := s.systemText(t, "legal", "What is the liability cap in the clause?"); !strings.Contains(sys, legalFact) || strings.Contains(sys, fact) {
 		t.Fatalf("the legal model got:\n%s", sys)
 	}
+	// With a reranker, the upstream's /rerank orders the candidates.
+	s.putSettings(t, map[string]any{"rag": map[string]any{"rerank_model": "BAAI/bge-reranker-v2-m3", "top_k": 1}})
+	before := 0
+	for _, r := range s.Upstream.Requests() {
+		if r.Path == "/v1/rerank" {
+			before++
+		}
+	}
+	sys = s.systemText(t, "my-bot", "When does the Hangzhou returns desk accept parcels?")
+	reranks := 0
+	for _, r := range s.Upstream.Requests() {
+		if r.Path == "/v1/rerank" {
+			reranks++
+			if r.JSON()["model"] != "BAAI/bge-reranker-v2-m3" {
+				t.Fatalf("rerank request = %s", r.Body)
+			}
+		}
+	}
+	if reranks != before+1 || !strings.Contains(sys, fact) || strings.Contains(sys, "[2]") {
+		t.Fatalf("with rerank and top_k 1: %d rerank calls, sources:\n%s", reranks-before, sys)
+	}
+	s.putSettings(t, map[string]any{"rag": map[string]any{"rerank_model": "", "top_k": 5}})
 
 	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), doc.ID) || !strings.Contains(string(body), legal.ID) {
