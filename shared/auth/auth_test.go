@@ -3,7 +3,6 @@ package auth_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,15 +10,12 @@ import (
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
 func guard(t *testing.T, key byte) (*auth.Guard, *sqlite.Records) {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqlitetest.Open(t)
 	return auth.New(db.Records(), bytes.Repeat([]byte{key}, 32), bytes.Repeat([]byte{key + 1}, 32)), db.Records()
 }
 

@@ -108,24 +108,17 @@ func (s *Store) meta(ctx context.Context, keyID, id string) (Conversation, int64
 // for a conversation that does not exist yet.
 func (s *Store) History(ctx context.Context, keyID, id string) ([]json.RawMessage, error) {
 	var out []json.RawMessage
-	q := storage.Query{Limit: storage.MaxLimit}
-	for {
-		page, err := s.records.Query(ctx, msgPK(keyID, id), q)
+	for it, err := range storage.QueryAll(ctx, s.records, msgPK(keyID, id), storage.Query{}) {
 		if err != nil {
 			return nil, fmt.Errorf("read conversation %s: %w", id, err)
 		}
-		for _, it := range page.Items {
-			m, err := s.message(ctx, it.Value)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
+		m, err := s.message(ctx, it.Value)
+		if err != nil {
+			return nil, err
 		}
-		if page.Cursor == "" {
-			return out, nil
-		}
-		q.Cursor = page.Cursor
+		out = append(out, m)
 	}
+	return out, nil
 }
 
 func (s *Store) message(ctx context.Context, value []byte) (json.RawMessage, error) {
@@ -267,23 +260,15 @@ func (s *Store) evict(ctx context.Context, keyID, current string, keep int) erro
 // List returns the conversations of keyID, most recently used first.
 func (s *Store) List(ctx context.Context, keyID string) ([]Conversation, error) {
 	var out []Conversation
-	q := storage.Query{Limit: storage.MaxLimit}
-	for {
-		page, err := s.records.Query(ctx, metaPK(keyID), q)
+	for it, err := range storage.QueryAll(ctx, s.records, metaPK(keyID), storage.Query{}) {
 		if err != nil {
 			return nil, fmt.Errorf("list conversations: %w", err)
 		}
-		for _, it := range page.Items {
-			var c Conversation
-			if err := json.Unmarshal(it.Value, &c); err != nil {
-				return nil, fmt.Errorf("decode conversation %s: %w", it.SK, err)
-			}
-			out = append(out, c)
+		var c Conversation
+		if err := json.Unmarshal(it.Value, &c); err != nil {
+			return nil, fmt.Errorf("decode conversation %s: %w", it.SK, err)
 		}
-		if page.Cursor == "" {
-			break
-		}
-		q.Cursor = page.Cursor
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Conversation) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
 	return out, nil

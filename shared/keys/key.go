@@ -196,23 +196,15 @@ func (s *Service) touch(ctx context.Context, it storage.Item, r record, now time
 // List returns every key, revoked ones included, oldest first.
 func (s *Service) List(ctx context.Context) ([]gateway.APIKey, error) {
 	var out []gateway.APIKey
-	q := storage.Query{Limit: storage.MaxLimit}
-	for {
-		page, err := s.records.Query(ctx, partition, q)
+	for it, err := range storage.QueryAll(ctx, s.records, partition, storage.Query{}) {
 		if err != nil {
 			return nil, fmt.Errorf("list keys: %w", err)
 		}
-		for _, it := range page.Items {
-			var r record
-			if err := json.Unmarshal(it.Value, &r); err != nil {
-				return nil, fmt.Errorf("decode key %s: %w", it.SK, err)
-			}
-			out = append(out, r.key())
+		var r record
+		if err := json.Unmarshal(it.Value, &r); err != nil {
+			return nil, fmt.Errorf("decode key %s: %w", it.SK, err)
 		}
-		if page.Cursor == "" {
-			break
-		}
-		q.Cursor = page.Cursor
+		out = append(out, r.key())
 	}
 	slices.SortStableFunc(out, func(a, b gateway.APIKey) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil

@@ -2,7 +2,6 @@ package keys_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,17 +9,10 @@ import (
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
-func open(t *testing.T) *sqlite.Records {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db.Records()
-}
+func open(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }
 
 func TestLifecycle(t *testing.T) {
 	records := open(t)

@@ -46,23 +46,15 @@ func (s *Store) List(ctx context.Context) ([]gateway.Model, error) {
 	}
 	s.mu.Unlock()
 	var out []gateway.Model
-	q := storage.Query{Limit: storage.MaxLimit}
-	for {
-		page, err := s.records.Query(ctx, partition, q)
+	for it, err := range storage.QueryAll(ctx, s.records, partition, storage.Query{}) {
 		if err != nil {
 			return nil, fmt.Errorf("list models: %w", err)
 		}
-		for _, it := range page.Items {
-			var m gateway.Model
-			if err := json.Unmarshal(it.Value, &m); err != nil {
-				return nil, fmt.Errorf("decode model %s: %w", it.SK, err)
-			}
-			out = append(out, m)
+		var m gateway.Model
+		if err := json.Unmarshal(it.Value, &m); err != nil {
+			return nil, fmt.Errorf("decode model %s: %w", it.SK, err)
 		}
-		if page.Cursor == "" {
-			break
-		}
-		q.Cursor = page.Cursor
+		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b gateway.Model) int { return strings.Compare(a.Name, b.Name) })
 	if s.ttl > 0 {

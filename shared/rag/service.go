@@ -339,25 +339,17 @@ func (s *Service) Get(ctx context.Context, id string) (Document, error) {
 // first.
 func (s *Service) List(ctx context.Context, kb string) ([]Document, error) {
 	out := []Document{}
-	q := storage.Query{Limit: storage.MaxLimit}
-	for {
-		page, err := s.records.Query(ctx, docPK, q)
+	for it, err := range storage.QueryAll(ctx, s.records, docPK, storage.Query{}) {
 		if err != nil {
 			return nil, fmt.Errorf("list documents: %w", err)
 		}
-		for _, it := range page.Items {
-			var d Document
-			if err := json.Unmarshal(it.Value, &d); err != nil {
-				return nil, fmt.Errorf("decode document %s: %w", it.SK, err)
-			}
-			if kb == "" || d.KnowledgeBase == kb {
-				out = append(out, d)
-			}
+		var d Document
+		if err := json.Unmarshal(it.Value, &d); err != nil {
+			return nil, fmt.Errorf("decode document %s: %w", it.SK, err)
 		}
-		if page.Cursor == "" {
-			break
+		if kb == "" || d.KnowledgeBase == kb {
+			out = append(out, d)
 		}
-		q.Cursor = page.Cursor
 	}
 	slices.SortFunc(out, func(a, b Document) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out, nil

@@ -3,7 +3,6 @@ package settings_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,15 +10,12 @@ import (
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
 	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
 func store(t *testing.T) (*settings.Store, *sqlite.KV) {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqlitetest.Open(t)
 	box, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
 	if err != nil {
 		t.Fatal(err)

@@ -262,3 +262,29 @@ type Batcher interface {
 	// atomic across items: on error, some may have been written.
 	PutNew(ctx context.Context, items []Item) error
 }
+
+// QueryAll yields every item of partition pk that q selects, page after
+// page, stopping at the first error.
+func QueryAll(ctx context.Context, r Records, pk string, q Query) iter.Seq2[Item, error] {
+	return func(yield func(Item, error) bool) {
+		if q.Limit == 0 {
+			q.Limit = MaxLimit
+		}
+		for {
+			page, err := r.Query(ctx, pk, q)
+			if err != nil {
+				yield(Item{}, err)
+				return
+			}
+			for _, it := range page.Items {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if page.Cursor == "" {
+				return
+			}
+			q.Cursor = page.Cursor
+		}
+	}
+}

@@ -3,24 +3,16 @@ package usage_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 	"github.com/aigateway/aigateway/shared/usage"
 )
 
-func records(t *testing.T) *sqlite.Records {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db.Records()
-}
+func records(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }
 
 type meter interface {
 	Admit(context.Context, gateway.APIKey) error
