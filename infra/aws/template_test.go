@@ -271,6 +271,7 @@ func TestTemplatePolicies(t *testing.T) {
 		`{"Fn::Sub":"${Bucket.Arn}/*"}`:               {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"},
 		`{"Fn::Sub":"${Bucket.Arn}/rag/segments/*"}`:  {"s3:GetObject"},
 		`{"Fn::Sub":"${Bucket.Arn}/conversations/*"}`: {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+		`{"Fn::Sub":"${Bucket.Arn}/images/*"}`:        {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
 		`{"Fn::GetAtt":"Bucket.Arn"}`:                 {"s3:ListBucket"},
 		`{"Ref":"MasterKeySecret"}`:                   {"secretsmanager:GetSecretValue"},
 	}
@@ -307,16 +308,17 @@ func TestTemplatePolicies(t *testing.T) {
 		if wantS3 := fn != "AdminFunction"; usesS3 != wantS3 {
 			t.Errorf("%s: S3 access %v, want %v", fn, usesS3, wantS3)
 		}
-		if fn == "ChatFunction" {
-			// Chat reads the index and keeps large messages, nothing else.
+		if fn == "ChatFunction" || fn == "ImageFunction" {
+			// Chat reads the index and keeps large messages and images;
+			// image keeps images; neither touches the rest of the bucket.
 			for _, p := range policies {
 				for _, s := range p.(map[string]any)["Statement"].([]any) {
 					st := s.(map[string]any)
 					if res := compact(st["Resource"]); res == `{"Fn::Sub":"${Bucket.Arn}/*"}` {
-						t.Errorf("ChatFunction may touch the whole bucket")
+						t.Errorf("%s may touch the whole bucket", fn)
 					}
 					if slices.Contains(list(st["Action"]), "s3:ListBucket") && st["Condition"] == nil {
-						t.Errorf("ChatFunction may list the whole bucket")
+						t.Errorf("%s may list the whole bucket", fn)
 					}
 				}
 			}

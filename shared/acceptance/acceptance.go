@@ -128,6 +128,9 @@ func Run(t *testing.T, target Target) {
 		{"ConversationEviction", s.conversationEviction},
 		{"KnowledgeBases", s.knowledgeBases},
 		{"DirectUploads", s.directUploads},
+		{"DrawingOff", s.drawingOff},
+		{"Drawing", s.drawing},
+		{"ImagesEndpoint", s.imagesEndpoint},
 		{"Logout", s.logout},
 		{"LoginWrongPasswordAndThrottle", s.loginThrottle},
 	}

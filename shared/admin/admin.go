@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -204,9 +203,7 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-func secure(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
-}
+func secure(r *http.Request) bool { return respond.Secure(r) }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	var req struct {

@@ -168,12 +168,8 @@ func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) {
 	}
 	expires := time.Now().Add(uploadTTL)
 	if url == "" {
-		scheme := "http"
-		if secure(r) {
-			scheme = "https"
-		}
-		url = fmt.Sprintf("%s://%s%s/admin/api/documents/%s/content?expires=%d&sig=%s",
-			scheme, r.Host, prefix(r), doc.ID, expires.Unix(), d.sign(doc.ID, expires.Unix()))
+		url = fmt.Sprintf("%s/admin/api/documents/%s/content?expires=%d&sig=%s",
+			respond.BaseURL(r), doc.ID, expires.Unix(), d.sign(doc.ID, expires.Unix()))
 	}
 	respond.JSON(w, http.StatusCreated, map[string]any{"document": doc, "upload": map[string]any{
 		"method": http.MethodPut, "url": url, "headers": map[string]string{"Content-Type": doc.ContentType},

@@ -39,22 +39,7 @@ func lang(r *http.Request) string {
 	return "zh"
 }
 
-// prefix returns the path prefix in front of the gateway's routes, from
-// X-Forwarded-Prefix (set by the Lambda adapter on execute-api URLs, or by a
-// reverse proxy). Anything but a plain path is ignored, so that the header
-// cannot turn a redirect into one to another site.
-func prefix(r *http.Request) string {
-	p := strings.TrimRight(r.Header.Get("X-Forwarded-Prefix"), "/")
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || len(p) > 128 {
-		return ""
-	}
-	for _, c := range p {
-		if !(c == '/' || c == '-' || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return p
-}
+func prefix(r *http.Request) string { return respond.Prefix(r) }
 
 func (h *Handler) pages() {
 	h.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ import (
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/chat"
 	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/draw"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/models"
@@ -87,7 +88,8 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error)
 	return &Gateway{
 		Upload: admin.NewDocuments(guard, docs, box.Derive("upload"), ex.BackgroundIngest, cfg.MaxBody),
 		docs:   docs,
-		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Knowledge: docs, Upstream: up, Metrics: rec},
+		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Knowledge: docs,
+			Draw: draw.New(up, st.Blobs, draw.Options{MaxBytes: cfg.ImageMaxBytes}), Upstream: up, Metrics: rec},
 			chat.Options{MaxBody: cfg.MaxBody, DrainTimeout: cfg.DrainTimeout}),
 		Admin:   admin.New(admin.Deps{Guard: guard, Keys: ks, Settings: set, Models: ms, Conversations: convs, Usage: meter}, cfg.MaxBody),
 		cors:    cfg.CORSOrigins,
@@ -158,6 +160,8 @@ func (g *Gateway) handlerOf(fn Function) http.Handler {
 		return g.Admin
 	case FnUpload:
 		return g.Upload
+	case FnImage:
+		return g.Chat // the chat handler draws, from chat and from /v1/images
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ type Config struct {
 	// CacheTTL bounds how long an instance trusts its cached keys and
 	// settings (GATEWAY_CACHE_TTL).
 	CacheTTL time.Duration
+	// ImageMaxBytes bounds one generated image the gateway fetches and
+	// keeps (GATEWAY_IMAGE_MAX_BYTES).
+	ImageMaxBytes int64
 	// DrainTimeout bounds how long an upstream answer is read on after its
 	// client left, to learn its usage (GATEWAY_DRAIN_TIMEOUT).
 	DrainTimeout time.Duration
@@ -59,13 +62,14 @@ type Config struct {
 // optional; a malformed one is an error that names it.
 func Load() (Config, error) {
 	cfg := Config{
-		Addr:         env("GATEWAY_ADDR", "127.0.0.1:8080"),
-		DataDir:      env("GATEWAY_DATA_DIR", "data"),
-		MasterKey:    os.Getenv("GATEWAY_MASTER_KEY"),
-		MaxBody:      32 << 20,
-		CacheTTL:     5 * time.Second,
-		DrainTimeout: 30 * time.Second,
-		Upstream:     upstream.DefaultConfig(),
+		Addr:          env("GATEWAY_ADDR", "127.0.0.1:8080"),
+		DataDir:       env("GATEWAY_DATA_DIR", "data"),
+		MasterKey:     os.Getenv("GATEWAY_MASTER_KEY"),
+		MaxBody:       32 << 20,
+		CacheTTL:      5 * time.Second,
+		DrainTimeout:  30 * time.Second,
+		ImageMaxBytes: 20 << 20,
+		Upstream:      upstream.DefaultConfig(),
 
 		Table:            os.Getenv("GATEWAY_TABLE"),
 		Bucket:           os.Getenv("GATEWAY_BUCKET"),
@@ -106,6 +110,14 @@ func Load() (Config, error) {
 	duration("GATEWAY_CACHE_TTL", &cfg.CacheTTL)
 	duration("GATEWAY_DRAIN_TIMEOUT", &cfg.DrainTimeout)
 	duration("GATEWAY_UPSTREAM_RETRY_BACKOFF", &cfg.Upstream.RetryBackoff)
+	if v := os.Getenv("GATEWAY_IMAGE_MAX_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && n < 1024 {
+			err = fmt.Errorf("must be at least 1024")
+		}
+		check("GATEWAY_IMAGE_MAX_BYTES", err)
+		cfg.ImageMaxBytes = n
+	}
 	if v := os.Getenv("GATEWAY_UPSTREAM_RETRIES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err == nil && (n < 0 || n > 10) {

@@ -76,6 +76,7 @@ type Deps struct {
 	Meter         Meter
 	Conversations Conversations
 	Knowledge     Knowledge
+	Draw          Drawer
 	Upstream      Upstream
 	Metrics       Metrics
 }
@@ -109,6 +110,8 @@ func New(d Deps, opt Options) *Handler {
 	h.mux.HandleFunc("/v1/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.listConversations}))
 	h.mux.HandleFunc("/v1/conversations/{id}", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodGet: h.getConversation, http.MethodDelete: h.deleteConversation}))
+	h.mux.HandleFunc("/v1/images/generations", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.images}))
+	h.mux.HandleFunc("/files/{id}", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.file}))
 	h.mux.HandleFunc("/v1/", respond.NotFound)
 	return h
 }

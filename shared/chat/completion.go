@@ -33,6 +33,12 @@ type call struct {
 	conversation string
 	fresh        []json.RawMessage
 	keep         int
+	// drawPrompt, when set, is what to draw instead of chatting, with the
+	// image upstream and size.
+	drawPrompt string
+	image      gateway.Upstream
+	imageSize  string
+	requestID  string
 }
 
 // body returns the upstream request for the upstream model name.
@@ -101,7 +107,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 	if err := h.Meter.Admit(r.Context(), key); err != nil {
 		return call{}, err
 	}
-	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations}
+	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations, requestID: requestID(w)}
 
 	send := messages
 	if conv != "" {
@@ -110,6 +116,15 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 			return call{}, err
 		}
 		send, c.fresh = assemble(messages, stored, st.ServerMemory)
+	}
+	if stream {
+		if req, c.clientUsage, err = withUsage(req); err != nil {
+			return call{}, err
+		}
+	}
+	if prompt, ok := drawPrompt(messages, st.DrawTriggers); ok && m.drawing && h.Draw != nil {
+		c.drawPrompt, c.image, c.imageSize = prompt, st.ImageUpstream(), st.ImageSize
+		return c, nil
 	}
 	if sources := h.sources(r.Context(), st, m, messages); sources != nil {
 		send = append([]json.RawMessage{sources}, send...)
@@ -124,13 +139,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 	if len(send) != len(messages) || &send[0] != &messages[0] {
 		req = req.set("messages", rawArray(send))
 	}
-	req = req.del("conversation_id")
-	if stream {
-		if req, c.clientUsage, err = withUsage(req); err != nil {
-			return call{}, err
-		}
-	}
-	c.req = req
+	c.req = req.del("conversation_id")
 	return c, nil
 }
 
@@ -235,6 +244,10 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 
 	var out outcome
 	defer func() { h.finish(r, c, start, out) }()
+	if c.drawPrompt != "" {
+		out = h.drawAnswer(w, r, c)
+		return
+	}
 	resp, err := h.post(ctx, c)
 	if err != nil {
 		out.status = respond.Status(err)
@@ -317,7 +330,11 @@ func (h *Handler) post(ctx context.Context, c call) (*upstream.Response, error) 
 func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) {
 	ctx := context.WithoutCancel(r.Context())
 	latency := time.Since(start)
-	h.record(ctx, usage.Record{RequestID: r.Header.Get("X-Request-ID"), KeyID: c.key.ID, Model: c.model.public, Kind: "chat",
+	kind := "chat"
+	if c.drawPrompt != "" {
+		kind = "image"
+	}
+	h.record(ctx, usage.Record{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, PerMinute: c.key.TPM > 0})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)

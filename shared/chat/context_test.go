@@ -99,3 +99,33 @@ func TestAccumulator(t *testing.T) {
 		t.Fatalf("message = %s", got)
 	}
 }
+
+func TestDrawPrompt(t *testing.T) {
+	triggers := []string{"画", "/draw"}
+	tests := []struct {
+		name    string
+		content string
+		prompt  string
+		draw    bool
+	}{
+		{"plain", `"画一只猫"`, "一只猫", true},
+		{"leading spaces", `"  　画 一只猫"`, "一只猫", true},
+		{"colon", `"画：山水"`, "山水", true},
+		{"other trigger", `"/draw a red fox"`, "a red fox", true},
+		{"array content", `[{"type":"text","text":"  画星空"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]`, "星空", true},
+		{"trigger alone", `"画"`, "", false},
+		{"not at the start", `"我想画一只猫"`, "", false},
+		{"no text", `[{"type":"image_url","image_url":{"url":"x"}}]`, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := []json.RawMessage{json.RawMessage(`{"role":"user","content":"画 earlier"}`),
+				json.RawMessage(`{"role":"assistant","content":"ok"}`),
+				json.RawMessage(`{"role":"user","content":` + tc.content + `}`)}
+			prompt, ok := drawPrompt(msgs, triggers)
+			if ok != tc.draw || prompt != tc.prompt {
+				t.Fatalf("drawPrompt = %q, %v; want %q, %v", prompt, ok, tc.prompt, tc.draw)
+			}
+		})
+	}
+}

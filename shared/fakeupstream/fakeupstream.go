@@ -24,10 +24,14 @@
 package fakeupstream
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"image"
+	"image/png"
 	"io"
 	"math"
 	"net/http"
@@ -164,6 +168,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
 	s.mu.Unlock()
 
+	if name, ok := strings.CutPrefix(r.URL.Path, "/img/"); ok {
+		serveImage(w, r, name)
+		return
+	}
 	switch r.URL.Path {
 	case "/v1/chat/completions":
 	case "/v1/embeddings":
@@ -171,6 +179,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/v1/rerank":
 		rerank(w, body)
+		return
+	case "/v1/images/generations":
+		s.images(w, body)
 		return
 	default:
 		writeError(w, http.StatusNotFound, "unknown path "+r.URL.Path)
@@ -454,6 +465,101 @@ func cosine(a, b []float64) float64 {
 		return 0
 	}
 	return ab / math.Sqrt(aa*bb)
+}
+
+// PNG returns the fake's image for a name: a small valid PNG whose pixels
+// depend on the name, so that tests can check a stored copy byte for byte.
+func PNG(name string) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	seed := h.Sum32()
+	for i := range img.Pix {
+		img.Pix[i] = byte(seed >> (i % 4 * 8))
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}
+
+// HugeImageSize is the size of the image behind #huge.
+const HugeImageSize = 2 << 20
+
+func serveImage(w http.ResponseWriter, r *http.Request, name string) {
+	switch name {
+	case "redirect":
+		// Where a malicious upstream would send the gateway: the cloud
+		// metadata service.
+		http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+	case "page.html":
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html><body>not an image</body></html>")
+	case "huge.png":
+		w.Header().Set("Content-Type", "image/png")
+		data := make([]byte, HugeImageSize)
+		copy(data, "\x89PNG\r\n\x1a\n")
+		w.Write(data)
+	default:
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(PNG(name))
+	}
+}
+
+// images answers /v1/images/generations. The prompt steers the shape:
+// SiliconFlow's images[].url by default, OpenAI's data[].url with
+// "#openai", data[].b64_json with "#b64"; "#huge", "#html" and "#private"
+// link to an image too large, a page, and a redirect to a private address.
+func (s *Server) images(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Prompt string `json:"prompt"`
+		N      int    `json:"n"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || req.Prompt == "" {
+		writeError(w, http.StatusBadRequest, "prompt is required")
+		return
+	}
+	n := max(req.N, 1)
+	name := func(i int) string { return ImageName(req.Prompt, i) }
+	link := func(i int) string {
+		switch {
+		case strings.Contains(req.Prompt, "#huge"):
+			return s.URL + "/img/huge.png"
+		case strings.Contains(req.Prompt, "#html"):
+			return s.URL + "/img/page.html"
+		case strings.Contains(req.Prompt, "#private"):
+			return s.URL + "/img/redirect"
+		}
+		return s.URL + "/img/" + name(i)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case strings.Contains(req.Prompt, "#b64"):
+		data := make([]any, n)
+		for i := range data {
+			data[i] = map[string]any{"b64_json": base64.StdEncoding.EncodeToString(PNG(name(i))), "revised_prompt": "a revised " + req.Prompt}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"created": time.Now().Unix(), "data": data})
+	case strings.Contains(req.Prompt, "#openai"):
+		data := make([]any, n)
+		for i := range data {
+			data[i] = map[string]any{"url": link(i)}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"created": time.Now().Unix(), "data": data})
+	default:
+		images := make([]any, n)
+		for i := range images {
+			images[i] = map[string]any{"url": link(i)}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"images": images, "timings": map[string]any{"inference": 1.2}, "seed": 42})
+	}
+}
+
+// ImageName is the name of the i-th image the fake draws for prompt; PNG
+// of it is the image.
+func ImageName(prompt string, i int) string {
+	h := fnv.New32a()
+	h.Write([]byte(prompt))
+	return fmt.Sprintf("%08x-%d.png", h.Sum32(), i)
 }
 
 func usage() map[string]any {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -18,7 +19,13 @@ type Settings struct {
 	MaxMessages    int    `json:"max_messages"`
 	DrawingEnabled bool   `json:"drawing_enabled"`
 	ImageModel     string `json:"image_model"`
-	ServerMemory   bool   `json:"server_memory"`
+	// ImageSize is the size images are drawn at ("1024x1024").
+	ImageSize string `json:"image_size"`
+	// DrawTriggers start a message that asks for a drawing (default 画).
+	DrawTriggers []string `json:"draw_triggers"`
+	// Image is the upstream that draws; empty fields take AI's.
+	Image        Upstream `json:"image"`
+	ServerMemory bool     `json:"server_memory"`
 	// MaxConversations bounds the conversations each key keeps; the least
 	// recently used ones are evicted.
 	MaxConversations int      `json:"max_conversations"`
@@ -55,8 +62,29 @@ func DefaultSettings() Settings {
 		MaxMessages:      20,
 		MaxConversations: 50,
 		ImageModel:       "Kwai-Kolors/Kolors",
+		ImageSize:        "1024x1024",
+		DrawTriggers:     []string{"画"},
 		RAG:              RAGSettings{TopK: 5, MinScore: 0, ChunkSize: 400, ChunkOverlap: 60},
 	}
+}
+
+// ImageUpstream returns the upstream that draws: Image, with AI's base URL
+// and key where Image has none, and ImageModel as its model.
+func (s Settings) ImageUpstream() Upstream {
+	u := s.Image
+	if u.BaseURL == "" {
+		u.BaseURL, u.APIKey = s.AI.BaseURL, s.AI.APIKey
+	}
+	u.Model = s.ImageModel
+	return u
+}
+
+func validSize(size string) bool {
+	var w, h int
+	if n, err := fmt.Sscanf(size, "%dx%d", &w, &h); err != nil || n != 2 || fmt.Sprintf("%dx%d", w, h) != size {
+		return false
+	}
+	return w >= 64 && w <= 4096 && h >= 64 && h <= 4096
 }
 
 // PublicModelName returns the model name clients use: PublicModel, or the
@@ -90,6 +118,10 @@ func (s Settings) Validate() error {
 		return invalidParam("max_conversations", "max_conversations must be between 1 and %d", MaxConversationsCap)
 	case len(s.ImageModel) > MaxNameLen:
 		return invalidParam("image_model", "image_model must be at most %d characters", MaxNameLen)
+	case !validSize(s.ImageSize):
+		return invalidParam("image_size", "image_size must be WIDTHxHEIGHT, each 64 to 4096, like 1024x1024")
+	case len(s.DrawTriggers) > 10:
+		return invalidParam("draw_triggers", "at most 10 draw triggers")
 	case s.RAG.TopK < 1 || s.RAG.TopK > MaxTopK:
 		return invalidParam("rag.top_k", "rag.top_k must be between 1 and %d", MaxTopK)
 	case s.RAG.MinScore < 0 || s.RAG.MinScore > 1:
@@ -104,6 +136,16 @@ func (s Settings) Validate() error {
 	}
 	if err := s.Fallback.validate("fallback", false); err != nil {
 		return err
+	}
+	for _, t := range s.DrawTriggers {
+		if strings.TrimSpace(t) == "" || len(t) > 32 || strings.ContainsAny(t, "\n\r") {
+			return invalidParam("draw_triggers", "a draw trigger is 1 to 32 characters on one line")
+		}
+	}
+	if s.Image.BaseURL != "" {
+		if err := CheckBaseURL(s.Image.BaseURL); err != nil {
+			return invalidParam("image.base_url", "image.base_url %s", err.(*Error).Message)
+		}
 	}
 	return Upstream{BaseURL: s.RAG.BaseURL, APIKey: s.RAG.APIKey, Model: s.RAG.Model}.validate("rag", false)
 }

@@ -188,3 +188,35 @@ func Methods(byMethod map[string]http.HandlerFunc) http.HandlerFunc {
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	Error(w, r, gateway.Errorf(gateway.ENotFound, "No route for %s %s.", r.Method, r.URL.Path))
 }
+
+// Secure reports whether the client reached the gateway over HTTPS
+// (directly, or through API Gateway or a proxy that says so).
+func Secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// Prefix returns the path prefix in front of the gateway's routes, from
+// X-Forwarded-Prefix (set by the Lambda adapter on execute-api URLs, or by
+// a reverse proxy). Anything but a plain path is ignored, so that the
+// header cannot turn a link or a redirect into one to another site.
+func Prefix(r *http.Request) string {
+	p := strings.TrimRight(r.Header.Get("X-Forwarded-Prefix"), "/")
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || len(p) > 128 {
+		return ""
+	}
+	for _, c := range p {
+		if !(c == '/' || c == '-' || c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return p
+}
+
+// BaseURL returns the gateway's root URL as the client sees it.
+func BaseURL(r *http.Request) string {
+	scheme := "http"
+	if Secure(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + Prefix(r)
+}

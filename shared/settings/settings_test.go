@@ -3,6 +3,7 @@ package settings_test
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestKeysSealedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != st {
+	if !reflect.DeepEqual(got, st) {
 		t.Fatalf("Get = %+v, want %+v", got, st)
 	}
 }
@@ -95,7 +96,7 @@ func TestPatchValidates(t *testing.T) {
 		t.Fatalf("err = %v, want EInvalid", err)
 	}
 	got, err := s.Get(ctx)
-	if err != nil || got != gateway.DefaultSettings() {
+	if err != nil || !reflect.DeepEqual(got, gateway.DefaultSettings()) {
 		t.Fatalf("after a refused patch: %+v, %v", got, err)
 	}
 	if m := gateway.Mask("sk-0123456789abcdef"); m != "sk-****cdef" || strings.Contains(m, "0123") {

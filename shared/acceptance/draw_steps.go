@@ -1,0 +1,138 @@
+package acceptance
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/aigateway/aigateway/shared/fakeupstream"
+)
+
+var imageLink = regexp.MustCompile(`^!\[([^\]]*)\]\((https?://[^)]+/files/[a-z2-7]{26})\)$`)
+
+// fetchImage GETs a stored image's link (following a redirect to the blob
+// store) and checks it is the upstream's image for prompt, byte for byte.
+func (s *suite) fetchImage(t *testing.T, link, prompt string) {
+	t.Helper()
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fakeupstream.PNG(fakeupstream.ImageName(prompt, 0))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(data, want) ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "image/png") {
+		t.Fatalf("GET %s = %d %s, %d bytes; want the upstream's %d-byte PNG", link, resp.StatusCode,
+			resp.Header.Get("Content-Type"), len(data), len(want))
+	}
+}
+
+func (s *suite) drawingOff(t *testing.T) {
+	s.putSettings(t, map[string]any{"drawing_enabled": false, "system_prompt": ""})
+	got, err := s.chatAs(t, s.key, "my-bot", "画一只猫")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.Choices[0].Message.Content; !strings.HasPrefix(c, "echo: 画一只猫") {
+		t.Fatalf("with drawing off the answer = %q, want an ordinary chat", c)
+	}
+}
+
+func (s *suite) drawing(t *testing.T) {
+	s.putSettings(t, map[string]any{"drawing_enabled": true, "image_model": "fake/kolors", "draw_triggers": []string{"画", "/draw"}})
+	defer s.putSettings(t, map[string]any{"drawing_enabled": false})
+
+	// Plain content, SiliconFlow's answer shape.
+	got, err := s.chatAs(t, s.key, "my-bot", "画一只可爱的小猫")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := imageLink.FindStringSubmatch(got.Choices[0].Message.Content)
+	if m == nil || m[1] != "一只可爱的小猫" || got.Model != "my-bot" {
+		t.Fatalf("answer = %q (model %s), want a markdown image of the prompt", got.Choices[0].Message.Content, got.Model)
+	}
+	s.fetchImage(t, m[2], "一只可爱的小猫")
+
+	// Array content with leading spaces, another trigger, OpenAI's shape;
+	// and streamed.
+	p := openai.ChatCompletionNewParams{Model: "my-bot", Messages: []openai.ChatCompletionMessageParamUnion{
+		openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.TextContentPart("   /draw #openai a red fox"),
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64,iVBORw0KGgo="}),
+		}),
+	}}
+	stream := s.client(s.key).Chat.Completions.NewStreaming(ctxTimeout(t, 30*time.Second), p)
+	text, _ := streamText(t, stream)
+	m = imageLink.FindStringSubmatch(text)
+	if m == nil || m[1] != "#openai a red fox" {
+		t.Fatalf("streamed answer = %q, want a markdown image", text)
+	}
+	s.fetchImage(t, m[2], "#openai a red fox")
+
+	// OpenAI's base64 answer.
+	got, err = s.chatAs(t, s.key, "my-bot", "画 #b64 a dog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m = imageLink.FindStringSubmatch(got.Choices[0].Message.Content); m == nil {
+		t.Fatalf("answer = %q", got.Choices[0].Message.Content)
+	}
+	s.fetchImage(t, m[2], "#b64 a dog")
+
+	// A model without drawing chats instead.
+	got, err = s.chatAs(t, s.key, "support", "画一只猫")
+	if err != nil || !strings.HasPrefix(got.Choices[0].Message.Content, "echo:") {
+		t.Fatalf("a model without drawing answered %v, %v", got, err)
+	}
+
+	// Refused images: a clear error, whether the client streams or not.
+	for prompt, want := range map[string]string{"画 #huge": "larger than", "画 #html": "not an image", "画 #private": "private address"} {
+		_, err := s.chatAs(t, s.key, "my-bot", prompt)
+		if e := apiError(t, err, http.StatusBadGateway, "upstream_error"); !strings.Contains(e.Message, want) {
+			t.Fatalf("%s: error %q, want it to say %q", prompt, e.Message, want)
+		}
+	}
+	resp, body := do(t, nil, "GET", s.url("/files/aaaaaaaaaaaaaaaaaaaaaaaaaa"), nil, nil)
+	wantError(t, resp, body, http.StatusNotFound, "not_found")
+}
+
+func (s *suite) imagesEndpoint(t *testing.T) {
+	s.putSettings(t, map[string]any{"drawing_enabled": true, "image_model": "fake/kolors"})
+	defer s.putSettings(t, map[string]any{"drawing_enabled": false})
+	c := s.client(s.key)
+	got, err := c.Images.Generate(ctxTimeout(t, 30*time.Second), openai.ImageGenerateParams{
+		Prompt: "a lighthouse", Model: "fake/kolors", N: openai.Int(2), Size: openai.ImageGenerateParamsSize1024x1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Data) != 2 || !strings.Contains(got.Data[0].URL, "/files/") {
+		t.Fatalf("images = %+v", got.Data)
+	}
+	s.fetchImage(t, got.Data[0].URL, "a lighthouse")
+	got, err = c.Images.Generate(ctxTimeout(t, 30*time.Second), openai.ImageGenerateParams{
+		Prompt: "#b64 a harbour", ResponseFormat: openai.ImageGenerateParamsResponseFormatB64JSON,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := base64.StdEncoding.DecodeString(got.Data[0].B64JSON)
+	if err != nil || !bytes.Equal(data, fakeupstream.PNG(fakeupstream.ImageName("#b64 a harbour", 0))) {
+		t.Fatalf("b64_json image = %d bytes, %v", len(data), err)
+	}
+	_, err = c.Images.Generate(ctxTimeout(t, 30*time.Second), openai.ImageGenerateParams{Prompt: "x", Model: "dall-e-3"})
+	apiError(t, err, http.StatusNotFound, "model_not_found")
+	resp, body := do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"x","response_format":"gif"}`, s.auth())
+	wantError(t, resp, body, http.StatusBadRequest, "invalid")
+	s.putSettings(t, map[string]any{"drawing_enabled": false})
+	resp, body = do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"x"}`, s.auth())
+	wantError(t, resp, body, http.StatusForbidden, "forbidden")
+}

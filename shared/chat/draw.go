@@ -1,0 +1,204 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/draw"
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/storage"
+	"github.com/aigateway/aigateway/shared/usage"
+)
+
+// Drawer draws and keeps images.
+type Drawer interface {
+	Generate(ctx context.Context, up gateway.Upstream, req draw.Request) ([]draw.Image, error)
+	Open(ctx context.Context, id string) (io.ReadCloser, storage.BlobInfo, error)
+	SignedURL(ctx context.Context, id string, ttl time.Duration) (string, error)
+}
+
+// drawPrompt returns what to draw when the last user message starts with
+// one of the triggers (after leading spaces; the text parts of array
+// content count): the rest of the message. A trigger alone is no drawing.
+func drawPrompt(messages []json.RawMessage, triggers []string) (string, bool) {
+	for i := len(messages) - 1; i >= 0; i-- {
+		var m struct {
+			Role    string          `json:"role"`
+			Content json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(messages[i], &m) != nil || m.Role != "user" {
+			continue
+		}
+		text := strings.TrimLeftFunc(conversations.Text(m.Content), unicode.IsSpace)
+		for _, t := range triggers {
+			if rest, ok := strings.CutPrefix(text, t); ok {
+				rest = strings.TrimFunc(rest, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(":：,，", r) })
+				return rest, rest != ""
+			}
+		}
+		return "", false
+	}
+	return "", false
+}
+
+// markdownImage renders an image link with the prompt as its alt text.
+func markdownImage(prompt, url string) string {
+	alt := strings.NewReplacer("[", "(", "]", ")", "\n", " ").Replace(prompt)
+	return "![" + alt + "](" + url + ")"
+}
+
+// drawAnswer draws c's prompt and answers as a chat completion, streamed
+// when the client streams.
+func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) outcome {
+	images, err := h.Draw.Generate(r.Context(), c.image, draw.Request{Prompt: c.drawPrompt, N: 1, Size: c.imageSize})
+	if err != nil {
+		respond.Error(w, r, err)
+		return outcome{status: respond.Status(err)}
+	}
+	content := markdownImage(c.drawPrompt, respond.BaseURL(r)+images[0].Path())
+	answer := mustJSON(map[string]any{"role": "assistant", "content": content})
+	id := "chatcmpl-" + strings.ToLower(rand.Text())
+	created := time.Now().Unix()
+	out := outcome{status: http.StatusOK, reported: true, answer: answer, delivered: true}
+	if !c.stream {
+		respond.JSON(w, http.StatusOK, map[string]any{
+			"id": id, "object": "chat.completion", "created": created, "model": c.model.public,
+			"choices": []any{map[string]any{"index": 0, "message": answer, "finish_reason": "stop"}},
+			"usage":   map[string]int{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+		})
+		return out
+	}
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	chunk := func(delta any, finish any) {
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": c.model.public,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	chunk(map[string]any{"role": "assistant", "content": content}, nil)
+	chunk(map[string]any{}, "stop")
+	if c.clientUsage {
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": c.model.public,
+			"choices": []any{}, "usage": map[string]int{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	http.NewResponseController(w).Flush()
+	return out
+}
+
+// images serves POST /v1/images/generations: prompt, n (1 to 4), size,
+// response_format "url" (links to the gateway's stored copies) or
+// "b64_json".
+func (h *Handler) images(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key, err := h.authenticate(r)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	var req struct {
+		Model          string `json:"model"`
+		Prompt         string `json:"prompt"`
+		N              int    `json:"n"`
+		Size           string `json:"size"`
+		ResponseFormat string `json:"response_format"`
+		Quality        string `json:"quality"`
+		Style          string `json:"style"`
+		User           string `json:"user"`
+	}
+	if err := respond.DecodeJSON(w, r, h.opt.MaxBody, &req); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	st, err := h.Settings.Get(r.Context())
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	switch {
+	case !st.DrawingEnabled:
+		respond.Error(w, r, gateway.Errorf(gateway.EForbidden, "Drawing is turned off on this gateway."))
+		return
+	case req.Model != "" && req.Model != st.ImageModel, !key.Allows(st.ImageModel):
+		e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", req.Model)
+		e.Param = "model"
+		respond.Error(w, r, e)
+		return
+	case req.N < 0 || req.N > 4:
+		respond.Error(w, r, invalidField("n", "between 1 and 4"))
+		return
+	case req.ResponseFormat != "" && req.ResponseFormat != "url" && req.ResponseFormat != "b64_json":
+		respond.Error(w, r, invalidField("response_format", `"url" or "b64_json"`))
+		return
+	}
+	if req.Size == "" {
+		req.Size = st.ImageSize
+	}
+	if err := h.Meter.Admit(r.Context(), key); err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK}
+	defer func() {
+		rec.LatencyMS = time.Since(start).Milliseconds()
+		h.record(r.Context(), rec)
+	}()
+	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), draw.Request{Prompt: req.Prompt, N: max(req.N, 1), Size: req.Size})
+	if err != nil {
+		rec.Status = respond.Status(err)
+		respond.Error(w, r, err)
+		return
+	}
+	data := make([]map[string]string, len(images))
+	for i, im := range images {
+		if req.ResponseFormat == "b64_json" {
+			data[i] = map[string]string{"b64_json": base64.StdEncoding.EncodeToString(im.Data)}
+		} else {
+			data[i] = map[string]string{"url": respond.BaseURL(r) + im.Path()}
+		}
+		if im.RevisedPrompt != "" {
+			data[i]["revised_prompt"] = im.RevisedPrompt
+		}
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"created": time.Now().Unix(), "data": data})
+}
+
+// file serves GET /files/{id}: a stored image, by its unguessable ID. Where
+// the blob store signs URLs (S3), it redirects to a short-lived one.
+func (h *Handler) file(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if url, err := h.Draw.SignedURL(r.Context(), id, 10*time.Minute); err != nil {
+		respond.Error(w, r, err)
+		return
+	} else if url != "" {
+		w.Header().Set("Cache-Control", "private, max-age=300")
+		http.Redirect(w, r, url, http.StatusFound)
+		return
+	}
+	rc, info, err := h.Draw.Open(r.Context(), id)
+	if err != nil {
+		respond.Error(w, r, err)
+		return
+	}
+	defer rc.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", info.ContentType)
+	hd.Set("Content-Length", fmt.Sprint(info.Size))
+	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	w.WriteHeader(http.StatusOK)
+	io.Copy(w, rc)
+}

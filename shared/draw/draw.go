@@ -1,0 +1,325 @@
+// Package draw generates images through the image upstream and keeps them:
+// each image is fetched (or decoded) at once, checked and stored as a blob,
+// and handed out as the gateway's own unguessable link, because upstream
+// links expire within the hour.
+package draw
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/storage"
+	"github.com/aigateway/aigateway/shared/upstream"
+)
+
+// Upstream calls the image upstream.
+type Upstream interface {
+	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
+}
+
+// Options bound what is fetched.
+type Options struct {
+	// MaxBytes bounds one image.
+	MaxBytes int64
+	// FetchTimeout bounds fetching one image.
+	FetchTimeout time.Duration
+}
+
+// Service draws and keeps images.
+type Service struct {
+	upstream Upstream
+	blobs    storage.Blobs
+	opt      Options
+}
+
+// New returns a Service.
+func New(up Upstream, blobs storage.Blobs, opt Options) *Service {
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = 20 << 20
+	}
+	if opt.FetchTimeout <= 0 {
+		opt.FetchTimeout = 60 * time.Second
+	}
+	return &Service{upstream: up, blobs: blobs, opt: opt}
+}
+
+// Image is a stored image.
+type Image struct {
+	ID          string
+	ContentType string
+	Data        []byte
+	// RevisedPrompt is what the upstream says it drew, when it says.
+	RevisedPrompt string
+}
+
+// Path is the image's link on the gateway.
+func (i Image) Path() string { return "/files/" + i.ID }
+
+// Request is what to draw.
+type Request struct {
+	Prompt string
+	N      int
+	Size   string
+}
+
+func blobKey(id string) string { return "images/" + id }
+
+// Generate asks the upstream up for images and stores each. It understands
+// both answer shapes: SiliconFlow's images[].url and OpenAI's data[].url or
+// data[].b64_json. An image that is too large, not an image, or behind a
+// redirect to a private address is refused (EUpstream with the reason), and
+// no image of the request is kept.
+func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req Request) ([]Image, error) {
+	if strings.TrimSpace(req.Prompt) == "" {
+		e := gateway.Errorf(gateway.EInvalid, "Say what to draw.")
+		e.Param = "prompt"
+		return nil, e
+	}
+	if req.N < 1 {
+		req.N = 1
+	}
+	body := map[string]any{"model": up.Model, "prompt": req.Prompt, "n": req.N, "size": req.Size}
+	if siliconFlow(up.BaseURL) {
+		// SiliconFlow names these its own way.
+		body["image_size"], body["batch_size"] = req.Size, req.N
+		delete(body, "n")
+		delete(body, "size")
+	}
+	raw, _ := json.Marshal(body)
+	resp, err := s.upstream.Post(ctx, up, "/images/generations", raw)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := resp.ReadAll(64 << 20)
+	resp.Close()
+	if err != nil {
+		return nil, err
+	}
+	var parsed struct {
+		Images []struct {
+			URL string `json:"url"`
+		} `json:"images"`
+		Data []struct {
+			URL           string `json:"url"`
+			B64JSON       string `json:"b64_json"`
+			RevisedPrompt string `json:"revised_prompt"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(answer, &parsed); err != nil {
+		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream's answer could not be read.")
+	}
+	type source struct{ url, b64, revised string }
+	var sources []source
+	for _, im := range parsed.Images {
+		sources = append(sources, source{url: im.URL})
+	}
+	for _, d := range parsed.Data {
+		sources = append(sources, source{url: d.URL, b64: d.B64JSON, revised: d.RevisedPrompt})
+	}
+	if len(sources) == 0 {
+		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream answered no image.")
+	}
+	var images []Image
+	for _, src := range sources {
+		var data []byte
+		var ct string
+		if src.b64 != "" {
+			data, ct, err = s.decode(src.b64)
+		} else {
+			data, ct, err = s.fetch(ctx, up.BaseURL, src.url)
+		}
+		if err != nil {
+			return nil, err
+		}
+		images = append(images, Image{ID: strings.ToLower(rand.Text()), ContentType: ct, Data: data, RevisedPrompt: src.revised})
+	}
+	// Stored only once every image passed, so a refusal keeps nothing.
+	for i, im := range images {
+		if err := s.blobs.Put(ctx, blobKey(im.ID), bytes.NewReader(im.Data), im.ContentType); err != nil {
+			for _, done := range images[:i] {
+				s.blobs.Delete(ctx, blobKey(done.ID))
+			}
+			return nil, fmt.Errorf("store image: %w", err)
+		}
+	}
+	return images, nil
+}
+
+func siliconFlow(base string) bool {
+	u, err := url.Parse(base)
+	return err == nil && (strings.HasSuffix(u.Hostname(), "siliconflow.cn") || strings.HasSuffix(u.Hostname(), "siliconflow.com"))
+}
+
+func refused(format string, args ...any) error {
+	return gateway.Errorf(gateway.EUpstream, "The generated image was refused: "+format, args...)
+}
+
+func (s *Service) decode(b64 string) ([]byte, string, error) {
+	if int64(base64.StdEncoding.DecodedLen(len(b64))) > s.opt.MaxBytes {
+		return nil, "", refused("it is larger than %d bytes.", s.opt.MaxBytes)
+	}
+	data, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, "", refused("its base64 is malformed.")
+	}
+	ct := http.DetectContentType(data)
+	if !strings.HasPrefix(ct, "image/") {
+		return nil, "", refused("it is %s, not an image.", ct)
+	}
+	return data, ct, nil
+}
+
+// fetch downloads an image from link. It connects only to public
+// addresses, or to the image upstream's own host when that is private (a
+// local model server), and checks every redirect the same way.
+func (s *Service) fetch(ctx context.Context, upstreamBase, link string) ([]byte, string, error) {
+	u, err := url.Parse(link)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", refused("its link is not an http(s) URL.")
+	}
+	allowed := allowedPrivate(upstreamBase)
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || (private(ip) && !allowed[ip.String()]) {
+			return errPrivate
+		}
+		return nil
+	}}
+	client := &http.Client{
+		Timeout:   s.opt.FetchTimeout,
+		Transport: &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: s.opt.FetchTimeout},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			return nil
+		},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return nil, "", refused("its link is not usable.")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(err, errPrivate) {
+			return nil, "", refused("its link leads to a private address.")
+		}
+		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched.")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched (status %d).", resp.StatusCode)
+	}
+	if resp.ContentLength > s.opt.MaxBytes {
+		return nil, "", refused("it is larger than %d bytes.", s.opt.MaxBytes)
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "" && !strings.HasPrefix(mt, "image/") && mt != "application/octet-stream" {
+		return nil, "", refused("it is %s, not an image.", mt)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, s.opt.MaxBytes+1))
+	if err != nil {
+		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched.")
+	}
+	if int64(len(data)) > s.opt.MaxBytes {
+		return nil, "", refused("it is larger than %d bytes.", s.opt.MaxBytes)
+	}
+	ct := http.DetectContentType(data)
+	if !strings.HasPrefix(ct, "image/") {
+		return nil, "", refused("it is %s, not an image.", ct)
+	}
+	return data, ct, nil
+}
+
+var errPrivate = errors.New("private address")
+
+// private reports whether ip is not on the public internet: loopback,
+// private, link-local (cloud metadata lives there), unspecified, CGNAT,
+// multicast.
+func private(ip net.IP) bool {
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		return true
+	}
+	_, cgnat, _ := net.ParseCIDR("100.64.0.0/10")
+	return cgnat.Contains(ip)
+}
+
+// allowedPrivate returns the private addresses of the upstream's own host,
+// where fetching is allowed: a model server on the local network serves
+// its images there.
+func allowedPrivate(base string) map[string]bool {
+	out := map[string]bool{}
+	u, err := url.Parse(base)
+	if err != nil {
+		return out
+	}
+	ips, err := net.LookupIP(u.Hostname())
+	if err != nil {
+		return out
+	}
+	for _, ip := range ips {
+		if private(ip) {
+			out[ip.String()] = true
+		}
+	}
+	return out
+}
+
+// Open returns a stored image for serving.
+func (s *Service) Open(ctx context.Context, id string) (io.ReadCloser, storage.BlobInfo, error) {
+	if !validID(id) {
+		return nil, storage.BlobInfo{}, gateway.Errorf(gateway.ENotFound, "No such file.")
+	}
+	rc, info, err := s.blobs.Get(ctx, blobKey(id))
+	if gateway.IsNotFound(err) {
+		return nil, storage.BlobInfo{}, gateway.Errorf(gateway.ENotFound, "No such file.")
+	}
+	return rc, info, err
+}
+
+// SignedURL returns a short-lived direct link to a stored image where the
+// blob store signs URLs, or "".
+func (s *Service) SignedURL(ctx context.Context, id string, ttl time.Duration) (string, error) {
+	signer, ok := s.blobs.(storage.Signer)
+	if !ok || !validID(id) {
+		return "", nil
+	}
+	rc, _, err := s.Open(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	rc.Close()
+	return signer.SignURL(ctx, http.MethodGet, blobKey(id), ttl)
+}
+
+// validID reports whether id can be an image ID (rand.Text, lower-cased).
+func validID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
