@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -40,7 +41,15 @@ type DocumentHandler struct {
 	// background ingests direct uploads after answering (a long-running
 	// process); otherwise they are ingested before the answer.
 	background bool
+	pending    sync.WaitGroup
 	mux        *http.ServeMux
+}
+
+// Close waits for the ingestions running in the background, so that the
+// stores close after them.
+func (d *DocumentHandler) Close() error {
+	d.pending.Wait()
+	return nil
 }
 
 // uploadTTL is how long a direct-upload URL stays valid.
@@ -199,11 +208,11 @@ func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d.background {
-		go func() {
+		d.pending.Go(func() {
 			if _, err := d.documents.IngestObject(context.WithoutCancel(r.Context()), doc.Object); err != nil {
 				slog.Error("ingest uploaded document", "document", id, "err", err)
 			}
-		}()
+		})
 		doc.Status = rag.StatusProcessing
 		respond.JSON(w, http.StatusAccepted, doc)
 		return

@@ -85,8 +85,10 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error)
 	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
 	up := upstream.New(cfg.Upstream)
 	docs := rag.NewService(st.Records, st.Blobs, rag.NewLibrary(st.Blobs, st.KV, cfg.CacheTTL), set, up)
+	uploads := admin.NewDocuments(guard, docs, box.Derive("upload"), ex.BackgroundIngest, cfg.MaxBody)
+	closers = append([]io.Closer{uploads}, closers...) // ingestions finish before the stores close
 	return &Gateway{
-		Upload: admin.NewDocuments(guard, docs, box.Derive("upload"), ex.BackgroundIngest, cfg.MaxBody),
+		Upload: uploads,
 		docs:   docs,
 		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Knowledge: docs,
 			Draw: draw.New(up, st.Blobs, draw.Options{MaxBytes: cfg.ImageMaxBytes}), Upstream: up, Metrics: rec},
