@@ -23,6 +23,11 @@ func TestAcceptance(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "gateway")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("GATEWAY_TEST_RACE") == "1" {
+		// The server under the race detector (needs cgo and a C compiler).
+		build = exec.Command("go", "build", "-race", "-o", bin, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
