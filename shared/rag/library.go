@@ -35,6 +35,7 @@ type Library struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
+	loaded  bool // the segments of version are in segs
 	version string
 	checked time.Time
 	segs    map[string]*segment // by blob key
@@ -49,15 +50,18 @@ func NewLibrary(blobs storage.Blobs, kv storage.KV, check time.Duration) *Librar
 // refresh reloads the segments when the version changed. It holds l.mu.
 func (l *Library) refresh(ctx context.Context) error {
 	now := l.now()
-	if !l.checked.IsZero() && now.Sub(l.checked) < l.check {
+	if l.loaded && now.Sub(l.checked) < l.check {
 		return nil
 	}
 	v, err := l.kv.Get(ctx, versionKey)
-	if err != nil && !gateway.IsNotFound(err) {
+	switch {
+	case gateway.IsNotFound(err):
+		v = []byte("none") // no document was ever added
+	case err != nil:
 		return fmt.Errorf("read index version: %w", err)
 	}
-	l.checked = now
-	if string(v) == l.version && l.version != "" {
+	if l.loaded && string(v) == l.version {
+		l.checked = now
 		return nil
 	}
 	present := map[string]bool{}
@@ -83,7 +87,7 @@ func (l *Library) refresh(ctx context.Context) error {
 			delete(l.segs, k)
 		}
 	}
-	l.version = string(v)
+	l.version, l.loaded, l.checked = string(v), true, now
 	l.views = map[string]*view{}
 	return nil
 }
