@@ -73,10 +73,10 @@ func New(d Deps, maxBody int64) *Handler {
 	h := &Handler{Deps: d, maxBody: maxBody, mux: http.NewServeMux()}
 	m := h.mux
 	m.HandleFunc("/admin/api/setup", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: h.setupState, http.MethodPost: h.setup}))
-	m.HandleFunc("/admin/api/login", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.login}))
-	m.HandleFunc("/admin/api/logout", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.logout}))
-	m.HandleFunc("/admin/api/session", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.session}))
+		http.MethodGet: respond.Handle(h.setupState), http.MethodPost: respond.Handle(h.setup)}))
+	m.HandleFunc("/admin/api/login", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.login)}))
+	m.HandleFunc("/admin/api/logout", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.logout)}))
+	m.HandleFunc("/admin/api/session", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.session)}))
 	m.HandleFunc("/admin/api/settings", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodGet: h.signedIn(h.getSettings), http.MethodPut: h.signedIn(h.putSettings)}))
 	m.HandleFunc("/admin/api/keys", respond.Methods(map[string]http.HandlerFunc{
@@ -99,21 +99,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 
 // signedIn wraps an admin API handler: it needs a valid session, and a
 // state-changing method needs the session's CSRF token too.
-func (h *Handler) signedIn(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) signedIn(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return respond.Handle(func(w http.ResponseWriter, r *http.Request) error {
 		s, err := h.current(r)
 		if err != nil {
-			respond.Error(w, r, err)
-			return
+			return err
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if err := auth.CheckCSRF(s, r.Header.Get("X-CSRF-Token")); err != nil {
-				respond.Error(w, r, err)
-				return
+				return err
 			}
 		}
-		next(w, r)
-	}
+		return next(w, r)
+	})
 }
 
 // current returns the session of the request's cookie, or EUnauthorized.
@@ -125,13 +123,13 @@ func (h *Handler) current(r *http.Request) (auth.Session, error) {
 	return h.Guard.Verify(r.Context(), c.Value)
 }
 
-func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) error {
 	ok, err := h.Guard.Initialized(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]bool{"initialized": ok})
+	return nil
 }
 
 type setupRequest struct {
@@ -143,32 +141,27 @@ type setupRequest struct {
 // setup claims the gateway: admin password, upstream settings and the first
 // key, all validated before anything is stored. If a step after the claim
 // fails, the claim is undone so that setup can be tried again.
-func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 	var req setupRequest
 	if err := respond.DecodeJSON(w, r, h.maxBody, &req); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if err := auth.CheckPassword(req.AdminPassword); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	st.AI = req.AI
 	if req.RAG != nil {
 		st.RAG.BaseURL, st.RAG.APIKey, st.RAG.Model = req.RAG.BaseURL, req.RAG.APIKey, req.RAG.Model
 	}
 	if err := st.Validate(); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if err := h.Guard.Claim(r.Context(), req.AdminPassword); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	// The claim is won; finish with a context the client cannot cancel, so
 	// that a dropped connection does not leave a half-made setup.
@@ -178,11 +171,11 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 		if uerr := h.Guard.Unclaim(ctx); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	slog.InfoContext(ctx, "gateway initialized")
 	respond.JSON(w, http.StatusCreated, map[string]string{"api_key": secret})
+	return nil
 }
 
 func (h *Handler) finishSetup(ctx context.Context, st gateway.Settings) (gateway.APIKey, string, error) {
@@ -205,70 +198,68 @@ func clientAddr(r *http.Request) string {
 
 func secure(r *http.Request) bool { return respond.Secure(r) }
 
-func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Password string `json:"password"`
 	}
 	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	s, err := h.Guard.Login(r.Context(), req.Password, clientAddr(r))
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: s.Cookie, Path: "/", Expires: s.Expires,
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
 	})
 	respond.JSON(w, http.StatusOK, map[string]string{"csrf_token": s.CSRF})
+	return nil
 }
 
 // session returns the CSRF token of the caller's session, so that a
 // reloaded panel can go on without signing in again.
-func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) session(w http.ResponseWriter, r *http.Request) error {
 	s, err := h.current(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"csrf_token": s.CSRF, "expires_at": s.Expires})
+	return nil
 }
 
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(CookieName); err == nil {
 		if err := h.Guard.Logout(r.Context(), c.Value); err != nil {
-			respond.Error(w, r, err)
-			return
+			return err
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) error {
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, settings.Masked(st))
+	return nil
 }
 
-func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) error {
 	body, err := respond.ReadBody(w, r, h.maxBody)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	st, err := h.Settings.Patch(r.Context(), body)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, settings.Masked(st))
+	return nil
 }
 
 type keyList struct {
@@ -276,63 +267,60 @@ type keyList struct {
 	Data   []gateway.APIKey `json:"data"`
 }
 
-func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 	ks, err := h.Keys.List(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if ks == nil {
 		ks = []gateway.APIKey{}
 	}
 	respond.JSON(w, http.StatusOK, keyList{Object: "list", Data: ks})
+	return nil
 }
 
-func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Name string `json:"name"`
 		gateway.KeyLimits
 	}
 	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if err := keys.CheckName(req.Name); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	k, secret, err := h.Keys.Create(r.Context(), req.Name, req.KeyLimits)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusCreated, struct {
 		gateway.APIKey
 		Key string `json:"key"`
 	}{k, secret})
+	return nil
 }
 
 // setKeyLimits replaces a key's limits: expires_at, rpm, tpm, token_quota
 // and models (absent fields mean no limit).
-func (h *Handler) setKeyLimits(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) setKeyLimits(w http.ResponseWriter, r *http.Request) error {
 	var limits gateway.KeyLimits
 	if err := respond.DecodeJSON(w, r, 64<<10, &limits); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	k, err := h.Keys.SetLimits(r.Context(), r.PathValue("id"), limits)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, k)
+	return nil
 }
 
-func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	k, err := h.Keys.Revoke(r.Context(), r.PathValue("id"))
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, k)
+	return nil
 }

@@ -33,11 +33,10 @@ type adminConversation struct {
 	conversations.Conversation
 }
 
-func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) error {
 	ks, err := h.Keys.List(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	want := r.URL.Query().Get("key_id")
 	out := []adminConversation{}
@@ -47,8 +46,7 @@ func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) {
 		}
 		cs, err := h.Conversations.List(r.Context(), k.ID)
 		if err != nil {
-			respond.Error(w, r, err)
-			return
+			return err
 		}
 		for _, c := range cs {
 			out = append(out, adminConversation{AdminID: k.ID + ":" + c.ID, KeyName: k.Name, Conversation: c})
@@ -56,18 +54,17 @@ func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.SortFunc(out, func(a, b adminConversation) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
 	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": out})
+	return nil
 }
 
-func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error {
 	keyID, id, ok := strings.Cut(r.PathValue("id"), ":")
 	if !ok {
-		respond.Error(w, r, gateway.Errorf(gateway.ENotFound, "Name the conversation as <key ID>:<conversation ID>, its admin_id."))
-		return
+		return gateway.Errorf(gateway.ENotFound, "Name the conversation as <key ID>:<conversation ID>, its admin_id.")
 	}
 	c, msgs, err := h.Conversations.Get(r.Context(), keyID, id)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if msgs == nil {
 		msgs = []json.RawMessage{}
@@ -77,11 +74,12 @@ func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) {
 		conversations.Conversation
 		Messages []json.RawMessage `json:"messages"`
 	}{keyID + ":" + c.ID, c, msgs})
+	return nil
 }
 
 // usage reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,
 // default the last 7 days), ?key_id= and ?model= to narrow it.
-func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	to := time.Now().UTC()
 	from := to.Add(-6 * 24 * time.Hour)
@@ -91,8 +89,7 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				e := gateway.Errorf(gateway.EInvalid, "%s must be a day as YYYY-MM-DD.", name)
 				e.Param = name
-				respond.Error(w, r, e)
-				return
+				return e
 			}
 			*dst = d
 		}
@@ -102,8 +99,7 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := h.Usage.Summary(r.Context(), usage.Filter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")})
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	var total usage.Row
 	for _, row := range rows {
@@ -119,4 +115,5 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 		"totals": map[string]int64{"requests": total.Requests, "errors": total.Errors, "partial": total.Partial,
 			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens},
 	})
+	return nil
 }

@@ -66,7 +66,7 @@ func NewDocuments(guard Guard, docs Documents, tokenKey []byte, background bool,
 	d.mux.HandleFunc("/admin/api/documents/uploads", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodPost: d.h.signedIn(d.prepare)}))
 	d.mux.HandleFunc("/admin/api/documents/{id}/content", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodPut: d.putContent}))
+		http.MethodPut: respond.Handle(d.putContent)}))
 	d.mux.HandleFunc("/admin/api/documents/{id}", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodGet: d.h.signedIn(d.get), http.MethodDelete: d.h.signedIn(d.remove)}))
 	d.mux.HandleFunc("/", respond.NotFound)
@@ -81,33 +81,29 @@ func (d *DocumentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.
 // "knowledge_base"}), and ingests it before answering: 201 with the
 // document, ready or failed with its reason; 200 with the existing document
 // when the same content is already in that knowledge base.
-func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) {
+func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
 	var u rag.Upload
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
 		if r.ContentLength > d.h.maxBody {
-			respond.Error(w, r, gateway.Errorf(gateway.ETooLarge, "The upload is larger than the limit of %d bytes; use a direct upload for large files.", d.h.maxBody))
-			return
+			return gateway.Errorf(gateway.ETooLarge, "The upload is larger than the limit of %d bytes; use a direct upload for large files.", d.h.maxBody)
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, d.h.maxBody)
 		f, hdr, err := r.FormFile("file")
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				respond.Error(w, r, gateway.Errorf(gateway.ETooLarge, "The upload is larger than the limit of %d bytes.", d.h.maxBody))
-				return
+				return gateway.Errorf(gateway.ETooLarge, "The upload is larger than the limit of %d bytes.", d.h.maxBody)
 			}
 			e := gateway.Errorf(gateway.EInvalid, "Send the document as the multipart field \"file\".")
 			e.Param = "file"
-			respond.Error(w, r, e)
-			return
+			return e
 		}
 		defer f.Close()
 		data, err := io.ReadAll(f)
 		if err != nil {
-			respond.Error(w, r, gateway.Errorf(gateway.EInvalid, "The upload could not be read."))
-			return
+			return gateway.Errorf(gateway.EInvalid, "The upload could not be read.")
 		}
 		u = rag.Upload{KnowledgeBase: r.FormValue("knowledge_base"), Title: r.FormValue("title"),
 			Filename: hdr.Filename, ContentType: hdr.Header.Get("Content-Type"), Data: data}
@@ -118,33 +114,30 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) {
 			KnowledgeBase string `json:"knowledge_base"`
 		}
 		if err := respond.DecodeJSON(w, r, d.h.maxBody, &req); err != nil {
-			respond.Error(w, r, err)
-			return
+			return err
 		}
 		if strings.TrimSpace(req.Text) == "" {
 			e := gateway.Errorf(gateway.EInvalid, "The text is empty.")
 			e.Param = "text"
-			respond.Error(w, r, e)
-			return
+			return e
 		}
 		u = rag.Upload{KnowledgeBase: req.KnowledgeBase, Title: req.Title, ContentType: "text/plain", Data: []byte(req.Text)}
 	default:
-		respond.Error(w, r, gateway.Errorf(gateway.EUnsupported, "Send a multipart/form-data upload or JSON {\"title\",\"text\"}."))
-		return
+		return gateway.Errorf(gateway.EUnsupported, "Send a multipart/form-data upload or JSON {\"title\",\"text\"}.")
 	}
 	doc, created, err := d.documents.Add(r.Context(), u)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if !created {
 		respond.JSON(w, http.StatusOK, struct {
 			rag.Document
 			Duplicate bool `json:"duplicate"`
 		}{doc, true})
-		return
+		return nil
 	}
 	respond.JSON(w, http.StatusCreated, doc)
+	return nil
 }
 
 // prepare starts a direct upload, for files too large to post through the
@@ -152,7 +145,7 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) {
 // "content_type","title","knowledge_base"} → 201 with the document
 // (status "uploading") and where to PUT the file. Once it is there, the
 // document is ingested (on AWS, by the bucket's object-created event).
-func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) {
+func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Filename      string `json:"filename"`
 		Size          int64  `json:"size"`
@@ -161,19 +154,16 @@ func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) {
 		KnowledgeBase string `json:"knowledge_base"`
 	}
 	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	doc, err := d.documents.Prepare(r.Context(), rag.Pending{KnowledgeBase: req.KnowledgeBase, Title: req.Title,
 		Filename: req.Filename, ContentType: req.ContentType, Size: req.Size})
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	url, err := d.documents.SignedUpload(r.Context(), doc, uploadTTL)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	expires := time.Now().Add(uploadTTL)
 	if url == "" {
@@ -183,6 +173,7 @@ func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) {
 	respond.JSON(w, http.StatusCreated, map[string]any{"document": doc, "upload": map[string]any{
 		"method": http.MethodPut, "url": url, "headers": map[string]string{"Content-Type": doc.ContentType},
 		"expires_at": expires.UTC(), "object_key": doc.Object}})
+	return nil
 }
 
 func (d *DocumentHandler) sign(id string, expires int64) string {
@@ -194,18 +185,16 @@ func (d *DocumentHandler) sign(id string, expires int64) string {
 // putContent takes a direct upload where the blob store signs no URLs of
 // its own. Its URL is the credential: signed, for one document, for an
 // hour.
-func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) {
+func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	expires, err := strconv.ParseInt(r.URL.Query().Get("expires"), 10, 64)
 	if err != nil || time.Now().Unix() > expires ||
 		!hmac.Equal([]byte(r.URL.Query().Get("sig")), []byte(d.sign(id, expires))) {
-		respond.Error(w, r, gateway.Errorf(gateway.EForbidden, "The upload URL is invalid or has expired."))
-		return
+		return gateway.Errorf(gateway.EForbidden, "The upload URL is invalid or has expired.")
 	}
 	doc, err := d.documents.PutContent(r.Context(), id, r.Body)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if d.background {
 		d.pending.Go(func() {
@@ -215,38 +204,38 @@ func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) {
 		})
 		doc.Status = rag.StatusProcessing
 		respond.JSON(w, http.StatusAccepted, doc)
-		return
+		return nil
 	}
 	if doc, err = d.documents.IngestObject(r.Context(), doc.Object); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusCreated, doc)
+	return nil
 }
 
-func (d *DocumentHandler) list(w http.ResponseWriter, r *http.Request) {
+func (d *DocumentHandler) list(w http.ResponseWriter, r *http.Request) error {
 	docs, err := d.documents.List(r.Context(), r.URL.Query().Get("knowledge_base"))
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": docs})
+	return nil
 }
 
-func (d *DocumentHandler) get(w http.ResponseWriter, r *http.Request) {
+func (d *DocumentHandler) get(w http.ResponseWriter, r *http.Request) error {
 	doc, err := d.documents.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, doc)
+	return nil
 }
 
-func (d *DocumentHandler) remove(w http.ResponseWriter, r *http.Request) {
+func (d *DocumentHandler) remove(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if err := d.documents.Delete(r.Context(), id); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	return nil
 }

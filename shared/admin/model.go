@@ -12,32 +12,30 @@ type modelList struct {
 	Data   []gateway.Model `json:"data"`
 }
 
-func (h *Handler) listModels(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) listModels(w http.ResponseWriter, r *http.Request) error {
 	ms, err := h.Models.List(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if ms == nil {
 		ms = []gateway.Model{}
 	}
 	respond.JSON(w, http.StatusOK, modelList{Object: "list", Data: ms})
+	return nil
 }
 
 // putModel creates or replaces the public model named in the path. The
 // default model's name is taken: it is changed through the settings.
-func (h *Handler) putModel(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) putModel(w http.ResponseWriter, r *http.Request) error {
 	var m gateway.Model
 	if err := respond.DecodeJSON(w, r, h.maxBody, &m); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	name := r.PathValue("name")
 	if m.Name != "" && m.Name != name {
 		e := gateway.Errorf(gateway.EInvalid, "The body names the model %q but the path %q.", m.Name, name)
 		e.Param = "name"
-		respond.Error(w, r, e)
-		return
+		return e
 	}
 	m.Name = name
 	if m.KnowledgeBases == nil {
@@ -45,25 +43,23 @@ func (h *Handler) putModel(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if name == st.PublicModelName() {
-		respond.Error(w, r, gateway.Errorf(gateway.EConflict, "%q is the default public model; change it in the settings.", name))
-		return
+		return gateway.Errorf(gateway.EConflict, "%q is the default public model; change it in the settings.", name)
 	}
 	if err := h.Models.Put(r.Context(), m); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, m)
+	return nil
 }
 
-func (h *Handler) deleteModel(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) deleteModel(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	if err := h.Models.Delete(r.Context(), name); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"name": name, "deleted": true})
+	return nil
 }

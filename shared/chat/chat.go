@@ -105,13 +105,13 @@ const maxAnswer = 64 << 20
 func New(d Deps, opt Options) *Handler {
 	h := &Handler{Deps: d, opt: opt, mux: http.NewServeMux()}
 	h.mux.HandleFunc("/v1/chat/completions", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.completions}))
-	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.models}))
-	h.mux.HandleFunc("/v1/embeddings", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.embeddings}))
-	h.mux.HandleFunc("/v1/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.listConversations}))
+	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.models)}))
+	h.mux.HandleFunc("/v1/embeddings", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.embeddings)}))
+	h.mux.HandleFunc("/v1/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.listConversations)}))
 	h.mux.HandleFunc("/v1/conversations/{id}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: h.getConversation, http.MethodDelete: h.deleteConversation}))
-	h.mux.HandleFunc("/v1/images/generations", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.images}))
-	h.mux.HandleFunc("/files/{id}", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.file}))
+		http.MethodGet: respond.Handle(h.getConversation), http.MethodDelete: respond.Handle(h.deleteConversation)}))
+	h.mux.HandleFunc("/v1/images/generations", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.images)}))
+	h.mux.HandleFunc("/files/{id}", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.file)}))
 	h.mux.HandleFunc("/v1/", respond.NotFound)
 	return h
 }
@@ -189,21 +189,18 @@ func (h *Handler) resolve(ctx context.Context, key gateway.APIKey, name string) 
 	return st, model{}, e
 }
 
-func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) models(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	extras, err := h.Models.List(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	type entry struct {
 		ID      string `json:"id"`
@@ -222,52 +219,45 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) {
 		list.Data = append(list.Data, entry{ID: st.ImageModel, Object: "model", OwnedBy: "ai-gateway"})
 	}
 	respond.JSON(w, http.StatusOK, list)
+	return nil
 }
 
 // embeddings forwards an embeddings request to the RAG upstream, every
 // field untouched; a request without a model gets the configured one.
-func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	req, err := parseObject(body)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if req.get("input") == nil {
-		respond.Error(w, r, invalidField("input", "the text or texts to embed"))
-		return
+		return invalidField("input", "the text or texts to embed")
 	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if st.RAG.BaseURL == "" {
-		respond.Error(w, r, gateway.Errorf(gateway.EUnavailable, "The embeddings upstream (rag.base_url) is not configured."))
-		return
+		return gateway.Errorf(gateway.EUnavailable, "The embeddings upstream (rag.base_url) is not configured.")
 	}
 	name, _, err := req.stringValue("model")
 	if err != nil || name == "" {
 		if st.RAG.Model == "" {
-			respond.Error(w, r, invalidField("model", "the name of an embedding model"))
-			return
+			return invalidField("model", "the name of an embedding model")
 		}
 		name = st.RAG.Model
 		req = req.set("model", mustJSON(name))
 	}
 	if err := h.Meter.Admit(r.Context(), key); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK, PerMinute: key.TPM > 0}
 	defer func() {
@@ -278,19 +268,18 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.Upstream.Post(r.Context(), up, "/embeddings", req.bytes())
 	if err != nil {
 		rec.Status = respond.Status(err)
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	defer resp.Close()
 	answer, err := answer(w, resp)
 	if err != nil {
 		rec.Status = respond.Status(err)
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if u, ok := usageOf(answer); ok {
 		rec.PromptTokens = u.PromptTokens
 	}
+	return nil
 }
 
 // answer reads a whole upstream answer and writes it to the client as it

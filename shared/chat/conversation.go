@@ -10,35 +10,32 @@ import (
 
 // listConversations lists the calling key's conversations, most recent
 // first.
-func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	cs, err := h.Conversations.List(r.Context(), key.ID)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if cs == nil {
 		cs = []conversations.Conversation{}
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": cs})
+	return nil
 }
 
 // getConversation returns one of the calling key's conversations with its
 // messages; another key's is a 404, as if it did not exist.
-func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	c, msgs, err := h.Conversations.Get(r.Context(), key.ID, r.PathValue("id"))
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	if msgs == nil {
 		msgs = []json.RawMessage{}
@@ -47,18 +44,18 @@ func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) {
 		conversations.Conversation
 		Messages []json.RawMessage `json:"messages"`
 	}{c, msgs})
+	return nil
 }
 
-func (h *Handler) deleteConversation(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) deleteConversation(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	id := r.PathValue("id")
 	if err := h.Conversations.Delete(r.Context(), key.ID, id); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"id": id, "object": "conversation.deleted", "deleted": true})
+	return nil
 }

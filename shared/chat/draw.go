@@ -101,12 +101,11 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) out
 // images serves POST /v1/images/generations: prompt, n (1 to 4), size,
 // response_format "url" (links to the gateway's stored copies) or
 // "b64_json".
-func (h *Handler) images(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	key, err := h.authenticate(r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	var req struct {
 		Model          string `json:"model"`
@@ -119,36 +118,29 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) {
 		User           string `json:"user"`
 	}
 	if err := respond.DecodeJSON(w, r, h.opt.MaxBody, &req); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	switch {
 	case !st.DrawingEnabled:
-		respond.Error(w, r, gateway.Errorf(gateway.EForbidden, "Drawing is turned off on this gateway."))
-		return
+		return gateway.Errorf(gateway.EForbidden, "Drawing is turned off on this gateway.")
 	case req.Model != "" && req.Model != st.ImageModel, !key.Allows(st.ImageModel):
 		e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", req.Model)
 		e.Param = "model"
-		respond.Error(w, r, e)
-		return
+		return e
 	case req.N < 0 || req.N > 4:
-		respond.Error(w, r, invalidField("n", "between 1 and 4"))
-		return
+		return invalidField("n", "between 1 and 4")
 	case req.ResponseFormat != "" && req.ResponseFormat != "url" && req.ResponseFormat != "b64_json":
-		respond.Error(w, r, invalidField("response_format", `"url" or "b64_json"`))
-		return
+		return invalidField("response_format", `"url" or "b64_json"`)
 	}
 	if req.Size == "" {
 		req.Size = st.ImageSize
 	}
 	if err := h.Meter.Admit(r.Context(), key); err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK}
 	defer func() {
@@ -158,8 +150,7 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) {
 	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), draw.Request{Prompt: req.Prompt, N: max(req.N, 1), Size: req.Size})
 	if err != nil {
 		rec.Status = respond.Status(err)
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	data := make([]map[string]string, len(images))
 	for i, im := range images {
@@ -173,24 +164,25 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"created": time.Now().Unix(), "data": data})
+	return nil
 }
 
 // file serves GET /files/{id}: a stored image, by its unguessable ID. Where
 // the blob store signs URLs (S3), it redirects to a short-lived one.
-func (h *Handler) file(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) file(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if url, err := h.Draw.SignedURL(r.Context(), id, 10*time.Minute); err != nil {
-		respond.Error(w, r, err)
-		return
-	} else if url != "" {
+	url, err := h.Draw.SignedURL(r.Context(), id, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	if url != "" {
 		w.Header().Set("Cache-Control", "private, max-age=300")
 		http.Redirect(w, r, url, http.StatusFound)
-		return
+		return nil
 	}
 	rc, info, err := h.Draw.Open(r.Context(), id)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	defer rc.Close()
 	hd := w.Header()
@@ -201,4 +193,5 @@ func (h *Handler) file(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	w.WriteHeader(http.StatusOK)
 	io.Copy(w, rc)
+	return nil
 }

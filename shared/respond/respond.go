@@ -220,3 +220,13 @@ func BaseURL(r *http.Request) string {
 	}
 	return scheme + "://" + r.Host + Prefix(r)
 }
+
+// Handle adapts a handler that returns its failure: nil means it answered;
+// an error is answered as an OpenAI error.
+func Handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			Error(w, r, err)
+		}
+	}
+}
