@@ -11,7 +11,6 @@ import (
 
 	"github.com/aigateway/aigateway/shared/acceptance"
 	"github.com/aigateway/aigateway/shared/awslocal"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
 )
 
 // TestAcceptance runs the acceptance suite against the four functions under
@@ -23,47 +22,30 @@ func TestAcceptance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := fakeupstream.Named(t, "primary")
-	fallback := fakeupstream.Named(t, "fallback")
-	st := startStack(t,
-		"GATEWAY_MAX_BODY_BYTES=1048576",
-		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
-		"GATEWAY_DRAIN_TIMEOUT=2s",
-		"GATEWAY_IMAGE_MAX_BYTES=1048576",
-		"GATEWAY_UPSTREAM_IDLE_TIMEOUT=1500ms",
-		"GATEWAY_UPSTREAM_RETRY_BACKOFF=10ms",
-		"GATEWAY_CACHE_TTL=1s",
-	)
+	st := startStack(t, append([]string{"GATEWAY_CACHE_TTL=1s"}, acceptance.Env...)...)
 	gw := httptest.NewServer(awslocal.NewGateway(tpl, "GatewayApi", st.invokeURLs()))
 	t.Cleanup(gw.Close)
-	acceptance.Run(t, acceptance.Target{
-		BaseURL:          gw.URL,
-		Upstream:         up,
-		Fallback:         fallback,
-		FirstByteTimeout: time.Second,
-		DrainTimeout:     2 * time.Second,
-		IdleTimeout:      1500 * time.Millisecond,
-		MaxBody:          1 << 20,
-		KeyCacheTTL:      time.Second,
-		StreamsBuffered:  true,
-		ObjectCreated: func(t *testing.T, key string) {
-			// What EventBridge delivers for the bucket's event.
-			ev, _ := json.Marshal(map[string]any{
-				"version": "0", "id": "local", "detail-type": "Object Created", "source": "aws.s3",
-				"account": "123456789012", "time": time.Now().UTC().Format(time.RFC3339), "region": awslocal.Region,
-				"resources": []string{"arn:aws:s3:::" + st.bucket},
-				"detail": map[string]any{"version": "0", "bucket": map[string]any{"name": st.bucket},
-					"object": map[string]any{"key": key}, "reason": "PutObject"},
-			})
-			resp, err := http.Post(st.lambdas["UploadFunction"].InvokeURL, "application/json", bytes.NewReader(ev))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte("errorMessage")) {
-				t.Fatalf("the upload function failed on the object-created event: %s", out)
-			}
-		},
-	})
+	target := acceptance.NewTarget(t, gw.URL)
+	target.KeyCacheTTL = time.Second
+	target.StreamsBuffered = true
+	target.ObjectCreated = func(t *testing.T, key string) {
+		// What EventBridge delivers for the bucket's event.
+		ev, _ := json.Marshal(map[string]any{
+			"version": "0", "id": "local", "detail-type": "Object Created", "source": "aws.s3",
+			"account": "123456789012", "time": time.Now().UTC().Format(time.RFC3339), "region": awslocal.Region,
+			"resources": []string{"arn:aws:s3:::" + st.bucket},
+			"detail": map[string]any{"version": "0", "bucket": map[string]any{"name": st.bucket},
+				"object": map[string]any{"key": key}, "reason": "PutObject"},
+		})
+		resp, err := http.Post(st.lambdas["UploadFunction"].InvokeURL, "application/json", bytes.NewReader(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte("errorMessage")) {
+			t.Fatalf("the upload function failed on the object-created event: %s", out)
+		}
+	}
+	acceptance.Run(t, target)
 }

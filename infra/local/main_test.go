@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/acceptance"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
 )
 
 // TestAcceptance builds the local server, starts it as a real process on a
@@ -31,28 +30,8 @@ func TestAcceptance(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	up := fakeupstream.Named(t, "primary")
-	fallback := fakeupstream.Named(t, "fallback")
-	const maxBody = 1 << 20
-	base := start(t, bin,
-		"GATEWAY_ADDR=127.0.0.1:0",
-		"GATEWAY_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
-		"GATEWAY_MAX_BODY_BYTES=1048576",
-		"GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT=1s",
-		"GATEWAY_DRAIN_TIMEOUT=2s",
-		"GATEWAY_IMAGE_MAX_BYTES=1048576",
-		"GATEWAY_UPSTREAM_IDLE_TIMEOUT=1500ms",
-		"GATEWAY_UPSTREAM_RETRY_BACKOFF=10ms",
-	)
-	acceptance.Run(t, acceptance.Target{
-		BaseURL:          base,
-		Upstream:         up,
-		Fallback:         fallback,
-		FirstByteTimeout: time.Second,
-		DrainTimeout:     2 * time.Second,
-		IdleTimeout:      1500 * time.Millisecond,
-		MaxBody:          maxBody,
-	})
+	env := append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...)
+	acceptance.Run(t, acceptance.NewTarget(t, start(t, bin, env...)))
 }
 
 // start runs the gateway binary with env and returns its base URL, read
