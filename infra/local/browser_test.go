@@ -1,0 +1,134 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/aigateway/aigateway/shared/acceptance"
+	"github.com/aigateway/aigateway/shared/fakeupstream"
+)
+
+// chromium returns the headless browser to drive, skipping (or failing,
+// under make test) when it is not installed.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("GATEWAY_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("GATEWAY_REQUIRE_TOOLS") == "1" {
+		t.Fatal("chromium is not installed (make tools installs it)")
+	}
+	t.Skip("chromium is not installed (make tools installs it)")
+	return ""
+}
+
+// TestBrowserSetupAndLogin drives the setup page and the admin page in
+// headless Chromium against the local server: first-run setup shows the
+// first key once, and the admin signs in and issues a key.
+func TestBrowserSetupAndLogin(t *testing.T) {
+	exe := chromium(t)
+	bin := filepath.Join(t.TempDir(), "gateway")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	up := fakeupstream.New(t)
+	base := start(t, bin, append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...)...)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return v
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(css("#setup")),
+	)
+	if err != nil {
+		t.Fatalf("open the gateway in the browser: %v", err)
+	}
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Headless Chromium asks for English; the switch turns the page Chinese.
+	if heading := text("h1"); !strings.HasSuffix(location, "/setup") || heading != "Set up AI Gateway" {
+		t.Fatalf("the root led to %s titled %q, want the setup page in English", location, heading)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/setup?lang=zh"), chromedp.WaitVisible(css("#setup"))); err != nil {
+		t.Fatal(err)
+	}
+	if heading := text("h1"); heading != "初始化 AI 网关" {
+		t.Fatalf("with the switch the page is titled %q, want Chinese", heading)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(css("#pw"), "a long admin password"),
+		chromedp.SendKeys(css("#pw2"), "a long admin password"),
+		chromedp.SetValue(css("#ai_base"), up.URL),
+		chromedp.SendKeys(css("#ai_key"), "sk-upstream-123456789"),
+		chromedp.SetValue(css("#ai_model"), "fake/model"),
+		chromedp.SetValue(css("#rag_base"), up.URL),
+		chromedp.Click(css(`#setup button[type="submit"]`)),
+		chromedp.WaitVisible(css("#done")),
+	)
+	if err != nil {
+		t.Fatalf("setup in the browser: %v", err)
+	}
+	key := text("#key")
+	if !strings.HasPrefix(key, "sk-") || len(key) != 46 {
+		t.Fatalf("the page showed %q as the first key", key)
+	}
+
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/admin"),
+		chromedp.WaitVisible(css("#login")),
+		chromedp.SendKeys(css("#password"), "a long admin password"),
+		chromedp.Click(css(`#login button[type="submit"]`)),
+		chromedp.WaitVisible(css("#panel")),
+		chromedp.WaitVisible(css("#keys tr")),
+	)
+	if err != nil {
+		t.Fatalf("sign in in the browser: %v", err)
+	}
+	keysTable := text("#keys")
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(css("#keyname"), "from the browser"),
+		chromedp.Click(css(`#newkey button[type="submit"]`)),
+		chromedp.WaitVisible(css("#newsecret")),
+	)
+	if err != nil {
+		t.Fatalf("create a key in the browser: %v", err)
+	}
+	if secret := text("#secret"); !strings.Contains(keysTable, "default") || !strings.HasPrefix(secret, "sk-") || secret == key {
+		t.Fatalf("keys table %q, new key %q", keysTable, secret)
+	}
+}
