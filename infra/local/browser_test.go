@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +110,14 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 		t.Fatalf("the page showed %q as the first key", key)
 	}
 
+	// One answered request, for the usage table.
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"fake/model","messages":[{"role":"user","content":"hello"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat with the first key: %v %v", resp, err)
+	}
+
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(base+"/admin"),
 		chromedp.WaitVisible(css("#login")),
@@ -130,5 +140,54 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	}
 	if secret := text("#secret"); !strings.Contains(keysTable, "default") || !strings.HasPrefix(secret, "sk-") || secret == key {
 		t.Fatalf("keys table %q, new key %q", keysTable, secret)
+	}
+	if usage := text("#usage"); !strings.Contains(usage, "default") || !strings.Contains(usage, "fake/model") {
+		t.Fatalf("usage table = %q, want the first key's request", usage)
+	}
+
+	// Documents: a file and pasted text, ingested and listed ready; a model.
+	file := filepath.Join(t.TempDir(), "returns.md")
+	if err := os.WriteFile(file, []byte("# Returns\n\nParcels are accepted until 17:30.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitText := func(sel, want string) {
+		t.Helper()
+		js := fmt.Sprintf("document.querySelector(%q).textContent.includes(%q)", sel, want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("%s never showed %q (it shows %q): %v", sel, want, text(sel), err)
+		}
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SetUploadFiles(css("#docfile_input"), []string{file}),
+		chromedp.Click(css(`#docfile button[type="submit"]`)),
+	)
+	if err != nil {
+		t.Fatalf("upload in the browser: %v", err)
+	}
+	waitText("#docs", "returns")
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(css("#doctext_title"), "Opening hours"),
+		chromedp.SendKeys(css("#doctext_body"), "The shop opens at nine."),
+		chromedp.Click(css(`#doctext button[type="submit"]`)),
+	)
+	if err != nil {
+		t.Fatalf("paste text in the browser: %v", err)
+	}
+	waitText("#docs", "Opening hours")
+	if docs := text("#docs"); strings.Count(docs, "就绪") != 2 {
+		t.Fatalf("documents = %q, want both ready (就绪)", docs)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(css("#model_name"), "helpdesk"),
+		chromedp.SendKeys(css("#model_upstream"), "fake/helpdesk"),
+		chromedp.SendKeys(css("#model_kbs"), "default, faq"),
+		chromedp.Click(css(`#newmodel button[type="submit"]`)),
+	)
+	if err != nil {
+		t.Fatalf("add a model in the browser: %v", err)
+	}
+	waitText("#models", "helpdesk")
+	if models := text("#models"); !strings.Contains(models, "default, faq") {
+		t.Fatalf("models = %q", models)
 	}
 }
