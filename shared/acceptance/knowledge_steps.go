@@ -1,8 +1,10 @@
 package acceptance
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"strings"
@@ -137,6 +139,18 @@ func (s *suite) knowledgeBases(t *testing.T) {
 		t.Fatalf("the legal list shows a default document: %s", body)
 	}
 
+	// A binary file (a DOCX is a zip) arrives intact: through API Gateway
+	// that needs the binary media types.
+	docFact := "Warranty " + nonce() + " covers the battery for eighteen months."
+	resp, body = s.upload(t, "legal", "warranty.docx", docxFile(t, docFact))
+	if d := decode[document](t, body); resp.StatusCode != http.StatusCreated || d.Status != "ready" {
+		t.Fatalf("upload docx = %d %s", resp.StatusCode, body)
+	}
+	s.settle()
+	if sys := s.systemText(t, "legal", "How long is the battery warranty?"); !strings.Contains(sys, docFact) {
+		t.Fatalf("the DOCX's text is not retrieved:\n%s", sys)
+	}
+
 	// Refused files store nothing.
 	for name, data := range map[string][]byte{"tool.exe": []byte("MZ\x90\x00"), "broken.pdf": []byte("%PDF-1.4 broken"), "bad.json": []byte("{")} {
 		resp, body := s.upload(t, "", name, data)
@@ -147,8 +161,8 @@ func (s *suite) knowledgeBases(t *testing.T) {
 		wantError(t, resp, body, want, "")
 	}
 	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents", nil)
-	if list := decode[struct{ Data []document }](t, body); len(list.Data) != 2 {
-		t.Fatalf("after refused uploads the list holds %d documents, want 2", len(list.Data))
+	if list := decode[struct{ Data []document }](t, body); len(list.Data) != 3 {
+		t.Fatalf("after refused uploads the list holds %d documents, want 3", len(list.Data))
 	}
 
 	// Deleted, it is no longer retrieved.
@@ -237,4 +251,20 @@ func (s *suite) directUploads(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("delete failed document = %d %s", resp.StatusCode, body)
 	}
+}
+
+// docxFile builds a one-paragraph Word document.
+func docxFile(t *testing.T, text string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("word/document.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>%s</w:t></w:r></w:p></w:body></w:document>`, text)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
