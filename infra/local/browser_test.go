@@ -114,6 +114,7 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
 		strings.NewReader(`{"model":"fake/model","messages":[{"role":"user","content":"hello"}]}`))
 	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Conversation-ID", "first-talk")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("chat with the first key: %v %v", resp, err)
 	}
@@ -143,6 +144,16 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	}
 	if usage := text("#usage"); !strings.Contains(usage, "default") || !strings.Contains(usage, "fake/model") {
 		t.Fatalf("usage table = %q, want the first key's request", usage)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(css("#conversations button")),
+		chromedp.WaitVisible(css("#conversation")),
+	)
+	if err != nil {
+		t.Fatalf("open a conversation in the browser: %v", err)
+	}
+	if conv := text("#conversation"); !strings.Contains(conv, "user: hello") || !strings.Contains(conv, "assistant: echo: hello") {
+		t.Fatalf("conversation = %q", conv)
 	}
 
 	// Documents: a file and pasted text, ingested and listed ready; a model.
