@@ -133,6 +133,7 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	keysTable := text("#keys")
 	err = chromedp.Do(ctx,
 		chromedp.SendKeys(css("#keyname"), "from the browser"),
+		chromedp.SendKeys(css("#key_rpm"), "30"),
 		chromedp.Click(css(`#newkey button[type="submit"]`)),
 		chromedp.WaitVisible(css("#newsecret")),
 	)
@@ -141,6 +142,14 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	}
 	if secret := text("#secret"); !strings.Contains(keysTable, "default") || !strings.HasPrefix(secret, "sk-") || secret == key {
 		t.Fatalf("keys table %q, new key %q", keysTable, secret)
+	}
+	resp, err := adminGet(ctx, base, "/admin/api/keys")
+	if err != nil || !strings.Contains(resp, `"rpm":30`) {
+		t.Fatalf("the key made in the browser has no rpm limit: %s %v", resp, err)
+	}
+	// Saving the settings form as loaded changes nothing it should not.
+	if err := chromedp.Do(ctx, chromedp.Click(css(`#settings button[type="submit"]`)), chromedp.WaitVisible(css("#settings_msg.ok"))); err != nil {
+		t.Fatalf("save settings in the browser: %v (%s)", err, text("#settings_msg"))
 	}
 	if usage := text("#usage"); !strings.Contains(usage, "default") || !strings.Contains(usage, "fake/model") {
 		t.Fatalf("usage table = %q, want the first key's request", usage)
@@ -201,4 +210,10 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if models := text("#models"); !strings.Contains(models, "default, faq") {
 		t.Fatalf("models = %q", models)
 	}
+}
+
+// adminGet fetches an admin API path with the browser's own session.
+func adminGet(ctx context.Context, base, path string) (string, error) {
+	return chromedp.Run(ctx, chromedp.Evaluate[string](
+		fmt.Sprintf(`fetch(%q).then((r) => r.text())`, base+path), chromedp.EvalAwaitPromise))
 }
