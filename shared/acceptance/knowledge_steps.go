@@ -135,8 +135,8 @@ func (s *suite) knowledgeBases(t *testing.T) {
 		t.Fatalf("list = %d %s", resp.StatusCode, body)
 	}
 	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents?knowledge_base=legal", nil)
-	if strings.Contains(string(body), doc.ID) {
-		t.Fatalf("the legal list shows a default document: %s", body)
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), doc.ID) || !strings.Contains(string(body), legal.ID) {
+		t.Fatalf("the legal list = %d %s, want the legal document only", resp.StatusCode, body)
 	}
 
 	// A binary file (a DOCX is a zip) arrives intact: through API Gateway
@@ -161,7 +161,7 @@ func (s *suite) knowledgeBases(t *testing.T) {
 		wantError(t, resp, body, want, "")
 	}
 	resp, body = s.admin.call(t, s, "GET", "/admin/api/documents", nil)
-	if list := decode[struct{ Data []document }](t, body); len(list.Data) != 3 {
+	if list := decode[struct{ Data []document }](t, body); resp.StatusCode != http.StatusOK || len(list.Data) != 3 {
 		t.Fatalf("after refused uploads the list holds %d documents, want 3", len(list.Data))
 	}
 
