@@ -122,9 +122,11 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 			return call{}, err
 		}
 	}
-	if prompt, ok := drawPrompt(messages, st.DrawTriggers); ok && m.drawing && h.Draw != nil {
-		c.drawPrompt, c.image, c.imageSize = prompt, st.ImageUpstream(), st.ImageSize
-		return c, nil
+	if m.drawing && h.Draw != nil {
+		if prompt, ok := drawPrompt(messages, st.DrawTriggers); ok {
+			c.drawPrompt, c.image, c.imageSize = prompt, st.ImageUpstream(), st.ImageSize
+			return c, nil
+		}
 	}
 	if sources := h.sources(r.Context(), st, m, messages); sources != nil {
 		send = append([]json.RawMessage{sources}, send...)
@@ -270,7 +272,9 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		out.status = statusClientGone
 	}
 	out.used, out.reported = usageOf(body)
-	out.answer = firstMessage(body)
+	if c.conversation != "" {
+		out.answer = firstMessage(body)
+	}
 	if !out.reported {
 		out.estimated = true
 		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: int64(len(out.answer) / 4)}
@@ -368,10 +372,23 @@ type tokens struct {
 }
 
 // usageOf returns the usage member of a completion or a stream chunk; the
-// cheap check first, since most chunks have none.
+// cheap check first, since most chunks have none. Usage comes last in the
+// answers of every upstream seen, so the object after the last "usage" key
+// is decoded alone; anything unusual falls back to decoding the whole.
 func usageOf(data []byte) (tokens, bool) {
-	if !bytes.Contains(data, []byte(`"usage"`)) {
+	i := bytes.LastIndex(data, []byte(`"usage"`))
+	if i < 0 {
 		return tokens{}, false
+	}
+	rest := bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n")
+	if len(rest) > 0 && rest[0] == ':' {
+		var u *tokens
+		if json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&u) == nil {
+			if u == nil {
+				return tokens{}, false
+			}
+			return *u, true
+		}
 	}
 	var v struct {
 		Usage *tokens `json:"usage"`

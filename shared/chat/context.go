@@ -81,8 +81,11 @@ func assemble(client, stored []json.RawMessage, memory bool) (upstream, fresh []
 // is 0). A kept part never starts with tool results whose call was cut off,
 // which upstreams refuse.
 func trim(msgs []json.RawMessage, max int) []json.RawMessage {
+	if max <= 0 || len(msgs) <= max {
+		return msgs // nothing to cut, without looking at the roles
+	}
 	_, rest := split(msgs)
-	if max <= 0 || len(rest) <= max {
+	if len(rest) <= max {
 		return msgs
 	}
 	rest = rest[len(rest)-max:]

@@ -129,3 +129,24 @@ func TestDrawPrompt(t *testing.T) {
 		})
 	}
 }
+
+func TestUsageOf(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want tokens
+		ok   bool
+	}{
+		{"completion", `{"choices":[{"message":{"content":"the \"usage\": key"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7},"system_fingerprint":"x"}`, tokens{3, 4}, true},
+		{"chunk without usage", `{"choices":[{"delta":{"content":"hi"}}]}`, tokens{}, false},
+		{"null usage", `{"choices":[],"usage":null}`, tokens{}, false},
+		{"spaced", `{"usage" : {"prompt_tokens": 9, "completion_tokens": 1}}`, tokens{9, 1}, true},
+		{"usage only in content", `{"choices":[{"delta":{"content":"\"usage\""}}]}`, tokens{}, false},
+	}
+	for _, tc := range tests {
+		got, ok := usageOf([]byte(tc.data))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: usageOf = %+v, %v; want %+v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
