@@ -31,6 +31,8 @@ func TestLoad(t *testing.T) {
 		"GATEWAY_UPSTREAM_CONNECT_TIMEOUT": "-1s",
 		"GATEWAY_LOG_LEVEL":                "loud",
 		"GATEWAY_CORS_ORIGINS":             "chat.example",
+		"GATEWAY_UPSTREAM_RETRIES":         "11",
+		"GATEWAY_IMAGE_MAX_BYTES":          "big",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)

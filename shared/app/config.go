@@ -87,14 +87,23 @@ func Load() (Config, error) {
 			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
-	if v := os.Getenv("GATEWAY_MAX_BODY_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err == nil && n < 1024 {
-			err = fmt.Errorf("must be at least 1024")
+	integer := func(name string, lo, hi int64, dst *int64) {
+		v := os.Getenv(name)
+		if v == "" {
+			return
 		}
-		check("GATEWAY_MAX_BODY_BYTES", err)
-		cfg.MaxBody = n
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && (n < lo || n > hi) {
+			err = fmt.Errorf("must be between %d and %d", lo, hi)
+		}
+		check(name, err)
+		*dst = n
 	}
+	integer("GATEWAY_MAX_BODY_BYTES", 1024, 1<<40, &cfg.MaxBody)
+	integer("GATEWAY_IMAGE_MAX_BYTES", 1024, 1<<40, &cfg.ImageMaxBytes)
+	retries := int64(cfg.Upstream.Retries)
+	integer("GATEWAY_UPSTREAM_RETRIES", 0, 10, &retries)
+	cfg.Upstream.Retries = int(retries)
 	duration := func(name string, dst *time.Duration) {
 		v := os.Getenv(name)
 		if v == "" {
@@ -110,22 +119,6 @@ func Load() (Config, error) {
 	duration("GATEWAY_CACHE_TTL", &cfg.CacheTTL)
 	duration("GATEWAY_DRAIN_TIMEOUT", &cfg.DrainTimeout)
 	duration("GATEWAY_UPSTREAM_RETRY_BACKOFF", &cfg.Upstream.RetryBackoff)
-	if v := os.Getenv("GATEWAY_IMAGE_MAX_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err == nil && n < 1024 {
-			err = fmt.Errorf("must be at least 1024")
-		}
-		check("GATEWAY_IMAGE_MAX_BYTES", err)
-		cfg.ImageMaxBytes = n
-	}
-	if v := os.Getenv("GATEWAY_UPSTREAM_RETRIES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err == nil && (n < 0 || n > 10) {
-			err = fmt.Errorf("must be between 0 and 10")
-		}
-		check("GATEWAY_UPSTREAM_RETRIES", err)
-		cfg.Upstream.Retries = n
-	}
 	duration("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", &cfg.Upstream.ConnectTimeout)
 	duration("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", &cfg.Upstream.FirstByteTimeout)
 	duration("GATEWAY_UPSTREAM_IDLE_TIMEOUT", &cfg.Upstream.IdleTimeout)

@@ -127,13 +127,8 @@ func (a *accumulator) add(data []byte) {
 			Delta struct {
 				Content   *string `json:"content"`
 				ToolCalls []struct {
-					Index    int    `json:"index"`
-					ID       string `json:"id"`
-					Type     string `json:"type"`
-					Function struct {
-						Name      string `json:"name"`
-						Arguments string `json:"arguments"`
-					} `json:"function"`
+					Index int `json:"index"`
+					toolCall
 				} `json:"tool_calls"`
 			} `json:"delta"`
 		} `json:"choices"`

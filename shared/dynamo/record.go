@@ -148,11 +148,8 @@ func (r *Records) Delete(ctx context.Context, pk, sk string) error {
 // expired one, a fresh item holding the deltas. Both are conditional, and
 // the loop settles races between them.
 func (r *Records) Incr(ctx context.Context, pk, sk string, deltas map[string]int64, expiresAt time.Time) (map[string]int64, error) {
-	if err := storage.CheckItemKey(pk, sk); err != nil {
+	if err := storage.CheckIncr(pk, sk, deltas); err != nil {
 		return nil, err
-	}
-	if len(deltas) == 0 {
-		return nil, storage.Invalid("Incr needs at least one counter")
 	}
 	op := "incr record " + pk + "/" + sk
 	names := map[string]string{}
@@ -160,9 +157,6 @@ func (r *Records) Incr(ctx context.Context, pk, sk string, deltas map[string]int
 	expr := "ADD ver :one"
 	i := 0
 	for c, d := range deltas {
-		if err := storage.CheckKey("counter name", c); err != nil {
-			return nil, err
-		}
 		nk, vk := fmt.Sprintf("#c%d", i), fmt.Sprintf(":c%d", i)
 		names[nk], values[vk] = counterPre+c, n(d)
 		expr += ", " + nk + " " + vk

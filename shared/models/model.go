@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/cache"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage"
 )
@@ -23,28 +23,21 @@ const partition = "model"
 // made it.
 type Store struct {
 	records storage.Records
-	ttl     time.Duration
 	now     func() time.Time
-
-	mu     sync.Mutex
-	cached []gateway.Model
-	until  time.Time
+	cached  cache.Value[[]gateway.Model]
 }
 
 // New returns a Store caching the list for ttl (zero disables the cache).
 func New(records storage.Records, ttl time.Duration) *Store {
-	return &Store{records: records, ttl: ttl, now: time.Now}
+	return &Store{records: records, now: time.Now, cached: cache.Value[[]gateway.Model]{TTL: ttl}}
 }
 
 // List returns every extra public model, sorted by name.
 func (s *Store) List(ctx context.Context) ([]gateway.Model, error) {
 	now := s.now()
-	s.mu.Lock()
-	if now.Before(s.until) {
-		defer s.mu.Unlock()
-		return s.cached, nil
+	if ms, ok := s.cached.Get(now); ok {
+		return ms, nil
 	}
-	s.mu.Unlock()
 	var out []gateway.Model
 	for it, err := range storage.QueryAll(ctx, s.records, partition, storage.Query{}) {
 		if err != nil {
@@ -57,18 +50,8 @@ func (s *Store) List(ctx context.Context) ([]gateway.Model, error) {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b gateway.Model) int { return strings.Compare(a.Name, b.Name) })
-	if s.ttl > 0 {
-		s.mu.Lock()
-		s.cached, s.until = out, now.Add(s.ttl)
-		s.mu.Unlock()
-	}
+	s.cached.Set(out, now)
 	return out, nil
-}
-
-func (s *Store) forget() {
-	s.mu.Lock()
-	s.until = time.Time{}
-	s.mu.Unlock()
 }
 
 // Put validates and stores m, replacing any model of that name.
@@ -86,7 +69,7 @@ func (s *Store) Put(ctx context.Context, m gateway.Model) error {
 	if _, err := s.records.Put(ctx, storage.Item{PK: partition, SK: m.Name, Value: value}, storage.Cond{}); err != nil {
 		return fmt.Errorf("save model %s: %w", m.Name, err)
 	}
-	s.forget()
+	s.cached.Forget()
 	return nil
 }
 
@@ -100,6 +83,6 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := s.records.Delete(ctx, partition, name); err != nil {
 		return fmt.Errorf("delete model %s: %w", name, err)
 	}
-	s.forget()
+	s.cached.Forget()
 	return nil
 }

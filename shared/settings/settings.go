@@ -8,9 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/cache"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
@@ -23,31 +23,24 @@ const kvKey = "settings"
 // Store reads and writes the settings. Reads are cached for a short time per
 // instance; a Save is seen at once on the instance that made it.
 type Store struct {
-	kv  storage.KV
-	box *seal.Box
-	ttl time.Duration
-	now func() time.Time
-
-	mu     sync.Mutex
-	cached gateway.Settings
-	until  time.Time
+	kv     storage.KV
+	box    *seal.Box
+	now    func() time.Time
+	cached cache.Value[gateway.Settings]
 }
 
 // New returns a Store that seals upstream keys with box and caches reads
 // for ttl (zero disables the cache).
 func New(kv storage.KV, box *seal.Box, ttl time.Duration) *Store {
-	return &Store{kv: kv, box: box, ttl: ttl, now: time.Now}
+	return &Store{kv: kv, box: box, now: time.Now, cached: cache.Value[gateway.Settings]{TTL: ttl}}
 }
 
 // Get returns the current settings, or the defaults when none were saved.
 func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 	now := s.now()
-	s.mu.Lock()
-	if now.Before(s.until) {
-		defer s.mu.Unlock()
-		return s.cached, nil
+	if st, ok := s.cached.Get(now); ok {
+		return st, nil
 	}
-	s.mu.Unlock()
 	data, err := s.kv.Get(ctx, kvKey)
 	if gateway.IsNotFound(err) {
 		return gateway.DefaultSettings(), nil
@@ -65,17 +58,8 @@ func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 	if st.RAG.APIKey, err = s.box.Open(st.RAG.APIKey, "rag.api_key"); err != nil {
 		return gateway.Settings{}, fmt.Errorf("open rag.api_key: %w", err)
 	}
-	s.remember(st, now)
+	s.cached.Set(st, now)
 	return st, nil
-}
-
-func (s *Store) remember(st gateway.Settings, now time.Time) {
-	if s.ttl <= 0 {
-		return
-	}
-	s.mu.Lock()
-	s.cached, s.until = st, now.Add(s.ttl)
-	s.mu.Unlock()
 }
 
 // Save validates and stores st.
@@ -93,7 +77,7 @@ func (s *Store) Save(ctx context.Context, st gateway.Settings) error {
 	if err := s.kv.Put(ctx, kvKey, data); err != nil {
 		return fmt.Errorf("save settings: %w", err)
 	}
-	s.remember(st, s.now())
+	s.cached.Set(st, s.now())
 	return nil
 }
 

@@ -125,11 +125,8 @@ func (r *Records) Delete(ctx context.Context, pk, sk string) error {
 
 // Incr implements storage.Records.
 func (r *Records) Incr(ctx context.Context, pk, sk string, deltas map[string]int64, expiresAt time.Time) (map[string]int64, error) {
-	if err := storage.CheckItemKey(pk, sk); err != nil {
+	if err := storage.CheckIncr(pk, sk, deltas); err != nil {
 		return nil, err
-	}
-	if len(deltas) == 0 {
-		return nil, storage.Invalid("Incr needs at least one counter")
 	}
 	defer r.db.maybeSweep(ctx)
 	var out map[string]int64

@@ -288,3 +288,21 @@ func QueryAll(ctx context.Context, r Records, pk string, q Query) iter.Seq2[Item
 		}
 	}
 }
+
+// CheckIncr returns EInvalid unless an Incr of deltas at (pk, sk) is
+// usable by every backend: good keys, at least one counter, counter names
+// that are keys themselves.
+func CheckIncr(pk, sk string, deltas map[string]int64) error {
+	if err := CheckItemKey(pk, sk); err != nil {
+		return err
+	}
+	if len(deltas) == 0 {
+		return Invalid("Incr needs at least one counter")
+	}
+	for name := range deltas {
+		if err := CheckKey("counter name", name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

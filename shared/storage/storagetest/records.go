@@ -101,6 +101,10 @@ func TestRecords(t *testing.T, r storage.Records) {
 		wantCode(t, err, gateway.EInvalid)
 		_, err = r.Put(ctx, storage.Item{PK: unique(t), SK: "big", Value: make([]byte, storage.MaxValueSize+1)}, storage.Cond{})
 		wantCode(t, err, gateway.EInvalid)
+		_, err = r.Incr(ctx, unique(t), "c", nil, time.Time{})
+		wantCode(t, err, gateway.EInvalid)
+		_, err = r.Incr(ctx, unique(t), "c", map[string]int64{"": 1}, time.Time{})
+		wantCode(t, err, gateway.EInvalid)
 	})
 
 	t.Run("CreateOnlyUnderSixteenWritersHasOneWinner", func(t *testing.T) {

@@ -1,0 +1,33 @@
+package cache_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/cache"
+)
+
+func TestValue(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := cache.Value[string]{TTL: time.Second}
+	if _, ok := c.Get(now); ok {
+		t.Fatal("an empty cache held a value")
+	}
+	c.Set("a", now)
+	if v, ok := c.Get(now.Add(999 * time.Millisecond)); !ok || v != "a" {
+		t.Fatalf("Get within the TTL = %q, %v", v, ok)
+	}
+	if _, ok := c.Get(now.Add(time.Second)); ok {
+		t.Fatal("the value outlived its TTL")
+	}
+	c.Set("b", now)
+	c.Forget()
+	if _, ok := c.Get(now); ok {
+		t.Fatal("Forget kept the value")
+	}
+	off := cache.Value[int]{}
+	off.Set(1, now)
+	if _, ok := off.Get(now); ok {
+		t.Fatal("a cache without a TTL held a value")
+	}
+}
