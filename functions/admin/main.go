@@ -3,7 +3,8 @@ package main
 
 import (
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/adminfn"
 	"github.com/aigateway/aigateway/shared/app/serverless"
 )
 
-func main() { serverless.Serve(app.MustLoad(), app.FnAdmin) }
+func main() { serverless.Serve(app.MustLoad(), adminfn.Part) }

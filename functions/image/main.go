@@ -3,7 +3,8 @@ package main
 
 import (
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/imagefn"
 	"github.com/aigateway/aigateway/shared/app/serverless"
 )
 
-func main() { serverless.Serve(app.MustLoad(), app.FnImage) }
+func main() { serverless.Serve(app.MustLoad(), imagefn.Part) }

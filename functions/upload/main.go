@@ -4,6 +4,7 @@ package main
 import (
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/app/serverless"
+	"github.com/aigateway/aigateway/shared/app/uploadfn"
 )
 
-func main() { serverless.Serve(app.MustLoad(), app.FnUpload) }
+func main() { serverless.Serve(app.MustLoad(), uploadfn.Part) }

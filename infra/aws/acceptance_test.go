@@ -14,16 +14,17 @@ import (
 )
 
 // TestAcceptance runs the acceptance suite against the four functions under
-// the emulator, behind a router that maps each path to its function by the
-// template's Api events, as API Gateway does, with DynamoDB Local and MinIO
-// as storage.
+// the emulator, behind a router built from the REST API the SAM translator
+// generates (each path to its function, streamed or buffered as the
+// integration says, within its timeout), as API Gateway does, with
+// DynamoDB Local and MinIO as storage.
 func TestAcceptance(t *testing.T) {
-	tpl, err := awslocal.LoadTemplate(root + "/template.yaml")
+	st := startStack(t, append([]string{"GATEWAY_CACHE_TTL=1s"}, acceptance.Env...)...)
+	router, err := awslocal.NewGateway(translated(t), "GatewayApi", st.invokeURLs())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := startStack(t, append([]string{"GATEWAY_CACHE_TTL=1s"}, acceptance.Env...)...)
-	gw := httptest.NewServer(awslocal.NewGateway(tpl, "GatewayApi", st.invokeURLs()))
+	gw := httptest.NewServer(router)
 	t.Cleanup(gw.Close)
 	target := acceptance.NewTarget(t, gw.URL)
 	target.KeyCacheTTL = time.Second

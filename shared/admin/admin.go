@@ -49,7 +49,7 @@ type Guard interface {
 }
 
 // CookieName is the admin session cookie.
-const CookieName = "gw_session"
+const CookieName = auth.CookieName
 
 // Deps are what the admin handler works on.
 type Deps struct {
@@ -100,28 +100,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // signedIn wraps an admin API handler: it needs a valid session, and a
 // state-changing method needs the session's CSRF token too.
 func (h *Handler) signedIn(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return respond.Handle(func(w http.ResponseWriter, r *http.Request) error {
-		s, err := h.current(r)
-		if err != nil {
-			return err
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if err := auth.CheckCSRF(s, r.Header.Get("X-CSRF-Token")); err != nil {
-				return err
-			}
-		}
-		return next(w, r)
-	})
+	return auth.Require(h.Guard, next)
 }
 
 // current returns the session of the request's cookie, or EUnauthorized.
-func (h *Handler) current(r *http.Request) (auth.Session, error) {
-	c, err := r.Cookie(CookieName)
-	if err != nil {
-		return auth.Session{}, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first.")
-	}
-	return h.Guard.Verify(r.Context(), c.Value)
-}
+func (h *Handler) current(r *http.Request) (auth.Session, error) { return auth.Current(h.Guard, r) }
 
 func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) error {
 	ok, err := h.Guard.Initialized(r.Context())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // Conversations reads the keys' conversations.
 type Conversations interface {
 	List(ctx context.Context, keyID string) ([]conversations.Conversation, error)
-	Get(ctx context.Context, keyID, id string) (conversations.Conversation, []json.RawMessage, error)
+	Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (conversations.Conversation, []json.RawMessage, string, error)
 }
 
 // Usage reads the usage summaries.
@@ -57,23 +58,48 @@ func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// Conversation pages: messages per page by default and at most, and the
+// bytes of one page, so that an answer stays well within what a Lambda
+// response may carry (6 MB).
+const (
+	conversationPage    = 100
+	conversationPageMax = 1000
+	conversationBytes   = 4 << 20
+)
+
+// getConversation answers one page of a conversation's messages:
+// ?cursor= (next_cursor of the previous page) and ?limit= (1 to 1000,
+// default 100); a page also stops at 4 MiB of messages. next_cursor is
+// null on the last page.
 func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error {
 	keyID, id, ok := strings.Cut(r.PathValue("id"), ":")
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "Name the conversation as <key ID>:<conversation ID>, its admin_id.")
 	}
-	c, msgs, err := h.Conversations.Get(r.Context(), keyID, id)
+	limit := conversationPage
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > conversationPageMax {
+			e := gateway.Errorf(gateway.EInvalid, "limit must be a number from 1 to %d.", conversationPageMax)
+			e.Param = "limit"
+			return e
+		}
+		limit = n
+	}
+	c, msgs, next, err := h.Conversations.Page(r.Context(), keyID, id, r.URL.Query().Get("cursor"), limit, conversationBytes)
 	if err != nil {
 		return err
 	}
-	if msgs == nil {
-		msgs = []json.RawMessage{}
+	var cursor *string
+	if next != "" {
+		cursor = &next
 	}
 	respond.JSON(w, http.StatusOK, struct {
 		AdminID string `json:"admin_id"`
 		conversations.Conversation
-		Messages []json.RawMessage `json:"messages"`
-	}{keyID + ":" + c.ID, c, msgs})
+		Messages   []json.RawMessage `json:"messages"`
+		NextCursor *string           `json:"next_cursor"`
+	}{keyID + ":" + c.ID, c, msgs, cursor})
 	return nil
 }
 

@@ -64,14 +64,17 @@ func (h *Handler) pages() {
 			http.Redirect(w, r, prefix(r)+"/admin", http.StatusFound)
 			return
 		}
-		render(w, r, "setup.html")
+		h.render(w, r, "setup.html")
 	}}))
 	h.mux.HandleFunc("/admin", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
-		render(w, r, "admin.html")
+		h.render(w, r, "admin.html")
 	}}))
 }
 
-func render(w http.ResponseWriter, r *http.Request, name string) {
+// multipartSlack is what a multipart envelope may add to a file.
+const multipartSlack = 64 << 10
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string) {
 	l := lang(r)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
@@ -83,5 +86,6 @@ func render(w http.ResponseWriter, r *http.Request, name string) {
 	if r.URL.Query().Has("lang") {
 		http.SetCookie(w, &http.Cookie{Name: "lang", Value: l, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode})
 	}
-	pages.ExecuteTemplate(w, name, map[string]any{"Lang": l, "EN": l == "en"})
+	// Files larger than a request may carry go as direct uploads.
+	pages.ExecuteTemplate(w, name, map[string]any{"Lang": l, "EN": l == "en", "MaxUpload": max(h.maxBody-multipartSlack, 0)})
 }

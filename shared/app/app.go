@@ -3,17 +3,16 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/admin"
 	"github.com/aigateway/aigateway/shared/auth"
-	"github.com/aigateway/aigateway/shared/chat"
 	"github.com/aigateway/aigateway/shared/conversations"
-	"github.com/aigateway/aigateway/shared/draw"
+	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/models"
@@ -26,15 +25,64 @@ import (
 	"github.com/aigateway/aigateway/shared/usage"
 )
 
-// Gateway is the assembled gateway: its stores, services and handlers.
+// Core is what the functions share: the stores, the sealing box, keys,
+// settings, public models, usage, admin sessions, conversations, the
+// upstream client and metrics. Each function's Part builds its handler on
+// it.
+type Core struct {
+	Config        Config
+	Stores        Stores
+	Extras        Extras
+	Box           *seal.Box
+	Keys          *keys.Service
+	Settings      *settings.Store
+	Models        *models.Store
+	Meter         Meter
+	Guard         *auth.Guard
+	Conversations *conversations.Store
+	Upstream      *upstream.Client
+	Metrics       metrics.Recorder
+	closers       []io.Closer
+
+	knowledgeOnce sync.Once
+	knowledge     *rag.Service
+}
+
+// Knowledge returns the knowledge bases' index and retrieval, one per
+// gateway: the chat and upload functions of one process share it (and its
+// memory).
+func (c *Core) Knowledge() *rag.Service {
+	c.knowledgeOnce.Do(func() {
+		lib := rag.NewLibrary(c.Stores.Blobs, c.Stores.KV, c.Config.CacheTTL)
+		c.knowledge = rag.NewService(lib, c.Settings, c.Upstream)
+	})
+	return c.knowledge
+}
+
+// Meter admits requests under their key's limits, records usage and sums
+// it up.
+type Meter interface {
+	Admit(ctx context.Context, key gateway.APIKey) error
+	Record(ctx context.Context, r usage.Record) error
+	Summary(ctx context.Context, f usage.Filter) ([]usage.Row, error)
+}
+
+// OnClose has the gateway close c when it closes, before whatever was
+// registered earlier (the stores last).
+func (c *Core) OnClose(cl io.Closer) { c.closers = append([]io.Closer{cl}, c.closers...) }
+
+// Part is one function of the gateway: the routes it serves, built on the
+// core. Each Lambda links only its own part; the local server links all.
+type Part struct {
+	Function Function
+	Build    func(c *Core) (http.Handler, error)
+}
+
+// Gateway is the assembled gateway: its core and the handlers of its
+// parts.
 type Gateway struct {
-	Chat    http.Handler
-	Admin   http.Handler
-	Upload  http.Handler
-	docs    *rag.Service
-	cors    []string
-	metrics metrics.Recorder
-	close   []io.Closer
+	core     *Core
+	handlers map[Function]http.Handler
 }
 
 // Stores are the three storage roles of one backend, and what to close
@@ -53,64 +101,57 @@ type Extras struct {
 	// UsageEvery, when not zero, writes usage in batches at this interval
 	// (a long-running process); zero writes it within each request.
 	UsageEvery time.Duration
-	// BackgroundIngest ingests direct uploads after answering (a
-	// long-running process).
-	BackgroundIngest bool
+	// SingleProcess is a long-running process that is the whole gateway
+	// (the local server): direct uploads are ingested in the background
+	// after answering, and ingestions a stop interrupted are failed at
+	// start-up, since none can still be running.
+	SingleProcess bool
 }
 
-// Assemble builds the gateway on st, with master as the master key.
-func Assemble(cfg Config, st Stores, master []byte, ex Extras) (*Gateway, error) {
+// Assemble builds the gateway on st, with master as the master key, from
+// parts.
+func Assemble(cfg Config, st Stores, master []byte, ex Extras, parts ...Part) (*Gateway, error) {
 	box, err := seal.New(master)
 	if err != nil {
 		return nil, err
 	}
-	ks := keys.New(st.Records, cfg.CacheTTL)
-	set := settings.New(st.KV, box, cfg.CacheTTL)
-	ms := models.New(st.Records, cfg.CacheTTL)
-	var meter interface {
-		chat.Meter
-		admin.Usage
-	} = usage.New(st.Records)
-	closers := st.Closers
+	c := &Core{Config: cfg, Stores: st, Extras: ex, Box: box, closers: st.Closers,
+		Keys:          keys.New(st.Records, cfg.CacheTTL),
+		Settings:      settings.New(st.KV, box, cfg.CacheTTL),
+		Models:        models.New(st.Records, cfg.CacheTTL),
+		Meter:         usage.New(st.Records),
+		Guard:         auth.New(st.Records, box.Derive("session"), box.Derive("csrf")),
+		Conversations: conversations.New(st.Records, st.Blobs),
+		Upstream:      upstream.New(cfg.Upstream),
+		Metrics:       ex.Metrics,
+	}
 	if ex.UsageEvery > 0 {
 		buf := usage.NewBuffer(usage.New(st.Records), ex.UsageEvery)
-		meter = buf
-		closers = append([]io.Closer{buf}, closers...) // written before the stores close
+		c.Meter = buf
+		c.OnClose(buf) // written before the stores close
 	}
-	rec := ex.Metrics
-	if rec == nil {
-		rec = metrics.Nop{}
+	if c.Metrics == nil {
+		c.Metrics = metrics.Nop{}
 	}
-	convs := conversations.New(st.Records, st.Blobs)
-	guard := auth.New(st.Records, box.Derive("session"), box.Derive("csrf"))
-	up := upstream.New(cfg.Upstream)
-	docs := rag.NewService(st.Records, st.Blobs, rag.NewLibrary(st.Blobs, st.KV, cfg.CacheTTL), set, up)
-	uploads := admin.NewDocuments(guard, docs, box.Derive("upload"), ex.BackgroundIngest, cfg.MaxBody)
-	closers = append([]io.Closer{uploads}, closers...) // ingestions finish before the stores close
-	return &Gateway{
-		Upload: uploads,
-		docs:   docs,
-		Chat: chat.New(chat.Deps{Keys: ks, Settings: set, Models: ms, Meter: meter, Conversations: convs, Knowledge: docs,
-			Draw: draw.New(up, st.Blobs, draw.Options{MaxBytes: cfg.ImageMaxBytes}), Upstream: up, Metrics: rec},
-			chat.Options{MaxBody: cfg.MaxBody, DrainTimeout: cfg.DrainTimeout}),
-		Admin:   admin.New(admin.Deps{Guard: guard, Keys: ks, Settings: set, Models: ms, Conversations: convs, Usage: meter}, cfg.MaxBody),
-		cors:    cfg.CORSOrigins,
-		metrics: rec,
-		close:   closers,
-	}, nil
+	g := &Gateway{core: c, handlers: map[Function]http.Handler{}}
+	for _, p := range parts {
+		h, err := p.Build(c)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("build the %s function: %w", p.Function, err)
+		}
+		g.handlers[p.Function] = h
+	}
+	return g, nil
 }
 
-// IngestObject ingests a direct upload that arrived in the blob store at
-// key (the upload function's object-created events).
-func (g *Gateway) IngestObject(ctx context.Context, key string) error {
-	_, err := g.docs.IngestObject(ctx, key)
-	return err
-}
+// Part returns the handler that the part of fn built, or nil.
+func (g *Gateway) Part(fn Function) http.Handler { return g.handlers[fn] }
 
-// Close releases the gateway's stores.
+// Close releases the gateway's stores, after what its parts registered.
 func (g *Gateway) Close() error {
 	var errs []error
-	for _, c := range g.close {
+	for _, c := range g.core.closers {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
@@ -136,8 +177,8 @@ type Route struct {
 
 // Routes is the HTTP contract's routing table: every target mounts it (the
 // local server whole, each Lambda its own part), and the SAM template's API
-// events must agree with it (a test checks). A route whose function has no
-// handler yet answers 404.
+// must agree with it (a test checks). A route whose function is not part
+// of the gateway answers 404.
 var Routes = []Route{
 	{"/v1/chat/completions", FnChat},
 	{"/v1/models", FnChat},
@@ -154,20 +195,6 @@ var Routes = []Route{
 	{"/admin/api/", FnAdmin},
 }
 
-func (g *Gateway) handlerOf(fn Function) http.Handler {
-	switch fn {
-	case FnChat:
-		return g.Chat
-	case FnAdmin:
-		return g.Admin
-	case FnUpload:
-		return g.Upload
-	case FnImage:
-		return g.Chat // the chat handler draws, from chat and from /v1/images
-	}
-	return nil
-}
-
 // Handler returns the handler serving the routes of fns (all routes when
 // fns is empty), /healthz, and JSON 404s for everything else.
 func (g *Gateway) Handler(fns ...Function) http.Handler {
@@ -176,7 +203,7 @@ func (g *Gateway) Handler(fns ...Function) http.Handler {
 		if len(fns) > 0 && !containsFn(fns, rt.Function) {
 			continue
 		}
-		if h := g.handlerOf(rt.Function); h != nil {
+		if h := g.handlers[rt.Function]; h != nil {
 			mux.Handle(rt.Pattern, h)
 		}
 	}
@@ -188,7 +215,7 @@ func (g *Gateway) Handler(fns ...Function) http.Handler {
 	if len(fns) == 1 {
 		label = string(fns[0])
 	}
-	return middleware(label, g.metrics, cors(g.cors, mux))
+	return middleware(label, g.core.Metrics, cors(g.core.Config.CORSOrigins, mux))
 }
 
 func containsFn(fns []Function, fn Function) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,8 @@ type Config struct {
 	// MasterKey, when set, is the master key (GATEWAY_MASTER_KEY, base64 or
 	// hex); otherwise the local target keeps one in DataDir/master.key.
 	MasterKey string
-	// MaxBody bounds request bodies (GATEWAY_MAX_BODY_BYTES).
+	// MaxBody bounds request bodies (GATEWAY_MAX_BODY_BYTES; 32 MiB, or
+	// LambdaMaxBody on Lambda).
 	MaxBody int64
 	// CacheTTL bounds how long an instance trusts its cached keys and
 	// settings (GATEWAY_CACHE_TTL).
@@ -58,6 +60,14 @@ type Config struct {
 	CORSOrigins []string
 }
 
+// LambdaMaxBody is the default body limit on Lambda. A synchronous
+// invocation takes at most 6 MB (6,291,456 bytes) of event, and API Gateway
+// hands binary bodies (file uploads) over base64-encoded, a third larger;
+// 4 MiB is 5.6 MB encoded, with room left for the headers, and 1.45 times
+// its size for JSON escaping of text bodies. Larger files take the direct
+// upload.
+const LambdaMaxBody = 4 << 20
+
 // Load reads the configuration from the environment. Every variable is
 // optional; a malformed one is an error that names it.
 func Load() (Config, error) {
@@ -78,8 +88,11 @@ func Load() (Config, error) {
 		S3Endpoint:       os.Getenv("GATEWAY_S3_ENDPOINT"),
 		SAMLocal:         os.Getenv("AWS_SAM_LOCAL") == "true",
 	}
-	if os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" && os.Getenv("GATEWAY_DATA_DIR") == "" {
-		cfg.DataDir = "/tmp/gateway" // the only writable folder on Lambda
+	if os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" {
+		if os.Getenv("GATEWAY_DATA_DIR") == "" {
+			cfg.DataDir = "/tmp/gateway" // the only writable folder on Lambda
+		}
+		cfg.MaxBody = LambdaMaxBody
 	}
 	var errs []string
 	check := func(name string, err error) {
@@ -125,16 +138,9 @@ func Load() (Config, error) {
 	if v := os.Getenv("GATEWAY_LOG_LEVEL"); v != "" {
 		check("GATEWAY_LOG_LEVEL", cfg.LogLevel.UnmarshalText([]byte(v)))
 	}
-	for o := range strings.SplitSeq(os.Getenv("GATEWAY_CORS_ORIGINS"), ",") {
-		o = strings.TrimRight(strings.TrimSpace(o), "/")
-		switch {
-		case o == "":
-		case o == "*" || strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://"):
-			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
-		default:
-			check("GATEWAY_CORS_ORIGINS", fmt.Errorf("%q is not an origin like https://chat.example.com", o))
-		}
-	}
+	origins, err := parseOrigins(os.Getenv("GATEWAY_CORS_ORIGINS"))
+	check("GATEWAY_CORS_ORIGINS", err)
+	cfg.CORSOrigins = origins
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("bad configuration: %s", strings.Join(errs, "; "))
 	}
@@ -148,6 +154,31 @@ func MustLoad() Config {
 		panic(err)
 	}
 	return cfg
+}
+
+// origin is what GATEWAY_CORS_ORIGINS takes for one origin; the template's
+// AllowedOrigins pattern takes the same, so that a deploy refuses what the
+// functions would.
+var origin = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$`)
+
+// parseOrigins reads a comma-separated list of origins, or "*" alone, or
+// nothing.
+func parseOrigins(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	if strings.TrimSpace(v) == "*" {
+		return []string{"*"}, nil
+	}
+	var out []string
+	for o := range strings.SplitSeq(v, ",") {
+		o = strings.TrimSpace(o)
+		if !origin.MatchString(o) {
+			return nil, fmt.Errorf("%q is not an origin like https://chat.example.com (a list of them, or * alone)", o)
+		}
+		out = append(out, strings.TrimSuffix(o, "/"))
+	}
+	return out, nil
 }
 
 func env(name, def string) string {

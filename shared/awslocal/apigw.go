@@ -3,6 +3,7 @@ package awslocal
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -14,64 +15,84 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
 
-// Gateway stands in for an API Gateway REST API in tests: it routes each
-// request by the template's Api events, as API Gateway would (a literal
-// segment before a {variable}, a {variable} before a {greedy+}), turns it
-// into a REST proxy event, invokes the function under the Lambda runtime
-// interface emulator and turns the function's answer, buffered JSON or a
-// streamed prelude and body, back into an HTTP response.
+// Gateway stands in for an API Gateway REST API in tests. It routes each
+// request by the routes the SAM translator generated for the API (the
+// OpenAPI body API Gateway is given), as API Gateway does: the most
+// specific resource path (a literal segment before a {variable}, a
+// {variable} before a {greedy+}), then its own method before ANY. It turns
+// the request into a REST proxy event, invokes the function under the
+// Lambda runtime interface emulator, and relays the answer the way the
+// route's integration says: buffered (JSON, where a streamed answer is a
+// 502) or streamed (a prelude, 8 NUL bytes and the body, where a buffered
+// answer is a 502), within the integration's timeout (504 past it).
 type Gateway struct {
-	events []APIEvent
+	routes []Route
 	binary []string
 	invoke map[string]string // function logical ID → emulator invoke URL
 	locks  map[string]*sync.Mutex
 	client *http.Client
 }
 
-// NewGateway routes by the Api events of tpl to the functions in invoke
-// (logical ID → invoke URL); api is the logical ID of the REST API.
-func NewGateway(tpl *Template, api string, invoke map[string]string) *Gateway {
-	g := &Gateway{events: tpl.APIEvents(), binary: tpl.BinaryMediaTypes(api), invoke: invoke,
+// NewGateway routes by the routes of the REST API api in the translated
+// stack to the functions in invoke (logical ID → invoke URL).
+func NewGateway(stack *Stack, api string, invoke map[string]string) (*Gateway, error) {
+	routes, err := stack.Routes(api)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{routes: routes, binary: stack.BinaryMediaTypes(api), invoke: invoke,
 		locks: map[string]*sync.Mutex{}, client: &http.Client{}}
 	for fn := range invoke {
 		g.locks[fn] = &sync.Mutex{}
 	}
-	return g
+	return g, nil
 }
 
-// Match returns the event serving method and path, and the path parameters.
-func (g *Gateway) Match(method, p string) (APIEvent, map[string]string, bool) {
-	evs, params := g.Candidates(method, p)
-	if len(evs) == 0 {
-		return APIEvent{}, nil, false
+// Match returns the route serving method and path, and the path
+// parameters.
+func (g *Gateway) Match(method, p string) (Route, map[string]string, bool) {
+	rts, params := g.Candidates(method, p)
+	if len(rts) == 0 {
+		return Route{}, nil, false
 	}
-	return evs[0], params, true
+	return rts[0], params, true
 }
 
-// Candidates returns every event that serves method and path equally well
-// (API Gateway needs exactly one), and the path parameters.
-func (g *Gateway) Candidates(method, p string) ([]APIEvent, map[string]string) {
-	var best []APIEvent
+// Candidates returns the routes that serve method and path equally well
+// (a sound API has at most one), and the path parameters: those of the
+// most specific resource path, with the exact method preferred to ANY.
+func (g *Gateway) Candidates(method, p string) ([]Route, map[string]string) {
+	var best []Route
 	var bestParams map[string]string
 	bestScore := -1
-	for _, ev := range g.events {
-		if ev.Method != "ANY" && ev.Method != method {
-			continue
-		}
-		params, score, ok := matchPath(ev.Path, p)
+	for _, rt := range g.routes {
+		params, score, ok := matchPath(rt.Path, p)
 		switch {
 		case !ok || score < bestScore:
 		case score > bestScore:
-			best, bestParams, bestScore = []APIEvent{ev}, params, score
+			best, bestParams, bestScore = []Route{rt}, params, score
 		default:
-			best = append(best, ev)
+			best = append(best, rt)
 		}
 	}
-	return best, bestParams
+	var exact, anyMethod []Route
+	for _, rt := range best {
+		switch rt.Method {
+		case method:
+			exact = append(exact, rt)
+		case "ANY":
+			anyMethod = append(anyMethod, rt)
+		}
+	}
+	if len(exact) > 0 {
+		return exact, bestParams
+	}
+	return anyMethod, bestParams
 }
 
 // matchPath matches a resource path against a request path; the score
@@ -125,17 +146,21 @@ func (g *Gateway) isBinary(contentType string) bool {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ev, params, ok := g.Match(r.Method, r.URL.Path)
+	rt, params, ok := g.Match(r.Method, r.URL.Path)
 	if !ok {
-		// API Gateway's own answer for a path no resource serves.
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		io.WriteString(w, `{"message":"Missing Authentication Token"}`)
+		// API Gateway's own answer for a path or method no resource serves.
+		gatewayError(w, http.StatusForbidden, "Missing Authentication Token")
 		return
 	}
-	url, ok := g.invoke[ev.Function]
+	if !rt.Streaming() && !rt.Buffered() {
+		// A transfer mode that does not fit the invocation URI: API Gateway
+		// cannot read the function's answer.
+		gatewayError(w, http.StatusBadGateway, "Internal server error")
+		return
+	}
+	url, ok := g.invoke[rt.Function]
 	if !ok {
-		http.Error(w, "no emulator runs "+ev.Function, http.StatusBadGateway)
+		http.Error(w, "no emulator runs "+rt.Function, http.StatusBadGateway)
 		return
 	}
 	body, err := io.ReadAll(r.Body)
@@ -143,33 +168,52 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > 10<<20 {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		io.WriteString(w, `{"message":"Request Too Long"}`)
+		gatewayError(w, http.StatusRequestEntityTooLarge, "Request Too Long")
 		return
 	}
-	event := g.event(r, ev, params, body)
+	event := g.event(r, rt, params, body)
 	payload, _ := json.Marshal(event)
+	if len(payload) > MaxInvokePayload {
+		// Lambda refuses the invocation; API Gateway answers for it.
+		gatewayError(w, http.StatusRequestEntityTooLarge, "Request Too Long")
+		return
+	}
 
 	// One emulator runs one invocation at a time, like one Lambda instance.
-	lock := g.locks[ev.Function]
+	lock := g.locks[rt.Function]
 	lock.Lock()
 	defer lock.Unlock()
-	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, url, bytes.NewReader(payload))
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(rt.Timeout())*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	resp, err := g.client.Do(req)
 	if err != nil {
-		http.Error(w, `{"message":"Internal server error"}`, http.StatusBadGateway)
+		if ctx.Err() == context.DeadlineExceeded {
+			gatewayError(w, http.StatusGatewayTimeout, "Endpoint request timed out")
+			return
+		}
+		gatewayError(w, http.StatusBadGateway, "Internal server error")
 		return
 	}
 	defer resp.Body.Close()
-	if ev.TransferMode == "STREAM" {
+	if rt.Streaming() {
 		g.relayStream(w, resp.Body)
 		return
 	}
 	g.relayBuffered(w, resp.Body)
 }
 
-func (g *Gateway) event(r *http.Request, ev APIEvent, params map[string]string, body []byte) events.APIGatewayProxyRequest {
+// MaxInvokePayload is the most a synchronous Lambda invocation takes: the
+// whole event, a base64-encoded body included.
+const MaxInvokePayload = 6 << 20
+
+func gatewayError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"message":%q}`, msg)
+}
+
+func (g *Gateway) event(r *http.Request, rt Route, params map[string]string, body []byte) events.APIGatewayProxyRequest {
 	headers := map[string]string{}
 	multi := map[string][]string{}
 	for k, v := range r.Header {
@@ -193,14 +237,14 @@ func (g *Gateway) event(r *http.Request, ev APIEvent, params map[string]string, 
 		params = nil
 	}
 	e := events.APIGatewayProxyRequest{
-		Resource: ev.Path, Path: r.URL.Path, HTTPMethod: r.Method,
+		Resource: rt.Path, Path: r.URL.Path, HTTPMethod: r.Method,
 		Headers: headers, MultiValueHeaders: multi,
 		QueryStringParameters: query, MultiValueQueryStringParameters: multiQuery,
 		PathParameters: params,
 		RequestContext: events.APIGatewayProxyRequestContext{
 			AccountID: "123456789012", ResourceID: "local", Stage: "local", RequestID: rand.Text(),
 			Identity:     events.APIGatewayRequestIdentity{SourceIP: host, UserAgent: r.UserAgent()},
-			ResourcePath: ev.Path, HTTPMethod: r.Method, APIID: "local", DomainName: r.Host, Protocol: r.Proto,
+			ResourcePath: rt.Path, HTTPMethod: r.Method, APIID: "local", DomainName: r.Host, Protocol: r.Proto,
 		},
 	}
 	if len(body) > 0 {

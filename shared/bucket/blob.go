@@ -132,6 +132,11 @@ func notFound(err error) bool {
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
 }
 
+func accessDenied(err error) bool {
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
+}
+
 // Get implements storage.Blobs.
 func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, storage.BlobInfo, error) {
 	if err := storage.CheckBlobKey(key); err != nil {
@@ -139,7 +144,10 @@ func (b *Blobs) Get(ctx context.Context, key string) (io.ReadCloser, storage.Blo
 	}
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
-		if notFound(err) {
+		// S3 answers a missing key 403 to a reader without s3:ListBucket
+		// on the bucket: the functions read their prefixes with GetObject
+		// alone, so for them a 403 on a read is a missing blob.
+		if notFound(err) || accessDenied(err) {
 			return nil, storage.BlobInfo{}, storage.NotFound("blob " + key)
 		}
 		return nil, storage.BlobInfo{}, storage.Unavailable("get blob "+key, err)

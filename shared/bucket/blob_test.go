@@ -5,12 +5,17 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/aigateway/aigateway/shared/awslocal"
 	"github.com/aigateway/aigateway/shared/bucket"
+	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage/storagetest"
 )
 
@@ -83,4 +88,53 @@ func TestConformance(t *testing.T) {
 			t.Fatalf("read back %d bytes (equal %v), want %d", len(got), bytes.Equal(got, body), len(body))
 		}
 	})
+}
+
+// TestMissingBlobWithoutListBucket checks what a function sees when it may
+// read a prefix but not list the bucket (the template grants the image
+// function s3:GetObject on images/* alone). S3 answers a missing key 403
+// AccessDenied then, not 404 (MinIO answers 404 either way); the bucket
+// reports both as not found, so that /files/{id} of an unknown image is 404
+// rather than 503.
+func TestMissingBlobWithoutListBucket(t *testing.T) {
+	endpoint, admin := awslocal.MinIO(t)
+	name := awslocal.Name("gateway")
+	ctx := context.Background()
+	if err := bucket.New(admin, name).CreateBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["*"]},` +
+		`"Action":["s3:GetObject","s3:PutObject"],"Resource":["arn:aws:s3:::` + name + `/images/*"]}]}`
+	if _, err := admin.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &name, Policy: &policy}); err != nil {
+		t.Fatal(err)
+	}
+	reader := func(endpoint string) *s3.Client {
+		return s3.New(s3.Options{Region: awslocal.Region, Credentials: aws.AnonymousCredentials{},
+			BaseEndpoint: aws.String(endpoint), UsePathStyle: true, RetryMaxAttempts: 1})
+	}
+	b := bucket.New(reader(endpoint), name)
+	if _, _, err := b.Get(ctx, "images/missing"); !gateway.IsNotFound(err) {
+		t.Fatalf("Get of a missing blob = %v, want ENotFound", err)
+	}
+	if err := b.Put(ctx, "images/there", strings.NewReader("png"), "image/png"); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := b.Get(ctx, "images/there")
+	if err != nil {
+		t.Fatalf("Get of a stored blob: %v", err)
+	}
+	rc.Close()
+
+	// S3's own answer to a GetObject of a missing key without ListBucket.
+	s3403 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("x-amz-request-id", "0123456789ABCDEF")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+			`<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>0123456789ABCDEF</RequestId><HostId>aG9zdA==</HostId></Error>`)
+	}))
+	t.Cleanup(s3403.Close)
+	if _, _, err := bucket.New(reader(s3403.URL), name).Get(ctx, "images/missing"); !gateway.IsNotFound(err) {
+		t.Fatalf("Get answered S3's 403 = %v, want ENotFound", err)
+	}
 }

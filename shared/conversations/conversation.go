@@ -293,6 +293,49 @@ func (s *Store) Get(ctx context.Context, keyID, id string) (Conversation, []json
 	return c, msgs, nil
 }
 
+// Page returns a conversation of keyID with one page of its messages,
+// oldest first: from cursor ("" for the first message), at most limit
+// messages and, past the first, at most maxBytes of them. next is the
+// cursor of the following page, "" after the last. An unknown conversation
+// or a cursor it did not return is ENotFound or EInvalid.
+func (s *Store) Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (c Conversation, msgs []json.RawMessage, next string, err error) {
+	if CheckID(id) != nil {
+		return Conversation{}, nil, "", notFound(id)
+	}
+	if cursor != "" && (len(cursor) != len(seqSK(0)) || strings.Trim(cursor, "0123456789") != "") {
+		e := gateway.Errorf(gateway.EInvalid, "The cursor %q is not one this conversation returned.", cursor)
+		e.Param = "cursor"
+		return Conversation{}, nil, "", e
+	}
+	c, _, err = s.meta(ctx, keyID, id)
+	if gateway.IsNotFound(err) {
+		return Conversation{}, nil, "", notFound(id)
+	}
+	if err != nil {
+		return Conversation{}, nil, "", fmt.Errorf("read conversation %s: %w", id, err)
+	}
+	size := 0
+	msgs = []json.RawMessage{}
+	for it, err := range storage.QueryAll(ctx, s.records, msgPK(keyID, id), storage.Query{Start: cursor, Limit: min(limit+1, storage.MaxLimit)}) {
+		if err != nil {
+			return Conversation{}, nil, "", fmt.Errorf("read conversation %s: %w", id, err)
+		}
+		if len(msgs) == limit {
+			return c, msgs, it.SK, nil
+		}
+		m, err := s.message(ctx, it.Value)
+		if err != nil {
+			return Conversation{}, nil, "", err
+		}
+		if len(msgs) > 0 && size+len(m) > maxBytes {
+			return c, msgs, it.SK, nil
+		}
+		size += len(m)
+		msgs = append(msgs, m)
+	}
+	return c, msgs, "", nil
+}
+
 // Delete removes a conversation of keyID and its messages, or returns
 // ENotFound.
 func (s *Store) Delete(ctx context.Context, keyID, id string) error {

@@ -89,6 +89,39 @@ func reason(err error) string {
 
 // Text extracts the text of data, a file of kind (from Kind).
 func Text(kind string, data []byte) (string, error) {
+	return TextAt(kind, bytes.NewReader(data), int64(len(data)))
+}
+
+// MaxTextFile bounds a text-format file (txt, md, html, csv, json), which
+// is read whole; PDF and DOCX files are read in place, at any size.
+const MaxTextFile = 64 << 20
+
+// TextAt extracts the text of the size bytes of r, a file of kind (from
+// Kind). PDF and DOCX are read where they lie (a spooled file, say), page
+// by page and entry by entry; the text formats, read whole, may be at most
+// MaxTextFile bytes.
+func TextAt(kind string, r io.ReaderAt, size int64) (string, error) {
+	var text string
+	var err error
+	switch kind {
+	case ".pdf":
+		text, err = pdfText(r, size)
+	case ".docx":
+		text, err = docxText(r, size)
+	default:
+		if size > MaxTextFile {
+			return "", gateway.Errorf(gateway.ETooLarge, "A %s file may be at most %d MB.", strings.ToUpper(strings.TrimPrefix(kind, ".")), MaxTextFile>>20)
+		}
+		data := make([]byte, size)
+		if _, err := r.ReadAt(data, 0); err != nil && err != io.EOF {
+			return "", fmt.Errorf("read file: %w", err)
+		}
+		return textOf(kind, data)
+	}
+	return finish(text, err)
+}
+
+func textOf(kind string, data []byte) (string, error) {
 	var text string
 	var err error
 	switch kind {
@@ -96,10 +129,6 @@ func Text(kind string, data []byte) (string, error) {
 		text, err = plain(data)
 	case ".html", ".htm":
 		text, err = htmlText(data)
-	case ".pdf":
-		text, err = pdfText(data)
-	case ".docx":
-		text, err = docxText(data)
 	case ".csv":
 		text, err = csvText(data)
 	case ".json":
@@ -108,6 +137,12 @@ func Text(kind string, data []byte) (string, error) {
 		_, err = Kind("file"+kind, "")
 		return "", err
 	}
+	return finish(text, err)
+}
+
+// finish normalises extracted text and checks it is neither empty nor too
+// long.
+func finish(text string, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}
@@ -198,13 +233,13 @@ func collapseBlank(s string) string {
 
 // pdfText reads the text of every page. The reader panics on some
 // malformed files; that is a corrupt file, not a crash.
-func pdfText(data []byte) (text string, err error) {
+func pdfText(data io.ReaderAt, size int64) (text string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			text, err = "", corrupt(".pdf", fmt.Errorf("%v", p))
 		}
 	}()
-	r, err := pdf.NewReader(bytes.NewReader(data), int64(len(data)))
+	r, err := pdf.NewReader(data, size)
 	if err != nil {
 		return "", corrupt(".pdf", err)
 	}
@@ -237,8 +272,8 @@ func pdfText(data []byte) (text string, err error) {
 // docxText reads word/document.xml: paragraphs become lines, headings get
 // markdown marks, tables keep one row a line. It refuses archives that
 // unpack to too much (zip bombs).
-func docxText(data []byte) (string, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+func docxText(data io.ReaderAt, size int64) (string, error) {
+	zr, err := zip.NewReader(data, size)
 	if err != nil {
 		return "", corrupt(".docx", err)
 	}

@@ -15,7 +15,7 @@ func StagePrefix(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("X-Forwarded-Prefix")
 		if gw, ok := core.GetAPIGatewayContextFromContext(r.Context()); ok && gw.Stage != "" &&
-			strings.HasSuffix(gw.DomainName, ".amazonaws.com") {
+			strings.Contains(gw.DomainName, ".execute-api.") {
 			r.Header.Set("X-Forwarded-Prefix", "/"+gw.Stage)
 		}
 		h.ServeHTTP(w, r)

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/adminfn"
+	"github.com/aigateway/aigateway/shared/app/chatfn"
+	"github.com/aigateway/aigateway/shared/app/imagefn"
+	"github.com/aigateway/aigateway/shared/app/uploadfn"
 	"github.com/aigateway/aigateway/shared/disk"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/seal"
@@ -37,7 +41,8 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		return nil, err
 	}
 	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master,
-		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond, BackgroundIngest: true})
+		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond, SingleProcess: true},
+		chatfn.Part, uploadfn.Part, adminfn.Part, imagefn.Part)
 	if err != nil {
 		db.Close()
 		return nil, err

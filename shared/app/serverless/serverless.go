@@ -27,27 +27,49 @@ import (
 	"github.com/aigateway/aigateway/shared/seal"
 )
 
-// Serve runs function fn as a Lambda handler; it does not return. The
-// gateway opens on the first request, not at init, to keep cold starts
-// short. The chat function streams its responses (REST API response
-// streaming), except under `sam local`, which cannot stream.
-func Serve(cfg app.Config, fn app.Function) {
+// Serve runs part as a Lambda handler; it does not return. The gateway
+// opens on the first request, not at init, to keep cold starts short. The
+// chat and image functions stream their responses (REST API response
+// streaming), except under `sam local`, which cannot stream. The upload
+// function also takes the bucket's object-created events (from
+// EventBridge) and the records of ingestions that failed for good (from
+// SQS).
+func Serve(cfg app.Config, part app.Part) {
 	app.SetupLogging(cfg)
-	lazy := app.NewLazy(func(ctx context.Context) (*app.Gateway, error) { return Open(ctx, cfg) }, fn)
+	fn := part.Function
+	lazy := app.NewLazy(func(ctx context.Context) (*app.Gateway, error) { return Open(ctx, cfg, part) }, fn)
 	h := lambdaserve.StagePrefix(lazy)
 	switch {
-	case fn == app.FnChat && !cfg.SAMLocal:
+	case (fn == app.FnChat || fn == app.FnImage) && !cfg.SAMLocal:
 		lambda.Start(lambdaserve.Stream(h))
 	case fn == app.FnUpload:
 		proxy := httpadapter.New(h).ProxyWithContext
 		lambda.Start(func(ctx context.Context, raw json.RawMessage) (any, error) {
-			if key, ok := objectCreated(raw); ok {
+			ingester := func() (Ingester, error) {
 				g, err := lazy.Gateway(ctx)
 				if err != nil {
 					return nil, err
 				}
+				in, ok := g.Part(fn).(Ingester)
+				if !ok {
+					return nil, fmt.Errorf("the %s function does not ingest", fn)
+				}
+				return in, nil
+			}
+			if key, ok := objectCreated(raw); ok {
+				in, err := ingester()
+				if err != nil {
+					return nil, err
+				}
 				// An error makes the event be delivered again.
-				return nil, g.IngestObject(ctx, key)
+				return nil, in.IngestObject(ctx, key)
+			}
+			if failures, ok := ingestionFailures(raw); ok {
+				in, err := ingester()
+				if err != nil {
+					return nil, err
+				}
+				return reportFailures(ctx, in, failures), nil
 			}
 			var ev events.APIGatewayProxyRequest
 			if err := json.Unmarshal(raw, &ev); err != nil {
@@ -58,6 +80,12 @@ func Serve(cfg app.Config, fn app.Function) {
 	default:
 		lambda.Start(httpadapter.New(h).ProxyWithContext)
 	}
+}
+
+// Ingester ingests direct uploads (the upload function's handler).
+type Ingester interface {
+	IngestObject(ctx context.Context, key string) error
+	IngestFailed(ctx context.Context, key, reason string) error
 }
 
 // objectCreated returns the object key of an S3 "Object Created" event
@@ -82,8 +110,8 @@ func objectCreated(raw json.RawMessage) (string, bool) {
 	return key, true
 }
 
-// Open assembles the gateway on the table and bucket of cfg.
-func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
+// Open assembles the gateway of parts on the table and bucket of cfg.
+func Open(ctx context.Context, cfg app.Config, parts ...app.Part) (*app.Gateway, error) {
 	if cfg.Table == "" || cfg.Bucket == "" {
 		return nil, fmt.Errorf("GATEWAY_TABLE and GATEWAY_BUCKET must name the DynamoDB table and S3 bucket")
 	}
@@ -108,7 +136,7 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 	})
 	table := dynamo.New(db, cfg.Table)
 	return app.Assemble(cfg, app.Stores{KV: table.KV(), Records: table.Records(), Blobs: bucket.New(s3c, cfg.Bucket)}, master,
-		app.Extras{Metrics: metrics.NewEMF(os.Stdout)})
+		app.Extras{Metrics: metrics.NewEMF(os.Stdout)}, parts...)
 }
 
 // masterKey returns GATEWAY_MASTER_KEY when set, or reads the secret.

@@ -1,4 +1,8 @@
-package admin
+// Package documents serves the knowledge bases' documents API
+// (/admin/api/documents, the upload function): uploads of files and pasted
+// text, direct uploads of large files, listing and deletion, all behind
+// the admin session.
+package documents
 
 import (
 	"context"
@@ -16,26 +20,28 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/rag"
 	"github.com/aigateway/aigateway/shared/respond"
 )
 
 // Documents stores the knowledge bases' documents.
 type Documents interface {
-	Add(ctx context.Context, u rag.Upload) (rag.Document, bool, error)
-	Get(ctx context.Context, id string) (rag.Document, error)
-	List(ctx context.Context, kb string) ([]rag.Document, error)
+	Add(ctx context.Context, u gateway.Upload) (gateway.Document, bool, error)
+	Get(ctx context.Context, id string) (gateway.Document, error)
+	List(ctx context.Context, kb string) ([]gateway.Document, error)
 	Delete(ctx context.Context, id string) error
-	Prepare(ctx context.Context, p rag.Pending) (rag.Document, error)
-	SignedUpload(ctx context.Context, doc rag.Document, ttl time.Duration) (string, error)
-	PutContent(ctx context.Context, id string, r io.Reader) (rag.Document, error)
-	IngestObject(ctx context.Context, key string) (rag.Document, error)
+	Prepare(ctx context.Context, p gateway.PendingUpload) (gateway.Document, error)
+	SignedUpload(ctx context.Context, doc gateway.Document, ttl time.Duration) (string, error)
+	PutContent(ctx context.Context, id string, r io.Reader) (gateway.Document, error)
+	IngestObject(ctx context.Context, key string) (gateway.Document, error)
+	IngestFailed(ctx context.Context, key, reason string) error
 }
 
-// DocumentHandler serves /admin/api/documents (the upload function).
-type DocumentHandler struct {
-	h         *Handler
+// Handler serves /admin/api/documents (the upload function).
+type Handler struct {
+	guard     auth.Verifier
+	maxBody   int64
 	documents Documents
 	tokenKey  []byte
 	// background ingests direct uploads after answering (a long-running
@@ -47,54 +53,74 @@ type DocumentHandler struct {
 
 // Close waits for the ingestions running in the background, so that the
 // stores close after them.
-func (d *DocumentHandler) Close() error {
+func (d *Handler) Close() error {
 	d.pending.Wait()
 	return nil
 }
 
 // uploadTTL is how long a direct-upload URL stays valid.
-const uploadTTL = time.Hour
+const uploadTTL = 15 * time.Minute
 
-// NewDocuments returns the documents handler; it shares the admin's
-// sessions through guard, and signs its own direct-upload URLs (where the
-// blob store signs none) with tokenKey.
-func NewDocuments(guard Guard, docs Documents, tokenKey []byte, background bool, maxBody int64) *DocumentHandler {
-	d := &DocumentHandler{h: &Handler{Deps: Deps{Guard: guard}, maxBody: maxBody}, documents: docs,
+// New returns the documents handler; it shares the admin's sessions
+// through guard, and signs its own direct-upload URLs (where the blob store
+// signs none) with tokenKey. background ingests direct uploads after
+// answering (a long-running process). maxBody bounds uploads through the
+// API; larger files take the direct upload.
+func New(guard auth.Verifier, docs Documents, tokenKey []byte, background bool, maxBody int64) *Handler {
+	d := &Handler{guard: guard, maxBody: maxBody, documents: docs,
 		tokenKey: tokenKey, background: background, mux: http.NewServeMux()}
 	d.mux.HandleFunc("/admin/api/documents", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: d.h.signedIn(d.list), http.MethodPost: d.h.signedIn(d.add)}))
+		http.MethodGet: d.signedIn(d.list), http.MethodPost: d.signedIn(d.add)}))
 	d.mux.HandleFunc("/admin/api/documents/uploads", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodPost: d.h.signedIn(d.prepare)}))
+		http.MethodPost: d.signedIn(d.prepare)}))
 	d.mux.HandleFunc("/admin/api/documents/{id}/content", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodPut: respond.Handle(d.putContent)}))
 	d.mux.HandleFunc("/admin/api/documents/{id}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: d.h.signedIn(d.get), http.MethodDelete: d.h.signedIn(d.remove)}))
+		http.MethodGet: d.signedIn(d.get), http.MethodDelete: d.signedIn(d.remove)}))
 	d.mux.HandleFunc("/", respond.NotFound)
 	return d
 }
 
 // ServeHTTP implements http.Handler.
-func (d *DocumentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.mux.ServeHTTP(w, r) }
+func (d *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.mux.ServeHTTP(w, r) }
+
+func (d *Handler) signedIn(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return auth.Require(d.guard, next)
+}
+
+// IngestObject ingests a direct upload that arrived in the blob store at
+// key (the upload function's object-created events). An error asks for the
+// event to be delivered again.
+func (d *Handler) IngestObject(ctx context.Context, key string) error {
+	_, err := d.documents.IngestObject(ctx, key)
+	return err
+}
+
+// IngestFailed records that the ingestion of the upload at key failed for
+// good, with reason.
+func (d *Handler) IngestFailed(ctx context.Context, key, reason string) error {
+	return d.documents.IngestFailed(ctx, key, reason)
+}
 
 // add takes a file (multipart field "file", with optional "title" and
 // "knowledge_base" fields) or pasted text (JSON {"title","text",
 // "knowledge_base"}), and ingests it before answering: 201 with the
 // document, ready or failed with its reason; 200 with the existing document
 // when the same content is already in that knowledge base.
-func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
-	var u rag.Upload
+func (d *Handler) add(w http.ResponseWriter, r *http.Request) error {
+	var u gateway.Upload
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
-		if r.ContentLength > d.h.maxBody {
-			return gateway.Errorf(gateway.ETooLarge, "The upload is larger than the limit of %d bytes; use a direct upload for large files.", d.h.maxBody)
+		if r.ContentLength > d.maxBody {
+			return tooLarge(d.maxBody)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, d.h.maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, d.maxBody)
 		f, hdr, err := r.FormFile("file")
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return gateway.Errorf(gateway.ETooLarge, "The upload is larger than the limit of %d bytes.", d.h.maxBody)
+				return tooLarge(d.maxBody)
 			}
 			e := gateway.Errorf(gateway.EInvalid, "Send the document as the multipart field \"file\".")
 			e.Param = "file"
@@ -105,7 +131,7 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return gateway.Errorf(gateway.EInvalid, "The upload could not be read.")
 		}
-		u = rag.Upload{KnowledgeBase: r.FormValue("knowledge_base"), Title: r.FormValue("title"),
+		u = gateway.Upload{KnowledgeBase: r.FormValue("knowledge_base"), Title: r.FormValue("title"),
 			Filename: hdr.Filename, ContentType: hdr.Header.Get("Content-Type"), Data: data}
 	case "application/json", "":
 		var req struct {
@@ -113,7 +139,7 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
 			Text          string `json:"text"`
 			KnowledgeBase string `json:"knowledge_base"`
 		}
-		if err := respond.DecodeJSON(w, r, d.h.maxBody, &req); err != nil {
+		if err := respond.DecodeJSON(w, r, d.maxBody, &req); err != nil {
 			return err
 		}
 		if strings.TrimSpace(req.Text) == "" {
@@ -121,7 +147,7 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
 			e.Param = "text"
 			return e
 		}
-		u = rag.Upload{KnowledgeBase: req.KnowledgeBase, Title: req.Title, ContentType: "text/plain", Data: []byte(req.Text)}
+		u = gateway.Upload{KnowledgeBase: req.KnowledgeBase, Title: req.Title, ContentType: "text/plain", Data: []byte(req.Text)}
 	default:
 		return gateway.Errorf(gateway.EUnsupported, "Send a multipart/form-data upload or JSON {\"title\",\"text\"}.")
 	}
@@ -131,7 +157,7 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !created {
 		respond.JSON(w, http.StatusOK, struct {
-			rag.Document
+			gateway.Document
 			Duplicate bool `json:"duplicate"`
 		}{doc, true})
 		return nil
@@ -140,12 +166,21 @@ func (d *DocumentHandler) add(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// tooLarge says what to do with a file too large to post through the API.
+func tooLarge(limit int64) error {
+	e := gateway.Errorf(gateway.ETooLarge, "The upload is larger than the %d bytes (%.1f MB) a request may carry here; "+
+		"send larger files as a direct upload: POST /admin/api/documents/uploads, then PUT the file to the URL it answers.",
+		limit, float64(limit)/(1<<20))
+	e.Param = "file"
+	return e
+}
+
 // prepare starts a direct upload, for files too large to post through the
-// API (API Gateway takes at most 10 MB): {"filename","size",
+// API (on AWS, Lambda takes at most 6 MB a request): {"filename","size",
 // "content_type","title","knowledge_base"} → 201 with the document
 // (status "uploading") and where to PUT the file. Once it is there, the
 // document is ingested (on AWS, by the bucket's object-created event).
-func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) error {
+func (d *Handler) prepare(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Filename      string `json:"filename"`
 		Size          int64  `json:"size"`
@@ -156,7 +191,7 @@ func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) error 
 	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
-	doc, err := d.documents.Prepare(r.Context(), rag.Pending{KnowledgeBase: req.KnowledgeBase, Title: req.Title,
+	doc, err := d.documents.Prepare(r.Context(), gateway.PendingUpload{KnowledgeBase: req.KnowledgeBase, Title: req.Title,
 		Filename: req.Filename, ContentType: req.ContentType, Size: req.Size})
 	if err != nil {
 		return err
@@ -176,16 +211,16 @@ func (d *DocumentHandler) prepare(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (d *DocumentHandler) sign(id string, expires int64) string {
+func (d *Handler) sign(id string, expires int64) string {
 	m := hmac.New(sha256.New, d.tokenKey)
 	fmt.Fprintf(m, "%s|%d", id, expires)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // putContent takes a direct upload where the blob store signs no URLs of
-// its own. Its URL is the credential: signed, for one document, for an
-// hour.
-func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) error {
+// its own. Its URL is the credential: signed, for one document, for 15
+// minutes.
+func (d *Handler) putContent(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	expires, err := strconv.ParseInt(r.URL.Query().Get("expires"), 10, 64)
 	if err != nil || time.Now().Unix() > expires ||
@@ -202,7 +237,7 @@ func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) err
 				slog.Error("ingest uploaded document", "document", id, "err", err)
 			}
 		})
-		doc.Status = rag.StatusProcessing
+		doc.Status = gateway.DocProcessing
 		respond.JSON(w, http.StatusAccepted, doc)
 		return nil
 	}
@@ -213,7 +248,7 @@ func (d *DocumentHandler) putContent(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (d *DocumentHandler) list(w http.ResponseWriter, r *http.Request) error {
+func (d *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	docs, err := d.documents.List(r.Context(), r.URL.Query().Get("knowledge_base"))
 	if err != nil {
 		return err
@@ -222,7 +257,7 @@ func (d *DocumentHandler) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (d *DocumentHandler) get(w http.ResponseWriter, r *http.Request) error {
+func (d *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	doc, err := d.documents.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -231,7 +266,7 @@ func (d *DocumentHandler) get(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (d *DocumentHandler) remove(w http.ResponseWriter, r *http.Request) error {
+func (d *Handler) remove(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if err := d.documents.Delete(r.Context(), id); err != nil {
 		return err

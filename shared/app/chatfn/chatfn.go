@@ -1,0 +1,23 @@
+// Package chatfn is the chat function: chat completions (with retrieval
+// from the knowledge bases and drawing from chat), models, embeddings and
+// conversations.
+package chatfn
+
+import (
+	"net/http"
+
+	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/chat"
+	"github.com/aigateway/aigateway/shared/draw"
+)
+
+// Part is the chat function.
+var Part = app.Part{Function: app.FnChat, Build: build}
+
+func build(c *app.Core) (http.Handler, error) {
+	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
+		Conversations: c.Conversations, Knowledge: c.Knowledge(),
+		Draw:     draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes}),
+		Upstream: c.Upstream, Metrics: c.Metrics},
+		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
+}

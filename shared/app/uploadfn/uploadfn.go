@@ -1,0 +1,34 @@
+// Package uploadfn is the upload function: the knowledge bases' documents,
+// uploaded through the API or directly to the blob store, and their
+// ingestion.
+package uploadfn
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/documents"
+	"github.com/aigateway/aigateway/shared/ingest"
+)
+
+// Part is the upload function. Its handler also takes the blob store's
+// object-created events and the records of ingestions that failed for good
+// (see documents.Handler.IngestObject and IngestFailed).
+var Part = app.Part{Function: app.FnUpload, Build: build}
+
+func build(c *app.Core) (http.Handler, error) {
+	docs := ingest.New(c.Stores.Records, c.Stores.Blobs, c.Knowledge())
+	if c.Extras.SingleProcess {
+		// No ingestion can be running before this process starts one.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := docs.Recover(ctx); err != nil {
+			return nil, err
+		}
+	}
+	h := documents.New(c.Guard, docs, c.Box.Derive("upload"), c.Extras.SingleProcess, c.Config.MaxBody)
+	c.OnClose(h) // background ingestions finish before the stores close
+	return h, nil
+}

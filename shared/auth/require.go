@@ -1,0 +1,44 @@
+package auth
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+)
+
+// CookieName is the admin session cookie.
+const CookieName = "gw_session"
+
+// Verifier checks admin session cookies.
+type Verifier interface {
+	Verify(ctx context.Context, cookie string) (Session, error)
+}
+
+// Current returns the session of the request's cookie, or EUnauthorized.
+func Current(v Verifier, r *http.Request) (Session, error) {
+	c, err := r.Cookie(CookieName)
+	if err != nil {
+		return Session{}, gateway.Errorf(gateway.EUnauthorized, "Sign in as the admin first.")
+	}
+	return v.Verify(r.Context(), c.Value)
+}
+
+// Require wraps an admin API handler: it needs a valid session
+// (EUnauthorized), and a state-changing method needs the session's CSRF
+// token in X-CSRF-Token too (EForbidden).
+func Require(v Verifier, next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return respond.Handle(func(w http.ResponseWriter, r *http.Request) error {
+		s, err := Current(v, r)
+		if err != nil {
+			return err
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := CheckCSRF(s, r.Header.Get("X-CSRF-Token")); err != nil {
+				return err
+			}
+		}
+		return next(w, r)
+	})
+}

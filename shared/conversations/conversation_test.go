@@ -1,0 +1,72 @@
+package conversations_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/disk"
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
+)
+
+// TestPage reads a long conversation in pages, bounded by count and by
+// bytes, every message once and in order.
+func TestPage(t *testing.T) {
+	blobs, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := conversations.New(sqlitetest.Open(t).Records(), blobs)
+	ctx := context.Background()
+	var msgs []json.RawMessage
+	for i := range 250 {
+		msgs = append(msgs, json.RawMessage(fmt.Sprintf(`{"role":"user","content":"m%03d %s"}`, i, strings.Repeat("x", 1000))))
+	}
+	if err := s.Append(ctx, "k1", "long", msgs, 10); err != nil {
+		t.Fatal(err)
+	}
+	read := func(limit, maxBytes int) (pages []int) {
+		t.Helper()
+		cursor, n := "", 0
+		for {
+			_, page, next, err := s.Page(ctx, "k1", "long", cursor, limit, maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range page {
+				if want := fmt.Sprintf(`"m%03d `, n); !strings.Contains(string(m), want) {
+					t.Fatalf("message %d = %.30s, want %s…", n, m, want)
+				}
+				n++
+			}
+			pages = append(pages, len(page))
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if n != len(msgs) {
+			t.Fatalf("read %d messages in pages %v, want %d", n, pages, len(msgs))
+		}
+		return pages
+	}
+	if got := read(100, 1<<20); fmt.Sprint(got) != "[100 100 50]" {
+		t.Errorf("pages by count = %v, want [100 100 50]", got)
+	}
+	if got := read(100, 3100); len(got) != 84 || got[0] != 3 {
+		t.Errorf("pages by bytes = %d pages starting %v, want 84 of 3", len(got), got[:1])
+	}
+	if got := read(100, 10); len(got) != 250 {
+		t.Errorf("a page holds at least one message: %d pages, want 250", len(got))
+	}
+	if _, _, _, err := s.Page(ctx, "k1", "long", "x'; drop", 10, 1<<20); gateway.ErrorCode(err) != gateway.EInvalid {
+		t.Errorf("bad cursor: err = %v, want EInvalid", err)
+	}
+	if _, _, _, err := s.Page(ctx, "k2", "long", "", 10, 1<<20); !gateway.IsNotFound(err) {
+		t.Errorf("another key's conversation: err = %v, want ENotFound", err)
+	}
+}
