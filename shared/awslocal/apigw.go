@@ -31,11 +31,12 @@ import (
 // 502) or streamed (a prelude, 8 NUL bytes and the body, where a buffered
 // answer is a 502), within the integration's timeout (504 past it).
 type Gateway struct {
-	routes []Route
-	binary []string
-	invoke map[string]string // function logical ID → emulator invoke URL
-	locks  map[string]*sync.Mutex
-	client *http.Client
+	routes    []Route
+	binary    []string
+	responses map[string]string // gateway response type → JSON body template
+	invoke    map[string]string // function logical ID → emulator invoke URL
+	locks     map[string]*sync.Mutex
+	client    *http.Client
 }
 
 // NewGateway routes by the routes of the REST API api in the translated
@@ -46,7 +47,7 @@ func NewGateway(stack *Stack, api string, invoke map[string]string) (*Gateway, e
 		return nil, err
 	}
 	g := &Gateway{routes: routes, binary: stack.BinaryMediaTypes(api), invoke: invoke,
-		locks: map[string]*sync.Mutex{}, client: &http.Client{}}
+		responses: stack.GatewayResponses(api), locks: map[string]*sync.Mutex{}, client: &http.Client{}}
 	for fn := range invoke {
 		g.locks[fn] = &sync.Mutex{}
 	}
@@ -149,13 +150,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, params, ok := g.Match(r.Method, r.URL.Path)
 	if !ok {
 		// API Gateway's own answer for a path or method no resource serves.
-		gatewayError(w, http.StatusForbidden, "Missing Authentication Token")
+		g.gatewayError(w, http.StatusForbidden, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
 		return
 	}
 	if !rt.Streaming() && !rt.Buffered() {
 		// A transfer mode that does not fit the invocation URI: API Gateway
 		// cannot read the function's answer.
-		gatewayError(w, http.StatusBadGateway, "Internal server error")
+		g.gatewayError(w, http.StatusBadGateway, "API_CONFIGURATION_ERROR", "Internal server error")
 		return
 	}
 	url, ok := g.invoke[rt.Function]
@@ -168,14 +169,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > 10<<20 {
-		gatewayError(w, http.StatusRequestEntityTooLarge, "Request Too Long")
+		g.gatewayError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "Request Too Long")
 		return
 	}
 	event := g.event(r, rt, params, body)
 	payload, _ := json.Marshal(event)
 	if len(payload) > MaxInvokePayload {
 		// Lambda refuses the invocation; API Gateway answers for it.
-		gatewayError(w, http.StatusRequestEntityTooLarge, "Request Too Long")
+		g.gatewayError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "Request Too Long")
 		return
 	}
 
@@ -189,10 +190,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := g.client.Do(req)
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			gatewayError(w, http.StatusGatewayTimeout, "Endpoint request timed out")
+			g.gatewayError(w, http.StatusGatewayTimeout, "INTEGRATION_TIMEOUT", "Endpoint request timed out")
 			return
 		}
-		gatewayError(w, http.StatusBadGateway, "Internal server error")
+		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	defer resp.Body.Close()
@@ -207,10 +208,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // whole event, a base64-encoded body included.
 const MaxInvokePayload = 6 << 20
 
-func gatewayError(w http.ResponseWriter, status int, msg string) {
+// gatewayError answers for API Gateway itself, with the API's gateway
+// response of that type (its DEFAULT_4XX or DEFAULT_5XX body template) or
+// API Gateway's default body.
+func (g *Gateway) gatewayError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"message":%q}`, msg)
+	tmpl, ok := g.responses[typ]
+	if !ok && status < 500 {
+		tmpl, ok = g.responses["DEFAULT_4XX"]
+	} else if !ok {
+		tmpl, ok = g.responses["DEFAULT_5XX"]
+	}
+	if !ok {
+		fmt.Fprintf(w, `{"message":%q}`, msg)
+		return
+	}
+	quoted, _ := json.Marshal(msg)
+	io.WriteString(w, strings.NewReplacer("$context.error.messageString", string(quoted),
+		"$context.error.responseType", typ, "$context.error.message", msg).Replace(tmpl))
 }
 
 func (g *Gateway) event(r *http.Request, rt Route, params map[string]string, body []byte) events.APIGatewayProxyRequest {
@@ -264,9 +280,7 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r io.Reader) {
 		ErrorMessage string `json:"errorMessage"`
 	}
 	if err := json.NewDecoder(r).Decode(&out); err != nil || out.ErrorMessage != "" || out.StatusCode == 0 {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadGateway)
-		io.WriteString(w, `{"message":"Internal server error"}`)
+		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	copyHeaders(w.Header(), out.Headers, out.MultiValueHeaders)
@@ -289,7 +303,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r io.Reader) {
 	br := bufio.NewReader(r)
 	raw, err := br.ReadBytes(0)
 	if err != nil {
-		w.WriteHeader(http.StatusBadGateway)
+		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	var prelude struct {
@@ -300,9 +314,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r io.Reader) {
 		ErrorMessage      string              `json:"errorMessage"`
 	}
 	if err := json.Unmarshal(raw[:len(raw)-1], &prelude); err != nil || prelude.ErrorMessage != "" {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadGateway)
-		fmt.Fprint(w, `{"message":"Internal server error"}`)
+		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	if _, err := br.Discard(7); err != nil {

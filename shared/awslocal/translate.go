@@ -229,3 +229,18 @@ func (s *Stack) BinaryMediaTypes(api string) []string {
 	}
 	return out
 }
+
+// GatewayResponses returns the REST API's gateway responses: response type
+// → its application/json body template.
+func (s *Stack) GatewayResponses(api string) map[string]string {
+	out := map[string]string{}
+	rs, _ := s.Get("Resources", api, "Properties", "Body", "x-amazon-apigateway-gateway-responses").(map[string]any)
+	for typ, r := range rs {
+		rm, _ := r.(map[string]any)
+		tm, _ := rm["responseTemplates"].(map[string]any)
+		if body, ok := tm["application/json"].(string); ok {
+			out[typ] = body
+		}
+	}
+	return out
+}
