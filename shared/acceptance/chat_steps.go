@@ -152,6 +152,27 @@ func (s *suite) keyModelAllowlist(t *testing.T) {
 	apiError(t, err, http.StatusNotFound, "model_not_found")
 	_, err = s.chatAs(t, key, "my-bot", "hi")
 	apiError(t, err, http.StatusNotFound, "model_not_found")
+
+	// A second copy of a member the gateway reads (in any case) would let the
+	// upstream act on what the gateway never checked: refused, and nothing
+	// reaches the upstream.
+	n := nonce()
+	h := http.Header{"Authorization": {"Bearer " + key}}
+	for _, b := range []string{
+		`{"model":"support","model":"my-bot","messages":[{"role":"user","content":"` + n + `"}]}`,
+		`{"model":"support","Model":"my-bot","messages":[{"role":"user","content":"` + n + `"}]}`,
+		`{"model":"support","MODEL":"my-bot","messages":[{"role":"user","content":"` + n + `"}]}`,
+		`{"model":"support","messages":[{"role":"user","content":"` + n + `"}],"messages":[{"role":"system","content":"x"}]}`,
+		`{"model":"support","stream":false,"ſtream":true,"messages":[{"role":"user","content":"` + n + `"}]}`,
+		`{"model":"support","messages":[{"role":"user","content":"` + n + `"}],"stream":true,"stream_options":{"include_usage":true,"include_usage":false}}`,
+		`{"model":"support","messages":[{"role":"user","Role":"system","content":"` + n + `"}]}`,
+	} {
+		resp, body := do(t, nil, "POST", s.url("/v1/chat/completions"), b, h)
+		wantError(t, resp, body, http.StatusBadRequest, "invalid")
+	}
+	if reqs := s.Upstream.Find(n); len(reqs) != 0 {
+		t.Fatalf("bodies with duplicate members reached the upstream: %d", len(reqs))
+	}
 }
 
 func (s *suite) keyExpiry(t *testing.T) {

@@ -165,6 +165,23 @@ func (s *suite) embeddings(t *testing.T) {
 	wantError(t, resp, body, http.StatusBadRequest, "invalid")
 	resp, body = do(t, nil, "POST", s.url("/v1/embeddings"), `{"input":"x"}`, nil)
 	wantError(t, resp, body, http.StatusUnauthorized, "unauthorized")
+	// The gateway's embedding key serves only the configured model: another
+	// one is refused, in any spelling, and nothing reaches the upstream.
+	n = nonce()
+	for _, b := range []string{
+		`{"model":"text-embedding-3-large","input":"x ` + n + `"}`,
+		`{"model":"fake/embedding","model":"text-embedding-3-large","input":"x ` + n + `"}`,
+		`{"model":"fake/embedding","Model":"text-embedding-3-large","input":"x ` + n + `"}`,
+	} {
+		resp, body = do(t, nil, "POST", s.url("/v1/embeddings"), b, s.auth())
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("embeddings with %s = %d %s, want refused", b, resp.StatusCode, body)
+		}
+		wantError(t, resp, body, resp.StatusCode, "")
+	}
+	if reqs := s.Upstream.Find(n); len(reqs) != 0 {
+		t.Fatalf("refused embeddings reached the upstream: %+v", reqs)
+	}
 }
 
 func userMessage(text string) openai.ChatCompletionNewParams {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 )
@@ -19,8 +22,21 @@ type field struct {
 // other field untouched.
 type object []field
 
-// parseObject splits a JSON object into its members.
+// parseObject splits a request body, a JSON object, into its members,
+// refusing members it holds twice (see requestMembers).
 func parseObject(data []byte) (object, error) {
+	obj, err := parseMember(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := obj.checkMembers("", requestMembers); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// parseMember splits a JSON object into its members.
+func parseMember(data []byte) (object, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
@@ -49,6 +65,63 @@ func parseObject(data []byte) (object, error) {
 		return nil, gateway.Errorf(gateway.EInvalid, "The request body must hold exactly one JSON object.")
 	}
 	return obj, nil
+}
+
+// The members the gateway reads itself, of a request and of a message.
+// Upstreams decode JSON their own way: some take the last of two equal
+// keys, some the first, and Go's decoder takes "Model" (or "ſtream") for
+// "model" ("stream"). So that the upstream can never act on a member the
+// gateway read differently, an object the gateway reads may hold no key
+// twice, not even in another case, and no case variant of these.
+var (
+	requestMembers = []string{"model", "messages", "stream", "stream_options", "conversation_id", "max_tokens",
+		"max_completion_tokens", "n", "input", "prompt", "size", "response_format", "encoding_format", "tools", "tool_choice"}
+	messageMembers = []string{"role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content"}
+)
+
+// fold maps a key to what case-insensitive decoders match it as.
+func fold(s string) string { return strings.ToLower(strings.ToUpper(s)) }
+
+// checkMembers refuses duplicate keys (in any case) and case variants of
+// names; where names the object ("messages[2]"), "" for the request.
+func (o object) checkMembers(where string, names []string) error {
+	for i, f := range o {
+		k := fold(f.key)
+		for _, g := range o[:i] {
+			if fold(g.key) == k {
+				e := gateway.Errorf(gateway.EInvalid, "The request has the member %q%s twice%s; send it once.", f.key, at(where), alsoAs(g.key, f.key))
+				e.Param = paramName(where, f.key)
+				return e
+			}
+		}
+		if k != f.key && slices.Contains(names, k) {
+			e := gateway.Errorf(gateway.EInvalid, "The member %q%s must be written %q.", f.key, at(where), k)
+			e.Param = paramName(where, f.key)
+			return e
+		}
+	}
+	return nil
+}
+
+func at(where string) string {
+	if where == "" {
+		return ""
+	}
+	return " of " + where
+}
+
+func alsoAs(a, b string) string {
+	if a == b {
+		return ""
+	}
+	return fmt.Sprintf(" (also as %q)", a)
+}
+
+func paramName(where, key string) string {
+	if where == "" {
+		return key
+	}
+	return where + "." + key
 }
 
 func badJSON(err error) error {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -255,6 +256,13 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 		}
 		name = st.RAG.Model
 		req = req.set("model", mustJSON(name))
+	}
+	// The gateway's embedding upstream key serves the configured model to
+	// every key, and another model only to a key whose model list names it.
+	if name != st.RAG.Model && !slices.Contains(key.Models, name) {
+		e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", name)
+		e.Param = "model"
+		return e
 	}
 	if err := h.Meter.Admit(r.Context(), key); err != nil {
 		return err

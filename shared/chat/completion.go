@@ -207,9 +207,25 @@ func messagesOf(req object) ([]json.RawMessage, error) {
 	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
 		return nil, invalidField("messages", "a non-empty array of messages")
 	}
-	for _, m := range messages {
+	for i, m := range messages {
 		if len(m) == 0 || m[0] != '{' {
 			return nil, invalidField("messages", "an array of message objects")
+		}
+		msg, err := parseMember(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := msg.checkMembers(fmt.Sprintf("messages[%d]", i), messageMembers); err != nil {
+			return nil, err
+		}
+	}
+	if raw := req.get("stream_options"); raw != nil && string(raw) != "null" {
+		opts, err := parseMember(raw)
+		if err != nil {
+			return nil, invalidField("stream_options", "an object")
+		}
+		if err := opts.checkMembers("stream_options", []string{"include_usage"}); err != nil {
+			return nil, err
 		}
 	}
 	return messages, nil

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -44,9 +45,11 @@ type Service struct {
 	upstream Upstream
 	blobs    storage.Blobs
 	opt      Options
+	fetcher  *http.Client
 }
 
-// New returns a Service.
+// New returns a Service. It fetches images with one client of its own,
+// whose connections are pooled and closed when idle.
 func New(up Upstream, blobs storage.Blobs, opt Options) *Service {
 	if opt.MaxBytes <= 0 {
 		opt.MaxBytes = 20 << 20
@@ -54,7 +57,60 @@ func New(up Upstream, blobs storage.Blobs, opt Options) *Service {
 	if opt.FetchTimeout <= 0 {
 		opt.FetchTimeout = 60 * time.Second
 	}
-	return &Service{upstream: up, blobs: blobs, opt: opt}
+	return &Service{upstream: up, blobs: blobs, opt: opt, fetcher: FetchClient(opt.FetchTimeout)}
+}
+
+// allowedKey carries, in a fetch's context, the private addresses (ip:port)
+// it may connect to.
+type allowedKey struct{}
+
+// FetchClient returns the client that fetches generated images: it
+// connects only to public addresses, or to the private addresses a
+// fetch's context allows (the image upstream's own host and port, when the
+// upstream is a local model server), redirects included, and closes idle
+// connections after 30 seconds.
+func FetchClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, ControlContext: func(ctx context.Context, network, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip := net.ParseIP(host)
+		if ip == nil {
+			return errPrivate
+		}
+		if !private(ip) {
+			return nil
+		}
+		if allowed, _ := ctx.Value(allowedKey{}).(map[string]bool); allowed[canonical(address)] {
+			return nil
+		}
+		return errPrivate
+	}}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 10 * time.Second,
+			ResponseHeaderTimeout: timeout, IdleConnTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4,
+			ForceAttemptHTTP2: true},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			return nil
+		},
+	}
+}
+
+// canonical writes ip:port the same way whatever the IP's notation.
+func canonical(address string) string {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return address
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Image is a stored image.
@@ -122,17 +178,23 @@ func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req Request
 	if err := json.Unmarshal(answer, &parsed); err != nil {
 		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream's answer could not be read.")
 	}
+	// One shape: OpenAI's data[] when present (an answer may carry
+	// SiliconFlow's images[] as well, the same pictures), and no more
+	// pictures than were asked for.
 	type source struct{ url, b64, revised string }
 	var sources []source
-	for _, im := range parsed.Images {
-		sources = append(sources, source{url: im.URL})
-	}
 	for _, d := range parsed.Data {
 		sources = append(sources, source{url: d.URL, b64: d.B64JSON, revised: d.RevisedPrompt})
 	}
 	if len(sources) == 0 {
+		for _, im := range parsed.Images {
+			sources = append(sources, source{url: im.URL})
+		}
+	}
+	if len(sources) == 0 {
 		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream answered no image.")
 	}
+	sources = sources[:min(len(sources), req.N)]
 	var images []Image
 	for _, src := range sources {
 		var data []byte
@@ -168,6 +230,8 @@ func refused(format string, args ...any) error {
 	return gateway.Errorf(gateway.EUpstream, "The generated image was refused: "+format, args...)
 }
 
+// decode reads an image the upstream sent inline. Its faults are the
+// upstream's own answer, so they are named.
 func (s *Service) decode(b64 string) ([]byte, string, error) {
 	if int64(base64.StdEncoding.DecodedLen(len(b64))) > s.opt.MaxBytes {
 		return nil, "", refused("it is larger than %d bytes.", s.opt.MaxBytes)
@@ -178,73 +242,57 @@ func (s *Service) decode(b64 string) ([]byte, string, error) {
 	}
 	ct := http.DetectContentType(data)
 	if !strings.HasPrefix(ct, "image/") {
-		return nil, "", refused("it is %s, not an image.", ct)
+		return nil, "", refused("it is not an image.")
 	}
 	return data, ct, nil
 }
 
 // fetch downloads an image from link. It connects only to public
-// addresses, or to the image upstream's own host when that is private (a
-// local model server), and checks every redirect the same way.
+// addresses, or to the image upstream's own host and port when that host
+// is private (a local model server), and checks every redirect the same
+// way. What went wrong is logged; the caller learns only that the image
+// could not be fetched, never what answered at an address.
 func (s *Service) fetch(ctx context.Context, upstreamBase, link string) ([]byte, string, error) {
+	failed := func(reason string, args ...any) ([]byte, string, error) {
+		slog.WarnContext(ctx, "generated image refused", append([]any{"reason", reason}, args...)...)
+		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched, or was not a usable image.")
+	}
 	u, err := url.Parse(link)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, "", refused("its link is not an http(s) URL.")
+		return failed("the link is not an http(s) URL")
 	}
-	allowed := allowedPrivate(upstreamBase)
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip := net.ParseIP(host)
-		if ip == nil || (private(ip) && !allowed[ip.String()]) {
-			return errPrivate
-		}
-		return nil
-	}}
-	client := &http.Client{
-		Timeout:   s.opt.FetchTimeout,
-		Transport: &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: s.opt.FetchTimeout},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("too many redirects")
-			}
-			return nil
-		},
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, allowedKey{}, allowedPrivate(ctx, upstreamBase)), http.MethodGet, link, nil)
 	if err != nil {
-		return nil, "", refused("its link is not usable.")
+		return failed("the link is not usable", "err", err)
 	}
-	resp, err := client.Do(req)
+	resp, err := s.fetcher.Do(req)
 	if err != nil {
 		if errors.Is(err, errPrivate) {
-			return nil, "", refused("its link leads to a private address.")
+			return failed("the link leads to a private address", "host", u.Host)
 		}
-		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched.")
+		return failed("the fetch failed", "host", u.Host, "err", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched (status %d).", resp.StatusCode)
+		return failed("the image host answered an error", "host", u.Host, "status", resp.StatusCode)
 	}
 	if resp.ContentLength > s.opt.MaxBytes {
-		return nil, "", refused("it is larger than %d bytes.", s.opt.MaxBytes)
+		return failed("the image is too large", "host", u.Host, "bytes", resp.ContentLength, "max", s.opt.MaxBytes)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != "" && !strings.HasPrefix(mt, "image/") && mt != "application/octet-stream" {
-		return nil, "", refused("it is %s, not an image.", mt)
+		return failed("not an image", "host", u.Host, "content_type", mt)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, s.opt.MaxBytes+1))
 	if err != nil {
-		return nil, "", gateway.Errorf(gateway.EUpstream, "The generated image could not be fetched.")
+		return failed("the download broke off", "host", u.Host, "err", err)
 	}
 	if int64(len(data)) > s.opt.MaxBytes {
-		return nil, "", refused("it is larger than %d bytes.", s.opt.MaxBytes)
+		return failed("the image is too large", "host", u.Host, "max", s.opt.MaxBytes)
 	}
 	ct := http.DetectContentType(data)
 	if !strings.HasPrefix(ct, "image/") {
-		return nil, "", refused("it is %s, not an image.", ct)
+		return failed("not an image", "host", u.Host, "content_type", ct)
 	}
 	return data, ct, nil
 }
@@ -263,27 +311,40 @@ func private(ip net.IP) bool {
 	return cgnat.Contains(ip)
 }
 
-// allowedPrivate returns the private addresses of the upstream's own host,
-// where fetching is allowed: a model server on the local network serves
-// its images there.
-func allowedPrivate(base string) map[string]bool {
+// allowedPrivate returns the private addresses (ip:port) of the image
+// upstream's own host and port, where fetching is allowed when the
+// upstream is a model server on the local network: an IP literal, or a
+// name all of whose addresses are private. A public name that also
+// resolves to private addresses allows none of them.
+func allowedPrivate(ctx context.Context, base string) map[string]bool {
 	out := map[string]bool{}
 	u, err := url.Parse(base)
-	if err != nil {
+	if err != nil || u.Hostname() == "" {
 		return out
 	}
-	ips, err := net.LookupIP(u.Hostname())
-	if err != nil {
-		return out
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		ips = []net.IP{ip}
+	} else if addrs, err := net.DefaultResolver.LookupIPAddr(ctx, u.Hostname()); err == nil {
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
 	}
 	for _, ip := range ips {
-		if private(ip) {
-			out[ip.String()] = true
+		if !private(ip) {
+			return map[string]bool{}
 		}
+		out[net.JoinHostPort(ip.String(), port)] = true
 	}
 	return out
 }
-
 // Open returns a stored image for serving.
 func (s *Service) Open(ctx context.Context, id string) (io.ReadCloser, storage.BlobInfo, error) {
 	if !validID(id) {

@@ -3,7 +3,10 @@ package draw_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -75,20 +78,45 @@ func TestShapesAreStoredByteForByte(t *testing.T) {
 	}
 }
 
+// logs captures what the package logs while a test runs.
+func logs(t *testing.T) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	return &buf
+}
+
+// TestRefusalsStoreNothing refuses images that are too large, not images,
+// or behind a private address or another port of the upstream's host:
+// the caller learns only that the image was unusable (never what answered
+// at an address: its status or type), the log says why, nothing is kept.
 func TestRefusalsStoreNothing(t *testing.T) {
 	s, blobs, up := service(t)
+	log := logs(t)
 	ctx := context.Background()
 	tests := map[string]string{
-		"#huge a mountain":   "larger than",
-		"#html a river":      "not an image",
-		"#private a secret":  "private address",
-		"#openai #huge lake": "larger than",
+		"#huge a mountain":       "too large",
+		"#html a river":          "not an image",
+		"#private a secret":      "private address",
+		"#otherport a neighbour": "private address",
+		"#openai #huge lake":     "too large",
 	}
 	for prompt, want := range tests {
 		t.Run(prompt, func(t *testing.T) {
+			log.Reset()
 			_, err := s.Generate(ctx, up, draw.Request{Prompt: prompt, N: 1, Size: "512x512"})
-			if gateway.ErrorCode(err) != gateway.EUpstream || !strings.Contains(err.Error(), want) {
-				t.Fatalf("err = %v, want a refusal saying %q", err, want)
+			if gateway.ErrorCode(err) != gateway.EUpstream {
+				t.Fatalf("err = %v, want EUpstream", err)
+			}
+			for _, leak := range []string{"text/html", "private", "169.254", "status", "bytes", "127.0.0.1"} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("the error tells the caller %q: %v", leak, err)
+				}
+			}
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("the log does not say %q:\n%s", want, log)
 			}
 		})
 	}
@@ -98,5 +126,44 @@ func TestRefusalsStoreNothing(t *testing.T) {
 	}
 	if _, err := s.Generate(ctx, up, draw.Request{Prompt: "  ", N: 1}); gateway.ErrorCode(err) != gateway.EInvalid {
 		t.Fatalf("empty prompt: %v", err)
+	}
+}
+
+// TestOneShapeAtMostN takes one answer shape (OpenAI's data[] over
+// SiliconFlow's images[], the same pictures) and no more pictures than
+// asked for, fetching none of the rest.
+func TestOneShapeAtMostN(t *testing.T) {
+	s, blobs, up := service(t)
+	ctx := context.Background()
+	images, err := s.Generate(ctx, up, draw.Request{Prompt: "#both two cats", N: 2, Size: "512x512"})
+	if err != nil || len(images) != 2 {
+		t.Fatalf("both shapes: %d images, %v; want 2", len(images), err)
+	}
+	images, err = s.Generate(ctx, up, draw.Request{Prompt: "#many one dog", N: 1, Size: "512x512"})
+	if err != nil || len(images) != 1 {
+		t.Fatalf("40 pictures for n=1: %d images, %v; want 1", len(images), err)
+	}
+	if n := stored(t, blobs); n != 3 {
+		t.Fatalf("%d images stored, want 3", n)
+	}
+}
+
+// TestFetchesShareOneClient draws many images: connections are pooled, not
+// left open by a client per image.
+func TestFetchesShareOneClient(t *testing.T) {
+	s, _, up := service(t)
+	ctx := context.Background()
+	if _, err := s.Generate(ctx, up, draw.Request{Prompt: "warm up", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for i := range 20 {
+		if _, err := s.Generate(ctx, up, draw.Request{Prompt: fmt.Sprintf("picture %d", i), N: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before+4 {
+		t.Fatalf("goroutines %d → %d after 20 images: connections are not pooled", before, after)
 	}
 }

@@ -68,6 +68,8 @@ func (r Request) JSON() map[string]any {
 type Server struct {
 	*httptest.Server
 	name string
+	// side serves the same images on another port of the same host.
+	side *httptest.Server
 
 	mu       sync.Mutex
 	seen     map[string]bool
@@ -83,7 +85,9 @@ func New(t interface{ Cleanup(func()) }) *Server { return Named(t, "") }
 func Named(t interface{ Cleanup(func()) }, name string) *Server {
 	s := &Server{name: name, seen: map[string]bool{}, releases: map[string]chan struct{}{}, closed: map[string]chan struct{}{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.side = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
+	t.Cleanup(s.side.Close)
 	return s
 }
 
@@ -507,8 +511,11 @@ func serveImage(w http.ResponseWriter, r *http.Request, name string) {
 
 // images answers /v1/images/generations. The prompt steers the shape:
 // SiliconFlow's images[].url by default, OpenAI's data[].url with
-// "#openai", data[].b64_json with "#b64"; "#huge", "#html" and "#private"
-// link to an image too large, a page, and a redirect to a private address.
+// "#openai", data[].b64_json with "#b64", both images[] and data[] (the
+// same pictures) with "#both"; "#many" answers 40 pictures whatever n is;
+// "#huge", "#html", "#private" and "#otherport" link to an image too
+// large, a page, a redirect to a private address, and an image on
+// another port of the upstream's host.
 func (s *Server) images(w http.ResponseWriter, body []byte) {
 	var req struct {
 		Prompt string `json:"prompt"`
@@ -519,6 +526,9 @@ func (s *Server) images(w http.ResponseWriter, body []byte) {
 		return
 	}
 	n := max(req.N, 1)
+	if strings.Contains(req.Prompt, "#many") {
+		n = 40
+	}
 	name := func(i int) string { return ImageName(req.Prompt, i) }
 	link := func(i int) string {
 		switch {
@@ -528,6 +538,8 @@ func (s *Server) images(w http.ResponseWriter, body []byte) {
 			return s.URL + "/img/page.html"
 		case strings.Contains(req.Prompt, "#private"):
 			return s.URL + "/img/redirect"
+		case strings.Contains(req.Prompt, "#otherport"):
+			return s.side.URL + "/img/" + name(i)
 		}
 		return s.URL + "/img/" + name(i)
 	}
@@ -539,6 +551,13 @@ func (s *Server) images(w http.ResponseWriter, body []byte) {
 			data[i] = map[string]any{"b64_json": base64.StdEncoding.EncodeToString(PNG(name(i))), "revised_prompt": "a revised " + req.Prompt}
 		}
 		json.NewEncoder(w).Encode(map[string]any{"created": time.Now().Unix(), "data": data})
+	case strings.Contains(req.Prompt, "#both"):
+		data, images := make([]any, n), make([]any, n)
+		for i := range data {
+			data[i] = map[string]any{"url": link(i)}
+			images[i] = map[string]any{"url": link(i)}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"created": time.Now().Unix(), "data": data, "images": images})
 	case strings.Contains(req.Prompt, "#openai"):
 		data := make([]any, n)
 		for i := range data {
