@@ -345,6 +345,7 @@ func allowedPrivate(ctx context.Context, base string) map[string]bool {
 	}
 	return out
 }
+
 // Open returns a stored image for serving.
 func (s *Service) Open(ctx context.Context, id string) (io.ReadCloser, storage.BlobInfo, error) {
 	if !validID(id) {
