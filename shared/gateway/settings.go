@@ -38,14 +38,14 @@ type Settings struct {
 // Upstream is an OpenAI-compatible API the gateway calls.
 type Upstream struct {
 	BaseURL string `json:"base_url"`
-	APIKey  string `json:"api_key"`
+	APIKey  Secret `json:"api_key"`
 	Model   string `json:"model"`
 }
 
 // RAGSettings configure embeddings and retrieval.
 type RAGSettings struct {
 	BaseURL     string  `json:"base_url"`
-	APIKey      string  `json:"api_key"`
+	APIKey      Secret  `json:"api_key"`
 	Model       string  `json:"model"`
 	TopK        int     `json:"top_k"`
 	MinScore    float64 `json:"min_score"`
@@ -161,7 +161,7 @@ func (u Upstream) validate(field string, required bool) error {
 	if u.Model == "" || len(u.Model) > MaxNameLen {
 		return invalidParam(field+".model", "%s.model must be a model name of 1 to %d characters", field, MaxNameLen)
 	}
-	if len(u.APIKey) > 4096 || strings.ContainsAny(u.APIKey, "\x00\r\n") {
+	if len(u.APIKey) > 4096 || strings.ContainsAny(string(u.APIKey), "\x00\r\n") {
 		return invalidParam(field+".api_key", "%s.api_key must be one line of at most 4096 characters", field)
 	}
 	return nil

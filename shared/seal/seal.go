@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,6 +65,9 @@ func (b *Box) Seal(plaintext, context string) string {
 // another master key or for another context.
 var ErrOpen = errors.New("sealed value cannot be opened: wrong master key or corrupt value")
 
+// IsSealed reports whether v looks like a value made by Seal.
+func IsSealed(v string) bool { return strings.HasPrefix(v, prefix) }
+
 // Open decrypts a value made by Seal with the same context.
 func (b *Box) Open(sealed, context string) (string, error) {
 	if sealed == "" {
@@ -103,12 +107,11 @@ func ParseKey(s string) ([]byte, error) {
 		}
 	}
 	if len(s) == 2*KeySize {
-		var k [KeySize]byte
-		if _, err := fmt.Sscanf(s, "%x", &k); err == nil {
-			return k[:], nil
+		if k, err := hex.DecodeString(s); err == nil {
+			return k, nil
 		}
 	}
-	return nil, fmt.Errorf("master key must be %d bytes as base64 or hex", KeySize)
+	return nil, fmt.Errorf("master key must be %d bytes as base64 (44 characters) or hex (64 digits)", KeySize)
 }
 
 // KeyFromSecret returns the master key held in a deployment secret: a key

@@ -2,6 +2,8 @@ package seal_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,5 +101,37 @@ func TestKeyFromSecret(t *testing.T) {
 	}
 	if _, err := seal.KeyFromSecret("too-short"); err == nil {
 		t.Fatal("a short secret was accepted")
+	}
+}
+
+// TestKeyForms reads a master key written as base64 or hex the same from
+// the environment (ParseKey) and from a deployment secret (KeyFromSecret);
+// anything else in the environment is a clear error.
+func TestKeyForms(t *testing.T) {
+	raw := []byte("0123456789abcdef0123456789ABCDEF")
+	forms := map[string]string{
+		"base64":     base64.StdEncoding.EncodeToString(raw),
+		"raw base64": base64.RawStdEncoding.EncodeToString(raw),
+		"url base64": base64.URLEncoding.EncodeToString(raw),
+		"hex":        hex.EncodeToString(raw),
+		"HEX":        strings.ToUpper(hex.EncodeToString(raw)),
+		"hex, space": " " + hex.EncodeToString(raw) + "\n",
+	}
+	for name, form := range forms {
+		t.Run(name, func(t *testing.T) {
+			k, err := seal.ParseKey(form)
+			if err != nil || !bytes.Equal(k, raw) {
+				t.Fatalf("ParseKey = %x, %v; want %x", k, err, raw)
+			}
+			k, err = seal.KeyFromSecret(form)
+			if err != nil || !bytes.Equal(k, raw) {
+				t.Fatalf("KeyFromSecret = %x, %v; want the same key %x", k, err, raw)
+			}
+		})
+	}
+	for _, bad := range []string{"", "short", hex.EncodeToString(raw)[:63], hex.EncodeToString(raw) + "00", "zz" + hex.EncodeToString(raw)[2:]} {
+		if _, err := seal.ParseKey(bad); err == nil || !strings.Contains(err.Error(), "hex") {
+			t.Errorf("ParseKey(%q) = %v, want an error naming the forms", bad, err)
+		}
 	}
 }

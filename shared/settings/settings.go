@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/cache"
@@ -52,24 +53,43 @@ func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return gateway.Settings{}, fmt.Errorf("decode settings: %w", err)
 	}
-	if st.AI.APIKey, err = s.box.Open(st.AI.APIKey, "ai.api_key"); err != nil {
-		return gateway.Settings{}, fmt.Errorf("open ai.api_key: %w", err)
+	plaintext := false
+	err = gateway.EachSecret(&st, func(path string, sec *gateway.Secret) error {
+		if *sec != "" && !seal.IsSealed(string(*sec)) {
+			plaintext = true // kept by an older version: sealed below
+			return nil
+		}
+		v, err := s.box.Open(string(*sec), path)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		*sec = gateway.Secret(v)
+		return nil
+	})
+	if err != nil {
+		return gateway.Settings{}, err
 	}
-	if st.RAG.APIKey, err = s.box.Open(st.RAG.APIKey, "rag.api_key"); err != nil {
-		return gateway.Settings{}, fmt.Errorf("open rag.api_key: %w", err)
+	if plaintext {
+		if err := s.Save(ctx, st); err != nil {
+			return gateway.Settings{}, fmt.Errorf("seal the settings' secrets: %w", err)
+		}
 	}
 	s.cached.Set(st, now)
 	return st, nil
 }
 
-// Save validates and stores st.
+// Save validates and stores st, every secret in it sealed (bound to its
+// place in the settings, so that one cannot be moved to another).
 func (s *Store) Save(ctx context.Context, st gateway.Settings) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
 	sealed := st
-	sealed.AI.APIKey = s.box.Seal(st.AI.APIKey, "ai.api_key")
-	sealed.RAG.APIKey = s.box.Seal(st.RAG.APIKey, "rag.api_key")
+	sealed.DrawTriggers = slices.Clone(st.DrawTriggers)
+	gateway.EachSecret(&sealed, func(path string, sec *gateway.Secret) error {
+		*sec = gateway.Secret(s.box.Seal(string(*sec), path))
+		return nil
+	})
 	data, err := json.Marshal(sealed)
 	if err != nil {
 		return fmt.Errorf("encode settings: %w", err)
@@ -114,8 +134,6 @@ func Merge(cur gateway.Settings, patch []byte) (gateway.Settings, error) {
 	if err := decodeObject(base, &b); err != nil {
 		return gateway.Settings{}, err
 	}
-	keepMasked(p, "ai", cur.AI.APIKey)
-	keepMasked(p, "rag", cur.RAG.APIKey)
 	merged, err := json.Marshal(mergeObjects(b, p))
 	if err != nil {
 		return gateway.Settings{}, fmt.Errorf("encode merged settings: %w", err)
@@ -124,6 +142,7 @@ func Merge(cur gateway.Settings, patch []byte) (gateway.Settings, error) {
 	if err := respond.Unmarshal(merged, &next); err != nil {
 		return gateway.Settings{}, err
 	}
+	keepMasked(cur, &next)
 	return next, nil
 }
 
@@ -136,16 +155,20 @@ func decodeObject(data []byte, v *map[string]any) error {
 	return nil
 }
 
-// keepMasked drops section.api_key from the patch when it is the masked
-// form of the current key, so that a masked value round-trips unchanged.
-func keepMasked(patch map[string]any, section, current string) {
-	sec, ok := patch[section].(map[string]any)
-	if !ok {
-		return
-	}
-	if k, ok := sec["api_key"].(string); ok && k != "" && k == gateway.Mask(current) {
-		delete(sec, "api_key")
-	}
+// keepMasked puts back into next every secret of cur that next holds in
+// its masked form: a masked value sent back means "unchanged".
+func keepMasked(cur gateway.Settings, next *gateway.Settings) {
+	was := map[string]gateway.Secret{}
+	gateway.EachSecret(&cur, func(path string, sec *gateway.Secret) error {
+		was[path] = *sec
+		return nil
+	})
+	gateway.EachSecret(next, func(path string, sec *gateway.Secret) error {
+		if old, ok := was[path]; ok && *sec != "" && string(*sec) == old.Masked() {
+			*sec = old
+		}
+		return nil
+	})
 }
 
 // mergeObjects applies patch onto base: objects merge recursively, anything
@@ -163,9 +186,12 @@ func mergeObjects(base, patch map[string]any) map[string]any {
 	return base
 }
 
-// Masked returns st with its upstream keys masked, for display.
+// Masked returns st with every secret masked, for display.
 func Masked(st gateway.Settings) gateway.Settings {
-	st.AI.APIKey = gateway.Mask(st.AI.APIKey)
-	st.RAG.APIKey = gateway.Mask(st.RAG.APIKey)
+	st.DrawTriggers = slices.Clone(st.DrawTriggers)
+	gateway.EachSecret(&st, func(_ string, sec *gateway.Secret) error {
+		*sec = gateway.Secret(sec.Masked())
+		return nil
+	})
 	return st
 }

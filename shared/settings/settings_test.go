@@ -3,6 +3,7 @@ package settings_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,11 +25,16 @@ func store(t *testing.T) (*settings.Store, *sqlite.KV) {
 	return settings.New(db.KV(), box, 0), db.KV()
 }
 
+// TestKeysSealedAtRest saves every upstream secret (the chat, fallback,
+// image and RAG upstreams'): none is stored in plaintext, each comes back,
+// each is masked for display, and a masked one sent back is unchanged.
 func TestKeysSealedAtRest(t *testing.T) {
 	s, kv := store(t)
 	ctx := context.Background()
 	st := gateway.DefaultSettings()
 	st.AI = gateway.Upstream{BaseURL: "https://api.example", APIKey: "sk-ai-secret-value", Model: "m"}
+	st.Fallback = gateway.Upstream{BaseURL: "https://fb.example", APIKey: "sk-fallback-secret-value", Model: "m"}
+	st.Image = gateway.Upstream{BaseURL: "https://img.example", APIKey: "sk-image-secret-value"}
 	st.RAG.BaseURL, st.RAG.APIKey, st.RAG.Model = "https://api.example", "sk-rag-secret-value", "e"
 	if err := s.Save(ctx, st); err != nil {
 		t.Fatal(err)
@@ -47,6 +53,48 @@ func TestKeysSealedAtRest(t *testing.T) {
 	if !reflect.DeepEqual(got, st) {
 		t.Fatalf("Get = %+v, want %+v", got, st)
 	}
+	masked := settings.Masked(got)
+	shown, _ := json.Marshal(masked)
+	if bytes.Contains(shown, []byte("secret-value")) || masked.Fallback.APIKey != "sk-****alue" || masked.Image.APIKey != "sk-****alue" {
+		t.Fatalf("masked settings show a secret: %s", shown)
+	}
+	if got.Fallback.APIKey != "sk-fallback-secret-value" {
+		t.Fatal("masking changed the settings it was given")
+	}
+	// The masked form sent back (the admin page's round trip) changes nothing.
+	back, err := s.Patch(ctx, shown)
+	if err != nil || !reflect.DeepEqual(back, st) {
+		t.Fatalf("masked round trip = %+v, %v", back, err)
+	}
+}
+
+// TestPlaintextSecretsSealedOnRead reads settings an older version stored
+// with the fallback and image keys in plaintext: they are served, and
+// sealed in the store at once.
+func TestPlaintextSecretsSealedOnRead(t *testing.T) {
+	s, kv := store(t)
+	ctx := context.Background()
+	st := gateway.DefaultSettings()
+	st.AI = gateway.Upstream{BaseURL: "https://api.example", APIKey: "sk-ai-secret-value", Model: "m"}
+	if err := s.Save(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := kv.Get(ctx, "settings")
+	var doc map[string]any
+	json.Unmarshal(raw, &doc)
+	doc["fallback"] = map[string]any{"base_url": "https://fb.example", "api_key": "sk-old-plaintext-value", "model": "m"}
+	old, _ := json.Marshal(doc)
+	if err := kv.Put(ctx, "settings", old); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx)
+	if err != nil || got.Fallback.APIKey != "sk-old-plaintext-value" || got.AI.APIKey != "sk-ai-secret-value" {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	raw, _ = kv.Get(ctx, "settings")
+	if bytes.Contains(raw, []byte("plaintext-value")) {
+		t.Fatalf("the old plaintext key is still stored: %s", raw)
+	}
 }
 
 func TestMerge(t *testing.T) {
@@ -62,7 +110,7 @@ func TestMerge(t *testing.T) {
 		{"nested field only", `{"rag":{"top_k":2}}`, func(s gateway.Settings) bool {
 			return s.RAG.TopK == 2 && s.AI == cur.AI && s.SystemPrompt == "be brief"
 		}, ""},
-		{"masked key unchanged", `{"ai":{"api_key":"` + gateway.Mask(cur.AI.APIKey) + `","model":"m2"}}`, func(s gateway.Settings) bool {
+		{"masked key unchanged", `{"ai":{"api_key":"` + cur.AI.APIKey.Masked() + `","model":"m2"}}`, func(s gateway.Settings) bool {
 			return s.AI.APIKey == cur.AI.APIKey && s.AI.Model == "m2"
 		}, ""},
 		{"new key replaces", `{"ai":{"api_key":"sk-new"}}`, func(s gateway.Settings) bool { return s.AI.APIKey == "sk-new" }, ""},

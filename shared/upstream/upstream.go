@@ -133,7 +133,7 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	if up.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+up.APIKey)
+		req.Header.Set("Authorization", "Bearer "+string(up.APIKey))
 	}
 	timer := time.AfterFunc(c.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
 	resp, err := c.hc.Do(req)
