@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,11 +27,18 @@ const (
 	sessionLife = 12 * time.Hour
 )
 
-// Throttle limits: at most maxFailures failed logins per client address in
-// each throttleWindow.
+// Login limits. At most maxAttempts passwords are checked per client
+// address (an IPv6 address per /64) in any throttleWindow, sliding, counted
+// in throttleBucket buckets. An attempt is counted before its password is
+// checked, so that a burst checks no more than the others; a refused
+// attempt and a successful login give theirs back. At most maxChecking passwords are checked
+// at once per process (argon2id takes about 19 MiB each): more are refused
+// at once.
 const (
-	maxFailures    = 5
+	maxAttempts    = 5
 	throttleWindow = 15 * time.Minute
+	throttleBucket = time.Minute
+	maxChecking    = 4
 )
 
 // Guard holds the admin credential and sessions.
@@ -37,12 +46,13 @@ type Guard struct {
 	records             storage.Records
 	sessionKey, csrfKey []byte
 	now                 func() time.Time
+	checking            chan struct{}
 }
 
 // New returns a Guard that signs cookies with sessionKey and derives CSRF
 // tokens with csrfKey (each at least 32 bytes, derived from the master key).
 func New(records storage.Records, sessionKey, csrfKey []byte) *Guard {
-	return &Guard{records: records, sessionKey: sessionKey, csrfKey: csrfKey, now: time.Now}
+	return &Guard{records: records, sessionKey: sessionKey, csrfKey: csrfKey, now: time.Now, checking: make(chan struct{}, maxChecking)}
 }
 
 type admin struct {
@@ -109,20 +119,56 @@ type Session struct {
 }
 
 // Login checks password and opens a session. client identifies the caller
-// (its address) for throttling: after maxFailures failures in a window it
-// gets ELimited with RetryAfter until the window ends. A wrong password is
+// (its address) for throttling: past maxAttempts attempts in the sliding
+// window, or while maxChecking passwords are being checked, it gets
+// ELimited with RetryAfter, its password unchecked. A wrong password is
 // EUnauthorized; before setup, login is EConflict.
 func (g *Guard) Login(ctx context.Context, password, client string) (Session, error) {
-	now := g.now()
-	window := now.Truncate(throttleWindow)
-	throttleSK := "login#" + client + "#" + window.Format(time.RFC3339)
-	if it, err := g.records.Get(ctx, throttlePK, throttleSK); err == nil && it.Counters["failures"] >= maxFailures {
-		return Session{}, tooMany(window, now)
-	} else if err != nil && !gateway.IsNotFound(err) {
-		return Session{}, fmt.Errorf("read login throttle: %w", err)
+	now := g.now().UTC()
+	prefix := "login#" + throttleKey(client) + "#"
+	bucket := now.Truncate(throttleBucket)
+	sk := prefix + bucket.Format(time.RFC3339)
+	c, err := g.records.Incr(ctx, throttlePK, sk, map[string]int64{"attempts": 1}, bucket.Add(throttleWindow+throttleBucket))
+	if err != nil {
+		return Session{}, fmt.Errorf("count login attempt: %w", err)
+	}
+	giveBack := func() {
+		if _, err := g.records.Incr(context.WithoutCancel(ctx), throttlePK, sk, map[string]int64{"attempts": -1}, time.Time{}); err != nil {
+			slog.WarnContext(ctx, "give back a login attempt", "err", err)
+		}
+	}
+	// The earlier buckets of the window are settled; this one's count
+	// comes exact from the increment.
+	first := bucket.Add(-throttleWindow + throttleBucket)
+	attempts, oldest := c["attempts"], bucket
+	page, err := g.records.Query(ctx, throttlePK, storage.Query{Start: prefix + first.Format(time.RFC3339), End: sk})
+	if err != nil {
+		return Session{}, fmt.Errorf("read login attempts: %w", err)
+	}
+	for _, it := range page.Items {
+		if n := it.Counters["attempts"]; n > 0 {
+			attempts += n
+			if t, err := time.Parse(time.RFC3339, strings.TrimPrefix(it.SK, prefix)); err == nil && t.Before(oldest) {
+				oldest = t
+			}
+		}
+	}
+	if attempts > maxAttempts {
+		// Only checked passwords count: a refused attempt is given back, so
+		// that waiting out the window is enough.
+		giveBack()
+		return Session{}, tooMany(oldest.Add(throttleWindow).Sub(now))
+	}
+	select {
+	case g.checking <- struct{}{}:
+		defer func() { <-g.checking }()
+	default:
+		giveBack()
+		return Session{}, tooMany(time.Second)
 	}
 	it, err := g.records.Get(ctx, systemPK, adminSK)
 	if gateway.IsNotFound(err) {
+		giveBack()
 		return Session{}, gateway.Errorf(gateway.EConflict, "The gateway is not initialized yet; run setup first.")
 	}
 	if err != nil {
@@ -133,21 +179,30 @@ func (g *Guard) Login(ctx context.Context, password, client string) (Session, er
 		return Session{}, fmt.Errorf("decode admin: %w", err)
 	}
 	if !VerifyPassword(a.PasswordHash, password) {
-		c, err := g.records.Incr(ctx, throttlePK, throttleSK, map[string]int64{"failures": 1}, window.Add(throttleWindow))
-		if err != nil {
-			return Session{}, fmt.Errorf("count failed login: %w", err)
-		}
-		if c["failures"] >= maxFailures {
-			return Session{}, tooMany(window, now)
-		}
 		return Session{}, gateway.Errorf(gateway.EUnauthorized, "The password is wrong.")
 	}
+	giveBack()
 	return g.open(ctx, now)
 }
 
-func tooMany(window, now time.Time) error {
-	e := gateway.Errorf(gateway.ELimited, "Too many failed logins; try again later.")
-	e.RetryAfter = int(window.Add(throttleWindow).Sub(now).Seconds()) + 1
+// throttleKey is the address logins are counted by: an IPv4 address, or
+// an IPv6 address's /64 (one host commonly holds the whole /64).
+func throttleKey(client string) string {
+	ip, err := netip.ParseAddr(client)
+	if err != nil {
+		return strings.NewReplacer("#", "_", "/", "_").Replace(client)
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return strings.ReplaceAll(p.String(), "/", "_")
+	}
+	return ip.String()
+}
+
+func tooMany(wait time.Duration) error {
+	e := gateway.Errorf(gateway.ELimited, "Too many login attempts; try again later.")
+	e.RetryAfter = int(wait.Seconds()) + 1
 	return e
 }
 

@@ -3,9 +3,11 @@ package auth_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -110,26 +112,132 @@ func TestSessions(t *testing.T) {
 	}
 }
 
+// TestLoginThrottle checks at most five passwords per address in any
+// 15 minutes, sliding: a right password is refused too once they are
+// spent, other addresses are not, an IPv6 /64 counts as one address, and a
+// successful login does not spend an attempt.
 func TestLoginThrottle(t *testing.T) {
+	g, _ := guard(t, 1)
+	clock := time.Date(2026, 11, 28, 10, 7, 30, 0, time.UTC)
+	auth.SetClock(g, func() time.Time { return clock })
+	ctx := context.Background()
+	if err := g.Claim(ctx, "the admin password"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := g.Login(ctx, "the admin password", "10.0.0.1"); err != nil {
+			t.Fatalf("right password: %v", err)
+		}
+	}
+	for i := range 5 {
+		clock = clock.Add(time.Minute)
+		if _, err := g.Login(ctx, "wrong", "10.0.0.1"); gateway.ErrorCode(err) != gateway.EUnauthorized {
+			t.Fatalf("failure %d: %v, want unauthorized", i+1, err)
+		}
+	}
+	first := clock.Add(-4 * time.Minute) // the minute of the first failure
+	for _, pw := range []string{"wrong", "the admin password"} {
+		_, err := g.Login(ctx, pw, "10.0.0.1")
+		e, ok := err.(*gateway.Error)
+		if !ok || e.Code != gateway.ELimited || e.RetryAfter <= 0 {
+			t.Fatalf("%q after five failures: %v, want rate_limit_exceeded with Retry-After", pw, err)
+		}
+	}
+	if _, err := g.Login(ctx, "the admin password", "10.0.0.2"); err != nil {
+		t.Fatalf("another address is throttled too: %v", err)
+	}
+	// The window slides: the first failure leaves it 15 minutes after its
+	// minute, and then one attempt is free again.
+	clock = first.Truncate(time.Minute).Add(15*time.Minute - time.Second)
+	if _, err := g.Login(ctx, "the admin password", "10.0.0.1"); gateway.ErrorCode(err) != gateway.ELimited {
+		t.Fatalf("just before the first failure leaves the window: %v, want still limited", err)
+	}
+	clock = clock.Add(2 * time.Second)
+	if _, err := g.Login(ctx, "the admin password", "10.0.0.1"); err != nil {
+		t.Fatalf("after the first failure left the window: %v", err)
+	}
+
+	// IPv6: the addresses of one /64 share their attempts.
+	for i := range 5 {
+		if _, err := g.Login(ctx, "wrong", fmt.Sprintf("2001:db8:1:2::%x", i+1)); gateway.ErrorCode(err) != gateway.EUnauthorized {
+			t.Fatalf("IPv6 failure %d: %v", i+1, err)
+		}
+	}
+	if _, err := g.Login(ctx, "the admin password", "2001:db8:1:2:ffff::9"); gateway.ErrorCode(err) != gateway.ELimited {
+		t.Fatalf("another address of the /64: %v, want limited", err)
+	}
+	if _, err := g.Login(ctx, "the admin password", "2001:db8:1:3::1"); err != nil {
+		t.Fatalf("another /64: %v", err)
+	}
+}
+
+// TestLoginBurst sends 40 guesses at once from one address, the right
+// password among them: at most five wrong passwords are checked, whichever
+// they are (the right one, if it is among the first, gives its attempt
+// back); the rest are refused unchecked.
+func TestLoginBurst(t *testing.T) {
 	g, _ := guard(t, 1)
 	ctx := context.Background()
 	if err := g.Claim(ctx, "the admin password"); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 4 {
-		if _, err := g.Login(ctx, "wrong", "10.0.0.1"); gateway.ErrorCode(err) != gateway.EUnauthorized {
-			t.Fatalf("failure %d: %v, want unauthorized", i+1, err)
-		}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			pw := "wrong"
+			if i == 33 {
+				pw = "the admin password"
+			}
+			_, err := g.Login(ctx, pw, "198.51.100.7")
+			mu.Lock()
+			defer mu.Unlock()
+			switch code := gateway.ErrorCode(err); {
+			case err == nil:
+				counts["signed in"]++
+			case code == gateway.ELimited:
+				counts["refused"]++
+			default:
+				counts[code]++
+			}
+		})
 	}
-	_, err := g.Login(ctx, "wrong", "10.0.0.1")
-	e, ok := err.(*gateway.Error)
-	if !ok || e.Code != gateway.ELimited || e.RetryAfter <= 0 {
-		t.Fatalf("fifth failure: %v, want rate_limit_exceeded with Retry-After", err)
+	wg.Wait()
+	if counts[gateway.EUnauthorized] > 5 || counts["refused"] < 34 || counts["signed in"]+counts[gateway.EUnauthorized]+counts["refused"] != 40 {
+		t.Fatalf("outcomes %v: want at most 5 wrong passwords checked and the rest refused", counts)
 	}
-	if _, err := g.Login(ctx, "the admin password", "10.0.0.1"); gateway.ErrorCode(err) != gateway.ELimited {
-		t.Fatalf("right password while throttled: %v, want rate_limit_exceeded", err)
+}
+
+// TestLoginConcurrencyCap sends 60 logins at once from 60 addresses: no
+// more than a few passwords are checked at a time (each takes ~19 MiB);
+// the others are refused at once with a short Retry-After.
+func TestLoginConcurrencyCap(t *testing.T) {
+	g, _ := guard(t, 1)
+	ctx := context.Background()
+	if err := g.Claim(ctx, "the admin password"); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := g.Login(ctx, "the admin password", "10.0.0.2"); err != nil {
-		t.Fatalf("another address is throttled too: %v", err)
+	var mu sync.Mutex
+	checked, busy := 0, 0
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 60 {
+		wg.Go(func() {
+			<-start
+			_, err := g.Login(ctx, "wrong", fmt.Sprintf("203.0.113.%d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			if e, ok := err.(*gateway.Error); ok && e.Code == gateway.ELimited && e.RetryAfter <= 2 {
+				busy++
+			} else if gateway.ErrorCode(err) == gateway.EUnauthorized {
+				checked++
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if busy == 0 || checked+busy != 60 {
+		t.Fatalf("%d checked, %d refused as busy; want some refused and none lost", checked, busy)
 	}
 }
