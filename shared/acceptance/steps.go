@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,6 +121,28 @@ func (s *suite) pages(t *testing.T) {
 		}
 		if !bytes.Contains(body, []byte(tc.want)) {
 			t.Fatalf("GET /admin in %s does not say %q", tc.lang, tc.want)
+		}
+	}
+	// No inline script, and a CSP that allows none and talks only to the
+	// gateway (and the blob store, for direct uploads).
+	for _, page := range []string{"/admin", "/setup"} {
+		resp, body := do(t, nil, "GET", s.url(page), nil, nil)
+		if resp.StatusCode == http.StatusFound {
+			continue // /setup after setup
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "script-src 'self';") ||
+			!regexp.MustCompile(`connect-src 'self'( https://[a-z0-9.-]+(:\d+)?)?;`).MatchString(csp) {
+			t.Fatalf("%s CSP = %q", page, csp)
+		}
+		if regexp.MustCompile(`<script>|<script [^>]*>[^<]|\son[a-z]+=|javascript:`).Match(body) {
+			t.Fatalf("%s holds inline script", page)
+		}
+		for _, m := range regexp.MustCompile(`(?:src|href)="(admin/assets/[^"]+)"`).FindAllSubmatch(body, -1) {
+			resp, asset := do(t, nil, "GET", s.url("/"+string(m[1])), nil, nil)
+			if resp.StatusCode != http.StatusOK || len(asset) == 0 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Fatalf("GET /%s = %d (%d bytes)", m[1], resp.StatusCode, len(asset))
+			}
 		}
 	}
 }
@@ -679,7 +702,14 @@ func (s *suite) logout(t *testing.T) {
 	if len(old) == 0 {
 		t.Fatal("no session cookie after login")
 	}
-	resp, body := a.call(t, s, "POST", "/admin/api/logout", nil)
+	// A cross-site form could post a logout: without the CSRF token the
+	// session stays.
+	resp, body := do(t, a.http, "POST", s.url("/admin/api/logout"), nil, nil)
+	wantError(t, resp, body, http.StatusForbidden, "")
+	if resp, body := a.call(t, s, "GET", "/admin/api/settings", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the session ended on a logout without its CSRF token: %d %s", resp.StatusCode, body)
+	}
+	resp, body = a.call(t, s, "POST", "/admin/api/logout", nil)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout = %d %s", resp.StatusCode, body)
 	}

@@ -64,13 +64,19 @@ type Deps struct {
 // Handler serves the admin API and pages.
 type Handler struct {
 	Deps
-	maxBody int64
-	mux     *http.ServeMux
+	maxBody       int64
+	uploadOrigins string // " origin origin…" the page may PUT direct uploads to
+	mux           *http.ServeMux
 }
 
-// New returns the admin handler. maxBody bounds request bodies.
-func New(d Deps, maxBody int64) *Handler {
+// New returns the admin handler. maxBody bounds request bodies;
+// uploadOrigins are the origins (https://bucket.s3.region.amazonaws.com)
+// the admin page may send direct uploads to, besides its own.
+func New(d Deps, maxBody int64, uploadOrigins ...string) *Handler {
 	h := &Handler{Deps: d, maxBody: maxBody, mux: http.NewServeMux()}
+	for _, o := range uploadOrigins {
+		h.uploadOrigins += " " + o
+	}
 	m := h.mux
 	m.HandleFunc("/admin/api/setup", respond.Methods(map[string]http.HandlerFunc{
 		http.MethodGet: respond.Handle(h.setupState), http.MethodPost: respond.Handle(h.setup)}))
@@ -211,9 +217,15 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// logout ends the caller's session. With a live session it needs the
+// session's CSRF token, like every other change; without one there is
+// nothing to end.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(CookieName); err == nil {
-		if err := h.Guard.Logout(r.Context(), c.Value); err != nil {
+	if s, err := h.current(r); err == nil {
+		if err := auth.CheckCSRF(s, r.Header.Get("X-CSRF-Token")); err != nil {
+			return err
+		}
+		if err := h.Guard.Logout(r.Context(), s.Cookie); err != nil {
 			return err
 		}
 	}

@@ -192,6 +192,7 @@ var Routes = []Route{
 	{"/{$}", FnAdmin},
 	{"/setup", FnAdmin},
 	{"/admin", FnAdmin},
+	{"/admin/assets/", FnAdmin},
 	{"/admin/api/", FnAdmin},
 }
 

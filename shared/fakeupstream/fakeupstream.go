@@ -6,6 +6,7 @@
 // another process can ask for each behaviour:
 //
 //	#status:503          answer with that status and an OpenAI error body
+//	#echokey             answer 400 with an error quoting the request's key
 //	#hang                never send a byte, until the request is cancelled
 //	#hold:TOKEN          stream the first chunk, then wait for Release(TOKEN)
 //	#endless:TOKEN       stream a chunk every 20 ms until the request ends;
@@ -202,6 +203,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "#status":
 		code, _ := strconv.Atoi(arg)
 		writeError(w, code, "fake upstream failure")
+		return
+	case "#echokey":
+		// Some upstreams quote the credential they were sent, whole or cut.
+		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid request for key %s (starting %.12s…)", key, key))
 		return
 	case "#status-on":
 		name, code, _ := strings.Cut(arg, ":")

@@ -152,7 +152,7 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel(nil)
 		defer resp.Body.Close()
-		return nil, resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, statusError(resp)
+		return nil, resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, statusError(resp, string(up.APIKey))
 	}
 	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, body: resp.Body, cancel: cancel,
 		idle: c.cfg.IdleTimeout, contentLength: resp.ContentLength}
@@ -163,10 +163,11 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 
 // statusError turns a non-2xx upstream answer into a gateway error. The
 // upstream's own message is passed on only for requests it refused as bad,
-// where it describes the client's input; never for credential failures.
-func statusError(resp *http.Response) error {
+// where it describes the client's input; never for credential failures;
+// and never with the credential in it (an upstream may echo it).
+func statusError(resp *http.Response, secret string) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	msg := upstreamMessage(data)
+	msg := Scrub(upstreamMessage(data), secret)
 	switch s := resp.StatusCode; {
 	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
 		if msg == "" {
@@ -187,6 +188,49 @@ func statusError(resp *http.Response) error {
 	default:
 		return gateway.Errorf(gateway.EUpstream, "The upstream failed with status %d.", s)
 	}
+}
+
+// minSecretRun is the shortest run of a secret's characters that Scrub
+// hides: long enough not to hide ordinary words, short enough that what
+// is left of a key does not help guess it.
+const minSecretRun = 8
+
+// Scrub returns text with every run of at least minSecretRun characters of
+// any of secrets replaced by "[redacted]": the whole key, or the part of it
+// an upstream quotes.
+func Scrub(text string, secrets ...string) string {
+	for _, secret := range secrets {
+		if len(secret) < minSecretRun || len(text) < minSecretRun {
+			continue
+		}
+		var b strings.Builder
+		for i := 0; i < len(text); {
+			n := longestRun(text[i:], secret)
+			if n >= minSecretRun {
+				b.WriteString("[redacted]")
+				i += n
+				continue
+			}
+			b.WriteByte(text[i])
+			i++
+		}
+		text = b.String()
+	}
+	return text
+}
+
+// longestRun returns the length of the longest prefix of text found in
+// secret.
+func longestRun(text, secret string) int {
+	best := 0
+	for j := 0; j+best < len(secret); j++ {
+		n := 0
+		for n < len(text) && j+n < len(secret) && text[n] == secret[j+n] {
+			n++
+		}
+		best = max(best, n)
+	}
+	return best
 }
 
 // upstreamMessage extracts error.message from an OpenAI-shaped error body,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/fakeupstream"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/upstream"
 )
@@ -245,5 +246,27 @@ func TestRetries(t *testing.T) {
 				t.Fatalf("err %v after %d calls; want code %q after %d", err, calls, tc.code, tc.calls)
 			}
 		})
+	}
+}
+
+// TestUpstreamErrorsHideTheKey passes on an upstream's 400 message (it
+// describes the client's input) but never the gateway's upstream key in
+// it, whole or in part.
+func TestUpstreamErrorsHideTheKey(t *testing.T) {
+	fake := fakeupstream.New(t)
+	c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
+	key := "sk-live-0123456789abcdefghij"
+	_, err := c.Post(context.Background(), gateway.Upstream{BaseURL: fake.URL, APIKey: gateway.Secret(key)}, "/chat/completions",
+		[]byte(`{"model":"m","messages":[{"role":"user","content":"#echokey"}]}`))
+	if gateway.ErrorCode(err) != gateway.EInvalid || !strings.Contains(err.Error(), "Invalid request for key") {
+		t.Fatalf("err = %v, want the upstream's 400 message", err)
+	}
+	for i := 0; i+8 <= len(key); i++ {
+		if strings.Contains(err.Error(), key[i:i+8]) {
+			t.Fatalf("the error holds %q of the key: %v", key[i:i+8], err)
+		}
+	}
+	if got := upstream.Scrub("no secret here, just sk-live words", key); got != "no secret here, just sk-live words" {
+		t.Fatalf("Scrub changed ordinary text: %q", got)
 	}
 }
