@@ -46,7 +46,7 @@ func run() error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           g.Handler(),
+		Handler:           app.BodyDeadline(cfg.BodyTimeout, g.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

@@ -36,6 +36,9 @@ type Config struct {
 	// DrainTimeout bounds how long an upstream answer is read on after its
 	// client left, to learn its usage (GATEWAY_DRAIN_TIMEOUT).
 	DrainTimeout time.Duration
+	// BodyTimeout is how long the local server waits for a request body,
+	// plus a second per 100 KB it announces (GATEWAY_BODY_TIMEOUT).
+	BodyTimeout time.Duration
 	// Upstream holds the upstream timeouts (GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
 	// GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT, GATEWAY_UPSTREAM_IDLE_TIMEOUT).
 	Upstream upstream.Config
@@ -78,6 +81,7 @@ func Load() (Config, error) {
 		MaxBody:       32 << 20,
 		CacheTTL:      5 * time.Second,
 		DrainTimeout:  30 * time.Second,
+		BodyTimeout:   30 * time.Second,
 		ImageMaxBytes: 20 << 20,
 		Upstream:      upstream.DefaultConfig(),
 
@@ -131,6 +135,7 @@ func Load() (Config, error) {
 	}
 	duration("GATEWAY_CACHE_TTL", &cfg.CacheTTL)
 	duration("GATEWAY_DRAIN_TIMEOUT", &cfg.DrainTimeout)
+	duration("GATEWAY_BODY_TIMEOUT", &cfg.BodyTimeout)
 	duration("GATEWAY_UPSTREAM_RETRY_BACKOFF", &cfg.Upstream.RetryBackoff)
 	duration("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", &cfg.Upstream.ConnectTimeout)
 	duration("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", &cfg.Upstream.FirstByteTimeout)

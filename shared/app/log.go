@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -99,4 +100,49 @@ func unavailable(err error) error {
 		return err
 	}
 	return storage.Unavailable("open gateway", err)
+}
+
+// BodyDeadline bounds how long a request body may take to arrive on a
+// long-running server: base, plus a second per 100 KB the request
+// announces (five minutes for a body of unknown length), at most an hour.
+// A client that trickles its body is cut off at the deadline. Once the body
+// is read the deadline is lifted, so that a long streamed answer is not
+// cut with it.
+func BodyDeadline(base time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || base <= 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		d := 5 * time.Minute
+		if r.ContentLength >= 0 {
+			d = base + time.Duration(r.ContentLength/(100<<10))*time.Second
+		}
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(min(d, time.Hour))) == nil {
+			// A copy: the server keeps its own body, so that it can tell a
+			// large unread body (and close rather than read it) after a
+			// handler that refused the request unread.
+			r2 := *r
+			r2.Body = &liftOnEOF{ReadCloser: r.Body, rc: rc}
+			r = &r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// liftOnEOF lifts the read deadline once the body has been read.
+type liftOnEOF struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *liftOnEOF) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
