@@ -373,6 +373,9 @@ func TestTemplateIngestionFailures(t *testing.T) {
 	if vt, _ := props(t, s, "IngestionFailures")["VisibilityTimeout"].(float64); vt < 900 {
 		t.Errorf("IngestionFailures visibility timeout %v s is below the upload function's timeout", vt)
 	}
+	if rp := js(props(t, s, "IngestionFailures")["RedrivePolicy"]); !strings.Contains(rp, `"deadLetterTargetArn":{"Fn::GetAtt":["IngestionFailuresUnsettled","Arn"]}`) {
+		t.Errorf("IngestionFailures redrive policy = %s, want records that never settle kept aside", rp)
+	}
 	if e := props(t, s, "Bucket"); js(e["NotificationConfiguration"]) != `{"EventBridgeConfiguration":{"EventBridgeEnabled":true}}` {
 		t.Errorf("the bucket does not send its events to EventBridge: %v", e["NotificationConfiguration"])
 	}
@@ -419,22 +422,23 @@ func TestTemplatePolicies(t *testing.T) {
 	s := translated(t)
 	dynamo := []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}
 	rw := []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+	rwm := append(rw, "s3:AbortMultipartUpload") // large puts go in parts
 	// function → resource → the actions it needs there.
 	want := map[string]map[string][]string{
 		"ChatFunction": {
 			`{"Fn::GetAtt":["Table","Arn"]}`:                 dynamo,
 			`{"Ref":"MasterKeySecret"}`:                      {"secretsmanager:GetSecretValue"},
 			`{"Fn::Sub":"${Bucket.Arn}/rag/segments/*"}`:     {"s3:GetObject"},
-			`{"Fn::Sub":"${Bucket.Arn}/conversations/*"}`:    rw,
-			`{"Fn::Sub":"${Bucket.Arn}/images/*"}`:           rw,
+			`{"Fn::Sub":"${Bucket.Arn}/conversations/*"}`:    rwm,
+			`{"Fn::Sub":"${Bucket.Arn}/images/*"}`:           rwm,
 			`{"Fn::GetAtt":["Bucket","Arn"]} rag/segments/*`: {"s3:ListBucket"},
 		},
 		"UploadFunction": {
 			`{"Fn::GetAtt":["Table","Arn"]}`:                 dynamo,
 			`{"Ref":"MasterKeySecret"}`:                      {"secretsmanager:GetSecretValue"},
-			`{"Fn::Sub":"${Bucket.Arn}/documents/*"}`:        append(rw, "s3:AbortMultipartUpload"),
-			`{"Fn::Sub":"${Bucket.Arn}/incoming/*"}`:         append(rw, "s3:AbortMultipartUpload"),
-			`{"Fn::Sub":"${Bucket.Arn}/rag/segments/*"}`:     append(rw, "s3:AbortMultipartUpload"),
+			`{"Fn::Sub":"${Bucket.Arn}/documents/*"}`:        rwm,
+			`{"Fn::Sub":"${Bucket.Arn}/incoming/*"}`:         rwm,
+			`{"Fn::Sub":"${Bucket.Arn}/rag/segments/*"}`:     rwm,
 			`{"Fn::GetAtt":["Bucket","Arn"]} rag/segments/*`: {"s3:ListBucket"},
 			`{"Fn::GetAtt":["IngestionFailures","Arn"]}`:     {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
 		},
@@ -446,7 +450,7 @@ func TestTemplatePolicies(t *testing.T) {
 		"ImageFunction": {
 			`{"Fn::GetAtt":["Table","Arn"]}`:       dynamo,
 			`{"Ref":"MasterKeySecret"}`:            {"secretsmanager:GetSecretValue"},
-			`{"Fn::Sub":"${Bucket.Arn}/images/*"}`: rw,
+			`{"Fn::Sub":"${Bucket.Arn}/images/*"}`: rwm,
 		},
 	}
 	for fn, resources := range want {

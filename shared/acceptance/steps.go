@@ -132,7 +132,7 @@ func (s *suite) pages(t *testing.T) {
 		}
 		csp := resp.Header.Get("Content-Security-Policy")
 		if strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "script-src 'self';") ||
-			!regexp.MustCompile(`connect-src 'self'( https://[a-z0-9.-]+(:\d+)?)?;`).MatchString(csp) {
+			!regexp.MustCompile(`connect-src 'self'( https?://[a-z0-9.-]+(:\d+)?)?;`).MatchString(csp) {
 			t.Fatalf("%s CSP = %q", page, csp)
 		}
 		if regexp.MustCompile(`<script>|<script [^>]*>[^<]|\son[a-z]+=|javascript:`).Match(body) {

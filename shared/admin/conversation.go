@@ -59,12 +59,14 @@ func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) erro
 }
 
 // Conversation pages: messages per page by default and at most, and the
-// bytes of one page, so that an answer stays well within what a Lambda
-// response may carry (6 MB).
+// bytes of one page. A Lambda response carries at most 6 MB, and the
+// proxy answer holds the body as a JSON string, where every quote is
+// escaped: 2 MiB of messages stays within it even when half their bytes
+// are quotes. A single message larger than that is shown cut.
 const (
 	conversationPage    = 100
 	conversationPageMax = 1000
-	conversationBytes   = 4 << 20
+	conversationBytes   = 2 << 20
 )
 
 // getConversation answers one page of a conversation's messages:
@@ -90,6 +92,11 @@ func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	for i, m := range msgs {
+		if len(m) > conversationBytes {
+			msgs[i] = cut(m)
+		}
+	}
 	var cursor *string
 	if next != "" {
 		cursor = &next
@@ -101,6 +108,20 @@ func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error 
 		NextCursor *string           `json:"next_cursor"`
 	}{keyID + ":" + c.ID, c, msgs, cursor})
 	return nil
+}
+
+// cut shows a message too large for a page: its role, the start of its
+// text, and that it was cut.
+func cut(m json.RawMessage) json.RawMessage {
+	var msg struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	json.Unmarshal(m, &msg)
+	text := []rune(conversations.Text(msg.Content))
+	text = text[:min(len(text), 100000)]
+	out, _ := json.Marshal(map[string]any{"role": msg.Role, "content": string(text), "truncated": true, "bytes": len(m)})
+	return out
 }
 
 // usage reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,

@@ -16,7 +16,6 @@ import (
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/models"
-	"github.com/aigateway/aigateway/shared/rag"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
@@ -44,19 +43,25 @@ type Core struct {
 	Metrics       metrics.Recorder
 	closers       []io.Closer
 
-	knowledgeOnce sync.Once
-	knowledge     *rag.Service
+	sharedMu sync.Mutex
+	shared   map[string]any
 }
 
-// Knowledge returns the knowledge bases' index and retrieval, one per
-// gateway: the chat and upload functions of one process share it (and its
-// memory).
-func (c *Core) Knowledge() *rag.Service {
-	c.knowledgeOnce.Do(func() {
-		lib := rag.NewLibrary(c.Stores.Blobs, c.Stores.KV, c.Config.CacheTTL)
-		c.knowledge = rag.NewService(lib, c.Settings, c.Upstream)
-	})
-	return c.knowledge
+// Shared returns the value made once per gateway under name, making it
+// with make the first time: what two parts of one process share (the chat
+// and upload functions' knowledge-base index, and its memory).
+func (c *Core) Shared(name string, make func() any) any {
+	c.sharedMu.Lock()
+	defer c.sharedMu.Unlock()
+	if v, ok := c.shared[name]; ok {
+		return v
+	}
+	if c.shared == nil {
+		c.shared = map[string]any{}
+	}
+	v := make()
+	c.shared[name] = v
+	return v
 }
 
 // Meter admits requests under their key's limits, records usage and sums

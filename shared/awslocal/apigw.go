@@ -204,9 +204,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.relayBuffered(w, resp.Body)
 }
 
-// MaxInvokePayload is the most a synchronous Lambda invocation takes: the
-// whole event, a base64-encoded body included.
-const MaxInvokePayload = 6 << 20
+// Lambda's limits on a synchronous invocation: the event it takes (a
+// base64-encoded body included) and the response it returns.
+const (
+	MaxInvokePayload   = 6 << 20
+	MaxResponsePayload = 6<<20 + 100
+)
 
 // gatewayError answers for API Gateway itself, with the API's gateway
 // response of that type (its DEFAULT_4XX or DEFAULT_5XX body template) or
@@ -279,7 +282,13 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r io.Reader) {
 		events.APIGatewayProxyResponse
 		ErrorMessage string `json:"errorMessage"`
 	}
-	if err := json.NewDecoder(r).Decode(&out); err != nil || out.ErrorMessage != "" || out.StatusCode == 0 {
+	raw, err := io.ReadAll(io.LimitReader(r, MaxResponsePayload+1))
+	if err != nil || len(raw) > MaxResponsePayload {
+		// Lambda refuses a response over its limit; API Gateway answers 502.
+		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
+		return
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.ErrorMessage != "" || out.StatusCode == 0 {
 		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/rag"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/upstream"
 	"github.com/aigateway/aigateway/shared/usage"
@@ -56,7 +55,7 @@ type Conversations interface {
 
 // Knowledge retrieves from the knowledge bases.
 type Knowledge interface {
-	Retrieve(ctx context.Context, kbs []string, query string, rag gateway.RAGSettings) ([]rag.Hit, error)
+	Retrieve(ctx context.Context, kbs []string, query string, rag gateway.RAGSettings) ([]gateway.Hit, error)
 }
 
 // Upstream calls the upstream API.

@@ -52,3 +52,16 @@ type PendingUpload struct {
 	ContentType   string
 	Size          int64
 }
+
+// Hit is one chunk of a knowledge base found for a question.
+type Hit struct {
+	DocID   string  `json:"document_id"`
+	KB      string  `json:"knowledge_base"`
+	Title   string  `json:"title"`
+	Chunk   int     `json:"chunk"`
+	Heading string  `json:"heading,omitempty"`
+	Text    string  `json:"text"`
+	Score   float64 `json:"score"`            // the fused score
+	Cosine  float64 `json:"cosine,omitempty"` // the vector similarity
+	Rerank  float64 `json:"rerank,omitempty"` // the reranker's score, when used
+}

@@ -11,11 +11,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -109,66 +106,28 @@ func (s *Service) Add(ctx context.Context, u gateway.Upload) (gateway.Document, 
 		Status: gateway.DocProcessing, CreatedAt: now, UpdatedAt: now}
 
 	doc.Object = originalKey(doc.ID, kind)
-	ctx, cancel := ingestContext(ctx)
-	defer cancel()
-	doc.LeaseUntil = leaseEnd(ctx)
 	// Recorded first, so that a claim never names a document that is not
 	// there (but one that died on the way).
-	if err := s.save(ctx, doc); err != nil {
+	r, wctx, err := s.start(ctx, doc, 0)
+	if err != nil {
 		return gateway.Document{}, false, err
 	}
 	// Claim the content: of two uploads of the same file, one ingests.
-	if dup, err := s.claim(ctx, doc); err != nil {
-		s.records.Delete(ctx, docPK, doc.ID)
+	if dup, err := s.claim(wctx, doc); err != nil {
+		r.drop(ctx)
 		if dup == "" {
 			return gateway.Document{}, false, err
 		}
 		existing, err := s.Get(ctx, dup)
 		return existing, false, err
 	}
-	if err := s.blobs.Put(ctx, doc.Object, bytes.NewReader(u.Data), doc.ContentType); err != nil {
+	if err := s.blobs.Put(wctx, doc.Object, bytes.NewReader(u.Data), doc.ContentType); err != nil {
 		s.releaseClaim(ctx, doc)
-		s.records.Delete(ctx, docPK, doc.ID)
+		r.drop(ctx)
 		return gateway.Document{}, false, fmt.Errorf("store document: %w", err)
 	}
-	doc = s.ingest(ctx, doc, text)
-	return doc, true, nil
-}
-
-// Ingestion deadlines.
-const (
-	// IngestTimeout bounds one ingestion where nothing else does (the
-	// local server); on Lambda the invocation's deadline does.
-	IngestTimeout = 15 * time.Minute
-	// ingestMargin is kept back from the deadline to record the outcome.
-	ingestMargin = 10 * time.Second
-	// leaseSlack is how long past its deadline a running ingestion is
-	// still believed alive.
-	leaseSlack = time.Minute
-	// maxAttempts bounds the ingestions of one direct upload: a file that
-	// takes the process down twice is not tried a third time.
-	maxAttempts = 2
-	// uploadWait is how long a document waits for its direct upload (the
-	// URL lives 15 minutes) before it is failed.
-	uploadWait = time.Hour
-)
-
-// ingestContext returns the context an ingestion runs in: not cancelled
-// with its request (the work is recorded either way), and ending shortly
-// before the invocation's deadline, or after IngestTimeout, so that the
-// outcome is always written.
-func ingestContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(IngestTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Add(-ingestMargin).Before(deadline) {
-		deadline = d.Add(-ingestMargin)
-	}
-	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
-}
-
-// leaseEnd is when an ingestion running under ctx is taken to have died.
-func leaseEnd(ctx context.Context) time.Time {
-	d, _ := ctx.Deadline()
-	return d.Add(leaseSlack).UTC()
+	n, err := s.index.Index(wctx, r.document(), text)
+	return r.finish(wctx, n, err), true, nil
 }
 
 func originalKey(id, kind string) string { return "documents/" + id + "/original" + kind }
@@ -186,70 +145,8 @@ func firstLine(text string) string {
 }
 
 func (s *Service) save(ctx context.Context, d gateway.Document) error {
-	_, err := s.saveIf(ctx, d, 0)
+	_, err := s.put(ctx, d, storage.Cond{})
 	return err
-}
-
-// saveIf writes d if its stored version is version (any version when 0),
-// and returns the new version; EConflict otherwise.
-func (s *Service) saveIf(ctx context.Context, d gateway.Document, version int64) (int64, error) {
-	d.UpdatedAt = s.now().UTC()
-	value, err := json.Marshal(d)
-	if err != nil {
-		return 0, fmt.Errorf("encode document: %w", err)
-	}
-	v, err := s.records.Put(ctx, storage.Item{PK: docPK, SK: d.ID, Value: value}, storage.Cond{IfVersion: version})
-	if gateway.IsConflict(err) {
-		return 0, err
-	}
-	if err != nil {
-		return 0, fmt.Errorf("save document %s: %w", d.ID, err)
-	}
-	return v, nil
-}
-
-// ingest extracts, chunks, embeds and indexes a document and records the
-// outcome on it. On failure the content claim is released, so that the
-// same file can be tried again.
-func (s *Service) ingest(ctx context.Context, doc gateway.Document, text string) gateway.Document {
-	n, err := s.index.Index(ctx, doc, text)
-	if err != nil {
-		return s.failed(ctx, doc, err)
-	}
-	doc.Status, doc.Chunks, doc.LeaseUntil = gateway.DocReady, n, time.Time{}
-	// The outcome is written even when the deadline has just passed.
-	if err := s.save(context.WithoutCancel(ctx), doc); err != nil {
-		slog.ErrorContext(ctx, "save document status", "document", doc.ID, "err", err)
-	}
-	return doc
-}
-
-// failed records that doc's ingestion failed with err, and releases its
-// content claim so that the same file can be tried again.
-func (s *Service) failed(ctx context.Context, doc gateway.Document, err error) gateway.Document {
-	ctx = context.WithoutCancel(ctx)
-	slog.WarnContext(ctx, "document ingestion failed", "document", doc.ID, "err", err)
-	reason := gateway.ErrorMessage(err)
-	if errors.Is(err, context.DeadlineExceeded) {
-		reason = "The ingestion took longer than its time limit; try a smaller file, or fewer chunks (a larger chunk size)."
-	}
-	doc.Status, doc.Reason, doc.LeaseUntil = gateway.DocFailed, reason, time.Time{}
-	s.releaseClaim(ctx, doc)
-	if err := s.save(ctx, doc); err != nil {
-		slog.ErrorContext(ctx, "save document status", "document", doc.ID, "err", err)
-	}
-	return doc
-}
-
-// releaseClaim drops doc's claim on its content, if the claim is doc's.
-func (s *Service) releaseClaim(ctx context.Context, doc gateway.Document) {
-	if doc.SHA256 == "" {
-		return
-	}
-	it, err := s.records.Get(ctx, hashPK, doc.KnowledgeBase+"#"+doc.SHA256)
-	if err == nil && string(it.Value) == doc.ID {
-		s.records.Delete(ctx, hashPK, doc.KnowledgeBase+"#"+doc.SHA256)
-	}
 }
 
 // Get returns a document, or ENotFound. A document whose ingestion died is
@@ -311,25 +208,37 @@ func (s *Service) list(ctx context.Context) ([]gateway.Document, error) {
 	return out, nil
 }
 
-// Delete removes a document: its index entries, its blob, its record.
+// Delete removes a document for good: its record first, so that an
+// ingestion still running on it sees it gone and stops (and undoes what
+// it did after this), then its chunks, its files and its content claim.
 func (s *Service) Delete(ctx context.Context, id string) error {
-	d, err := s.Get(ctx, id)
+	d, _, err := s.load(ctx, id)
 	if err != nil {
 		return err
+	}
+	if err := s.records.Delete(ctx, docPK, d.ID); err != nil {
+		return fmt.Errorf("delete document %s: %w", id, err)
 	}
 	if err := s.index.Remove(ctx, d.KnowledgeBase, d.ID); err != nil {
 		return err
 	}
-	if d.Object != "" {
-		if err := s.blobs.Delete(ctx, d.Object); err != nil {
-			return fmt.Errorf("delete document %s: %w", id, err)
+	for _, key := range []string{d.Object, incomingKey(d)} {
+		if key != "" {
+			if err := s.blobs.Delete(ctx, key); err != nil {
+				return fmt.Errorf("delete document %s: %w", id, err)
+			}
 		}
 	}
 	s.releaseClaim(ctx, d)
-	if err := s.records.Delete(ctx, docPK, d.ID); err != nil {
-		return fmt.Errorf("delete document %s: %w", id, err)
-	}
 	return nil
+}
+
+// incomingKey is where a direct upload of d arrives ("" for others).
+func incomingKey(d gateway.Document) string {
+	if d.Filename == "" || strings.HasPrefix(d.Object, IncomingPrefix) {
+		return ""
+	}
+	return IncomingPrefix + d.ID + "/original" + path.Ext(d.Object)
 }
 
 // IncomingPrefix is where direct uploads land; the bucket expires what is
@@ -400,232 +309,4 @@ func (s *Service) PutContent(ctx context.Context, id string, r io.Reader) (gatew
 		return gateway.Document{}, gateway.Errorf(gateway.ETooLarge, "The upload is larger than the %d bytes announced.", doc.Size)
 	}
 	return doc, nil
-}
-
-// IngestObject ingests a direct upload that has arrived at key (from an
-// object-created event, or locally after PutContent): the file is spooled
-// to a temporary file (never held whole in memory), extracted, moved out of
-// the incoming area, and the document becomes ready, or failed with a
-// readable reason. A key that is no document's upload is ignored, and so is
-// a repeated event for a document already done.
-//
-// A repeated delivery of an event whose ingestion died (a Lambda timeout,
-// a crash) takes over once that ingestion's lease has lapsed; one that
-// arrives while another ingestion holds the lease returns EUnavailable,
-// so that it is delivered again later. A file whose ingestion died
-// maxAttempts times is failed.
-func (s *Service) IngestObject(ctx context.Context, key string) (gateway.Document, error) {
-	rest, ok := strings.CutPrefix(key, IncomingPrefix)
-	id, _, _ := strings.Cut(rest, "/")
-	if !ok || id == "" {
-		return gateway.Document{}, nil
-	}
-	doc, version, err := s.load(ctx, id)
-	if gateway.IsNotFound(err) {
-		slog.WarnContext(ctx, "an upload arrived for no document", "key", key)
-		return gateway.Document{}, nil
-	}
-	if err != nil {
-		return gateway.Document{}, err
-	}
-	now := s.now()
-	switch {
-	case doc.Status == gateway.DocUploading && doc.Object == key:
-	case doc.Status == gateway.DocProcessing && doc.Attempts > 0 && now.Before(doc.LeaseUntil):
-		return doc, gateway.Errorf(gateway.EUnavailable, "The document %s is being ingested.", id)
-	case doc.Status == gateway.DocProcessing && doc.Attempts >= maxAttempts:
-		return s.failed(ctx, doc, gateway.Errorf(gateway.EUnavailable,
-			"The ingestion was interrupted %d times (the function timed out or crashed); upload a smaller file.", doc.Attempts)), nil
-	case doc.Status == gateway.DocProcessing && doc.Attempts > 0:
-		// The earlier ingestion died: take over.
-	default:
-		return doc, nil // a repeated event: done already
-	}
-	ctx, cancel := ingestContext(ctx)
-	defer cancel()
-	doc.Status, doc.Reason, doc.LeaseUntil = gateway.DocProcessing, "", leaseEnd(ctx)
-	doc.Attempts++
-	if _, err := s.saveIf(ctx, doc, version); gateway.IsConflict(err) {
-		return doc, gateway.Errorf(gateway.EUnavailable, "The document %s is being ingested.", id)
-	} else if err != nil {
-		return gateway.Document{}, err
-	}
-	return s.ingestStored(ctx, doc), nil
-}
-
-// ingestStored ingests the file of doc from the blob store (its incoming
-// upload, or, on a retry after the move, its final place).
-func (s *Service) ingestStored(ctx context.Context, doc gateway.Document) gateway.Document {
-	f, sum, size, err := s.spool(ctx, doc.Object)
-	if err != nil {
-		return s.failed(ctx, doc, err)
-	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
-	doc.Size = size
-	kind, _ := extract.Kind(doc.Filename, doc.ContentType)
-	text, err := extract.TextAt(kind, f, size)
-	if err != nil {
-		return s.failed(ctx, doc, err)
-	}
-	doc.SHA256 = sum
-	if _, err := s.claim(ctx, doc); err != nil {
-		doc.SHA256 = "" // not ours to release
-		return s.failed(ctx, doc, err)
-	}
-	if strings.HasPrefix(doc.Object, IncomingPrefix) {
-		incoming, final := doc.Object, originalKey(doc.ID, kind)
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return s.failed(ctx, doc, fmt.Errorf("rewind spooled upload: %w", err))
-		}
-		if err := s.blobs.Put(ctx, final, f, doc.ContentType); err != nil {
-			return s.failed(ctx, doc, err)
-		}
-		doc.Object = final
-		if err := s.save(ctx, doc); err != nil {
-			return s.failed(ctx, doc, err)
-		}
-		s.blobs.Delete(ctx, incoming)
-	}
-	return s.ingest(ctx, doc, text)
-}
-
-// spool copies the blob at key into a temporary file, and returns it with
-// the SHA-256 and size of its content.
-func (s *Service) spool(ctx context.Context, key string) (*os.File, string, int64, error) {
-	rc, _, err := s.blobs.Get(ctx, key)
-	if err != nil {
-		return nil, "", 0, err
-	}
-	defer rc.Close()
-	f, err := os.CreateTemp("", "gateway-ingest-*")
-	if err != nil {
-		return nil, "", 0, fmt.Errorf("spool upload: %w", err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, MaxDirectUpload+1))
-	if err == nil && n > MaxDirectUpload {
-		err = gateway.Errorf(gateway.ETooLarge, "A direct upload may be at most %d MB.", MaxDirectUpload>>20)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		if gateway.ErrorCode(err) == "" || gateway.ErrorCode(err) == gateway.EInternal {
-			err = fmt.Errorf("spool upload %s: %w", key, err)
-		}
-		return nil, "", 0, err
-	}
-	return f, hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// claim makes doc the one document of its content in its knowledge base.
-// A claim left by doc itself (an earlier attempt), or by a document that is
-// gone or failed, is taken over. When a live document holds it, claim
-// returns that document's ID as dup, and EConflict.
-func (s *Service) claim(ctx context.Context, doc gateway.Document) (dup string, err error) {
-	sk := doc.KnowledgeBase + "#" + doc.SHA256
-	for range 3 {
-		_, err := s.records.Put(ctx, storage.Item{PK: hashPK, SK: sk, Value: []byte(doc.ID)}, storage.Cond{IfAbsent: true})
-		if !gateway.IsConflict(err) {
-			if err != nil {
-				return "", fmt.Errorf("claim document content: %w", err)
-			}
-			return "", nil
-		}
-		it, err := s.records.Get(ctx, hashPK, sk)
-		if gateway.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("read content claim: %w", err)
-		}
-		owner := string(it.Value)
-		if owner == doc.ID {
-			return "", nil
-		}
-		other, _, err := s.load(ctx, owner)
-		if err == nil && other.Status != gateway.DocFailed {
-			return owner, gateway.Errorf(gateway.EConflict, "The same content is already the document %s.", owner)
-		}
-		if err != nil && !gateway.IsNotFound(err) {
-			return "", err
-		}
-		_, err = s.records.Put(ctx, storage.Item{PK: hashPK, SK: sk, Value: []byte(doc.ID)}, storage.Cond{IfVersion: it.Version})
-		if !gateway.IsConflict(err) {
-			if err != nil {
-				return "", fmt.Errorf("claim document content: %w", err)
-			}
-			return "", nil
-		}
-	}
-	return "", gateway.Errorf(gateway.EConflict, "The same content is being uploaded at the same time.")
-}
-
-// IngestFailed records that the ingestion of the direct upload at key
-// failed for good (Lambda gave up on its event, or could not be given it),
-// with reason. A document that is done, or whose ingestion still holds its
-// lease, is left as it is; the latter returns EUnavailable so that the
-// report is delivered again once the lease has lapsed.
-func (s *Service) IngestFailed(ctx context.Context, key, reason string) error {
-	rest, ok := strings.CutPrefix(key, IncomingPrefix)
-	id, _, _ := strings.Cut(rest, "/")
-	if !ok || id == "" {
-		return nil
-	}
-	doc, _, err := s.load(ctx, id)
-	if gateway.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case doc.Status == gateway.DocReady || doc.Status == gateway.DocFailed:
-		return nil
-	case doc.Status == gateway.DocProcessing && s.now().Before(doc.LeaseUntil):
-		return gateway.Errorf(gateway.EUnavailable, "The document %s is being ingested.", id)
-	}
-	s.failed(ctx, doc, gateway.Errorf(gateway.EUnavailable, "%s", reason))
-	return nil
-}
-
-// sweep fails the documents among docs whose work died: an ingestion past
-// its lease, or a direct upload that never arrived. It returns docs as
-// they now are.
-func (s *Service) sweep(ctx context.Context, docs []gateway.Document) []gateway.Document {
-	now := s.now()
-	for i, d := range docs {
-		lease := d.LeaseUntil
-		if lease.IsZero() {
-			lease = d.UpdatedAt.Add(IngestTimeout + leaseSlack)
-		}
-		switch {
-		case d.Status == gateway.DocProcessing && now.After(lease):
-			docs[i] = s.failed(ctx, d, gateway.Errorf(gateway.EUnavailable,
-				"The ingestion was interrupted (the function timed out or the process stopped); upload the document again."))
-		case d.Status == gateway.DocUploading && now.After(d.CreatedAt.Add(uploadWait)):
-			docs[i] = s.failed(ctx, d, gateway.Errorf(gateway.EInvalid, "The file was never uploaded to its upload URL."))
-		}
-	}
-	return docs
-}
-
-// Recover fails every document left processing by a process that stopped
-// (the local server, at start-up, when no ingestion can be running) and
-// every direct upload that never arrived.
-func (s *Service) Recover(ctx context.Context) error {
-	docs, err := s.list(ctx)
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		if d.Status == gateway.DocProcessing {
-			s.failed(ctx, d, gateway.Errorf(gateway.EUnavailable,
-				"The ingestion was interrupted (the gateway stopped); upload the document again."))
-		}
-	}
-	s.sweep(ctx, docs)
-	return nil
 }

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,13 +22,14 @@ type indexer struct {
 	mu      sync.Mutex
 	block   bool
 	started chan struct{}
-	release chan struct{} // when not nil, a blocked Index also ends when it is closed
-	indexed []string
+	release chan struct{} // when not nil, a blocked Index goes on when it is closed
+	indexed map[string]bool
 }
 
 func (x *indexer) Index(ctx context.Context, doc gateway.Document, text string) (int, error) {
 	x.mu.Lock()
 	block, started, release := x.block, x.started, x.release
+	x.started = nil
 	x.mu.Unlock()
 	if started != nil {
 		close(started)
@@ -36,16 +39,39 @@ func (x *indexer) Index(ctx context.Context, doc gateway.Document, text string) 
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-release:
-			return 0, context.Canceled
 		}
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.indexed = append(x.indexed, doc.ID)
+	if x.indexed == nil {
+		x.indexed = map[string]bool{}
+	}
+	x.indexed[doc.ID] = true
 	return strings.Count(text, "\n") + 1, nil
 }
 
-func (x *indexer) Remove(ctx context.Context, kb, docID string) error { return nil }
+func (x *indexer) Remove(ctx context.Context, kb, docID string) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.indexed, docID)
+	return nil
+}
+
+// set makes Index block (until release is closed, when not nil), and
+// close started when it is called; it returns started.
+func (x *indexer) set(block bool, release chan struct{}) (started chan struct{}) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.block, x.release = block, release
+	x.started = make(chan struct{})
+	return x.started
+}
+
+func (x *indexer) has(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.indexed[id]
+}
 
 type fixture struct {
 	s     *Service
@@ -96,7 +122,7 @@ func (f *fixture) get(t *testing.T, id string) gateway.Document {
 // repeated event leaves it so.
 func TestIngestTimeout(t *testing.T) {
 	f := newFixture(t)
-	f.x.block = true
+	f.x.set(true, make(chan struct{}))
 	doc := f.arrived(t, "slow.md", "# Slow\n\nA document the upstream is slow to embed.")
 	// What Lambda gives an invocation: a deadline, here just past the
 	// margin kept for recording the outcome.
@@ -118,7 +144,7 @@ func TestIngestTimeout(t *testing.T) {
 		t.Fatalf("repeated event = %s, %v", again.Status, err)
 	}
 	// The content is free: the same file goes in as a new document.
-	f.x.block = false
+	f.x.set(false, nil)
 	retry := f.arrived(t, "slow.md", "# Slow\n\nA document the upstream is slow to embed.")
 	if d, err := f.s.IngestObject(context.Background(), retry.Object); err != nil || d.Status != gateway.DocReady {
 		t.Fatalf("the same file again = %s %q, %v; want ready", d.Status, d.Reason, err)
@@ -132,7 +158,8 @@ func TestIngestTimeout(t *testing.T) {
 func TestIngestRetriedAfterCrash(t *testing.T) {
 	f := newFixture(t)
 	doc := f.arrived(t, "notes.md", "# Notes\n\nLine one.\nLine two.")
-	f.x.block, f.x.started, f.x.release = true, make(chan struct{}), make(chan struct{})
+	release := make(chan struct{})
+	started := f.x.set(true, release)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -140,19 +167,20 @@ func TestIngestRetriedAfterCrash(t *testing.T) {
 	}()
 	// The process dies mid-ingestion: what it wrote until then is all that
 	// is left of it.
-	<-f.x.started
+	<-started
 	crashed := f.get(t, doc.ID)
-	close(f.x.release)
+	close(release)
 	<-done
 	// Put back the record as the crash left it.
 	if err := f.s.save(context.Background(), crashed); err != nil {
 		t.Fatal(err)
 	}
-	if crashed.Status != gateway.DocProcessing || crashed.Attempts != 1 || crashed.LeaseUntil.IsZero() {
-		t.Fatalf("mid-ingestion record = %+v", crashed)
+	if crashed.Status != gateway.DocProcessing || crashed.Attempts != 1 || crashed.LeaseUntil.IsZero() ||
+		crashed.LeaseUntil.After(f.clock.Add(leaseTime)) {
+		t.Fatalf("mid-ingestion record = %+v, want processing with a lease of %v", crashed, leaseTime)
 	}
 
-	f.x.block, f.x.started, f.x.release = false, nil, nil
+	f.x.set(false, nil)
 	if _, err := f.s.IngestObject(context.Background(), doc.Object); gateway.ErrorCode(err) != gateway.EUnavailable {
 		t.Fatalf("redelivery while the lease holds: err = %v, want EUnavailable (deliver again later)", err)
 	}
@@ -295,5 +323,119 @@ func TestDeleteReleasesClaim(t *testing.T) {
 	}
 	if _, created, err := f.s.Add(ctx, gateway.Upload{Filename: "c.md", Data: []byte("# C\n\ngamma")}); err != nil || !created {
 		t.Fatalf("a claim of a missing document blocks its content: created %v, %v", created, err)
+	}
+}
+
+// TestDeleteDuringIngestion deletes a document while it is being
+// ingested: it stays deleted, with no chunks, file or content claim left,
+// whatever the ingestion does after.
+func TestDeleteDuringIngestion(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	release := make(chan struct{})
+	started := f.x.set(true, release)
+	done := make(chan gateway.Document)
+	go func() {
+		d, _, _ := f.s.Add(ctx, gateway.Upload{Filename: "d.md", Data: []byte("# D\n\ndelta")})
+		done <- d
+	}()
+	<-started
+	list, _ := f.s.List(ctx, "")
+	if len(list) != 1 {
+		t.Fatalf("%d documents while ingesting, want 1", len(list))
+	}
+	id := list[0].ID
+	if err := f.s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	close(release) // the ingestion goes on and indexes
+	<-done
+	if _, _, err := f.s.load(ctx, id); !gateway.IsNotFound(err) {
+		t.Fatalf("the deleted document came back: %v", err)
+	}
+	if f.x.has(id) {
+		t.Fatal("the deleted document's chunks are searchable")
+	}
+	if _, _, err := f.blobs.Get(ctx, "documents/"+id+"/original.md"); !gateway.IsNotFound(err) {
+		t.Fatalf("the deleted document's file is still stored: %v", err)
+	}
+	f.x.set(false, nil)
+	if _, created, err := f.s.Add(ctx, gateway.Upload{Filename: "d.md", Data: []byte("# D\n\ndelta")}); err != nil || !created {
+		t.Fatalf("the deleted content is still claimed: created %v, %v", created, err)
+	}
+}
+
+// TestSweepSparesATakeover reads a dead ingestion, lets a redelivered
+// event take the document over, then sweeps what it read: the live run is
+// not failed, and ends ready.
+func TestSweepSparesATakeover(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	doc := f.arrived(t, "e.md", "# E\n\nepsilon")
+	d, version, _ := f.s.load(ctx, doc.ID)
+	d.Status, d.Attempts, d.LeaseUntil = gateway.DocProcessing, 1, f.clock.Add(-time.Second)
+	if _, err := f.s.put(ctx, d, storage.Cond{IfVersion: version}); err != nil {
+		t.Fatal(err)
+	}
+	stale := f.get(t, doc.ID)
+	release := make(chan struct{})
+	started := f.x.set(true, release)
+	done := make(chan gateway.Document)
+	go func() {
+		got, _ := f.s.IngestObject(ctx, doc.Object)
+		done <- got
+	}()
+	<-started
+	if got := f.s.sweep(ctx, []gateway.Document{stale}); got[0].Status != gateway.DocProcessing {
+		t.Fatalf("the sweep failed a live takeover: %s %q", got[0].Status, got[0].Reason)
+	}
+	close(release)
+	if got := <-done; got.Status != gateway.DocReady {
+		t.Fatalf("the takeover ended %s %q, want ready", got.Status, got.Reason)
+	}
+}
+
+// TestReuploadAfterDeadIngestion uploads again a file whose first
+// ingestion died before anything swept it: the new upload takes the claim
+// and is ingested.
+func TestReuploadAfterDeadIngestion(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, _, err := f.s.Add(ctx, gateway.Upload{Filename: "g.md", Data: []byte("# G\n\ngamma")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, version, _ := f.s.load(ctx, first.ID)
+	d.Status, d.LeaseUntil = gateway.DocProcessing, f.clock.Add(-time.Second)
+	if _, err := f.s.put(ctx, d, storage.Cond{IfVersion: version}); err != nil {
+		t.Fatal(err)
+	}
+	again, created, err := f.s.Add(ctx, gateway.Upload{Filename: "g.md", Data: []byte("# G\n\ngamma")})
+	if err != nil || !created || again.Status != gateway.DocReady || again.ID == first.ID {
+		t.Fatalf("re-upload = %+v created %v, %v; want a new ready document", again, created, err)
+	}
+}
+
+// TestSpoolLeftoversRemoved leaves a spooled file as a killed ingestion
+// does: the next ingestion removes it.
+func TestSpoolLeftoversRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	left := filepath.Join(tmp, spoolPrefix+"killed")
+	if err := os.WriteFile(left, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(left, old, old)
+	f := newFixture(t)
+	doc := f.arrived(t, "h.md", "# H\n\neta")
+	if got, err := f.s.IngestObject(context.Background(), doc.Object); err != nil || got.Status != gateway.DocReady {
+		t.Fatalf("ingest = %+v, %v", got, err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("the leftover spool file is still there: %v", err)
+	}
+	if rest, _ := filepath.Glob(filepath.Join(tmp, spoolPrefix+"*")); len(rest) != 0 {
+		t.Fatalf("spool files left: %v", rest)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"github.com/aigateway/aigateway/shared/gateway"
 )
 
 // segment is one document's chunks, ready to search.
@@ -159,18 +161,8 @@ type ref struct {
 	chunk int
 }
 
-// Hit is a chunk found by a search.
-type Hit struct {
-	DocID   string  `json:"document_id"`
-	KB      string  `json:"knowledge_base"`
-	Title   string  `json:"title"`
-	Chunk   int     `json:"chunk"`
-	Heading string  `json:"heading,omitempty"`
-	Text    string  `json:"text"`
-	Score   float64 `json:"score"`            // the fused score
-	Cosine  float64 `json:"cosine,omitempty"` // the vector similarity
-	Rerank  float64 `json:"rerank,omitempty"` // the reranker's score, when used
-}
+// Hit is one chunk found, as the domain knows it.
+type Hit = gateway.Hit
 
 // Mode selects the rankings a search uses.
 type Mode int

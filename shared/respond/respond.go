@@ -84,7 +84,11 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 // JSON writes v as JSON with the given status.
 func JSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	enc := json.NewEncoder(&buf)
+	// Answers are JSON with nosniff, never HTML: < > & need no escaping
+	// (which would make stored text six times longer).
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		slog.Error("encode response", "err", err)
 		http.Error(w, `{"error":{"message":"An internal error occurred.","type":"server_error","code":"internal","param":null}}`, http.StatusInternalServerError)
 		return

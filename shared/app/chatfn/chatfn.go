@@ -9,6 +9,7 @@ import (
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/chat"
 	"github.com/aigateway/aigateway/shared/draw"
+	"github.com/aigateway/aigateway/shared/rag"
 )
 
 // Part is the chat function.
@@ -16,8 +17,16 @@ var Part = app.Part{Function: app.FnChat, Build: build}
 
 func build(c *app.Core) (http.Handler, error) {
 	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
-		Conversations: c.Conversations, Knowledge: c.Knowledge(),
+		Conversations: c.Conversations, Knowledge: knowledge(c),
 		Draw:     draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes}),
 		Upstream: c.Upstream, Metrics: c.Metrics},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
+}
+
+// knowledge is the knowledge bases' index and retrieval, one per gateway
+// (the chat and upload functions of one process share it).
+func knowledge(c *app.Core) *rag.Service {
+	return c.Shared("rag", func() any {
+		return rag.NewService(rag.NewLibrary(c.Stores.Blobs, c.Stores.KV, c.Config.CacheTTL), c.Settings, c.Upstream)
+	}).(*rag.Service)
 }
