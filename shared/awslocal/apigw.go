@@ -33,21 +33,30 @@ import (
 type Gateway struct {
 	routes    []Route
 	binary    []string
-	responses map[string]string // gateway response type → JSON body template
+	responses map[string]GatewayResponse
 	invoke    map[string]string // function logical ID → emulator invoke URL
 	locks     map[string]*sync.Mutex
 	client    *http.Client
 }
 
 // NewGateway routes by the routes of the REST API api in the translated
-// stack to the functions in invoke (logical ID → invoke URL).
-func NewGateway(stack *Stack, api string, invoke map[string]string) (*Gateway, error) {
+// stack to the functions in invoke (logical ID → invoke URL), deployed with
+// the template's parameter values params (defaults for the others).
+func NewGateway(stack *Stack, api string, invoke map[string]string, params ...map[string]string) (*Gateway, error) {
 	routes, err := stack.Routes(api)
 	if err != nil {
 		return nil, err
 	}
+	var p map[string]string
+	if len(params) > 0 {
+		p = params[0]
+	}
+	responses, err := stack.GatewayResponsesFor(api, p)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{routes: routes, binary: stack.BinaryMediaTypes(api), invoke: invoke,
-		responses: stack.GatewayResponses(api), locks: map[string]*sync.Mutex{}, client: &http.Client{}}
+		responses: responses, locks: map[string]*sync.Mutex{}, client: &http.Client{}}
 	for fn := range invoke {
 		g.locks[fn] = &sync.Mutex{}
 	}
@@ -150,18 +159,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, params, ok := g.Match(r.Method, r.URL.Path)
 	if !ok {
 		// API Gateway's own answer for a path or method no resource serves.
-		g.gatewayError(w, http.StatusForbidden, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+		g.gatewayError(w, r, http.StatusForbidden, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
 		return
 	}
 	if !rt.Streaming() && !rt.Buffered() {
 		// A transfer mode that does not fit the invocation URI: API Gateway
 		// cannot read the function's answer.
-		g.gatewayError(w, http.StatusBadGateway, "API_CONFIGURATION_ERROR", "Internal server error")
-		return
-	}
-	url, ok := g.invoke[rt.Function]
-	if !ok {
-		http.Error(w, "no emulator runs "+rt.Function, http.StatusBadGateway)
+		g.gatewayError(w, r, http.StatusBadGateway, "API_CONFIGURATION_ERROR", "Internal server error")
 		return
 	}
 	body, err := io.ReadAll(r.Body)
@@ -169,14 +173,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > 10<<20 {
-		g.gatewayError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "Request Too Long")
+		g.gatewayError(w, r, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "Request Too Long")
+		return
+	}
+	url, ok := g.invoke[rt.Function]
+	if !ok {
+		http.Error(w, "no emulator runs "+rt.Function, http.StatusBadGateway)
 		return
 	}
 	event := g.event(r, rt, params, body)
 	payload, _ := json.Marshal(event)
 	if len(payload) > MaxInvokePayload {
 		// Lambda refuses the invocation; API Gateway answers for it.
-		g.gatewayError(w, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "Request Too Long")
+		g.gatewayError(w, r, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE", "Request Too Long")
 		return
 	}
 
@@ -190,18 +199,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := g.client.Do(req)
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			g.gatewayError(w, http.StatusGatewayTimeout, "INTEGRATION_TIMEOUT", "Endpoint request timed out")
+			g.gatewayError(w, r, http.StatusGatewayTimeout, "INTEGRATION_TIMEOUT", "Endpoint request timed out")
 			return
 		}
-		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
+		g.gatewayError(w, r, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	defer resp.Body.Close()
 	if rt.Streaming() {
-		g.relayStream(w, resp.Body)
+		g.relayStream(w, r, resp.Body)
 		return
 	}
-	g.relayBuffered(w, resp.Body)
+	g.relayBuffered(w, r, resp.Body)
 }
 
 // Lambda's limits on a synchronous invocation: the event it takes (a
@@ -212,24 +221,34 @@ const (
 )
 
 // gatewayError answers for API Gateway itself, with the API's gateway
-// response of that type (its DEFAULT_4XX or DEFAULT_5XX body template) or
-// API Gateway's default body.
-func (g *Gateway) gatewayError(w http.ResponseWriter, status int, typ, msg string) {
+// response of that type (or its DEFAULT_4XX or DEFAULT_5XX): its headers,
+// static or mapped from the request, and its body template; or API
+// Gateway's default body.
+func (g *Gateway) gatewayError(w http.ResponseWriter, r *http.Request, status int, typ, msg string) {
+	gr, ok := g.responses[typ]
+	if !ok && status < 500 {
+		gr, ok = g.responses["DEFAULT_4XX"]
+	} else if !ok {
+		gr, ok = g.responses["DEFAULT_5XX"]
+	}
+	for name, val := range gr.Headers {
+		if v, ok := strings.CutPrefix(val, "method.request.header."); ok {
+			if rv := r.Header.Get(v); rv != "" {
+				w.Header().Set(name, rv)
+			}
+			continue
+		}
+		w.Header().Set(name, strings.Trim(val, "'"))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	tmpl, ok := g.responses[typ]
-	if !ok && status < 500 {
-		tmpl, ok = g.responses["DEFAULT_4XX"]
-	} else if !ok {
-		tmpl, ok = g.responses["DEFAULT_5XX"]
-	}
-	if !ok {
+	if !ok || gr.Template == "" {
 		fmt.Fprintf(w, `{"message":%q}`, msg)
 		return
 	}
 	quoted, _ := json.Marshal(msg)
 	io.WriteString(w, strings.NewReplacer("$context.error.messageString", string(quoted),
-		"$context.error.responseType", typ, "$context.error.message", msg).Replace(tmpl))
+		"$context.error.responseType", typ, "$context.error.message", msg).Replace(gr.Template))
 }
 
 func (g *Gateway) event(r *http.Request, rt Route, params map[string]string, body []byte) events.APIGatewayProxyRequest {
@@ -277,7 +296,7 @@ func (g *Gateway) event(r *http.Request, rt Route, params map[string]string, bod
 }
 
 // relayBuffered writes a buffered proxy response (or the emulator's error).
-func (g *Gateway) relayBuffered(w http.ResponseWriter, r io.Reader) {
+func (g *Gateway) relayBuffered(w http.ResponseWriter, req *http.Request, r io.Reader) {
 	var out struct {
 		events.APIGatewayProxyResponse
 		ErrorMessage string `json:"errorMessage"`
@@ -285,11 +304,11 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r io.Reader) {
 	raw, err := io.ReadAll(io.LimitReader(r, MaxResponsePayload+1))
 	if err != nil || len(raw) > MaxResponsePayload {
 		// Lambda refuses a response over its limit; API Gateway answers 502.
-		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
+		g.gatewayError(w, req, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	if err := json.Unmarshal(raw, &out); err != nil || out.ErrorMessage != "" || out.StatusCode == 0 {
-		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
+		g.gatewayError(w, req, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	copyHeaders(w.Header(), out.Headers, out.MultiValueHeaders)
@@ -308,11 +327,11 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r io.Reader) {
 
 // relayStream writes a streamed response: a JSON prelude, 8 NUL bytes, then
 // the body, copied as it arrives.
-func (g *Gateway) relayStream(w http.ResponseWriter, r io.Reader) {
+func (g *Gateway) relayStream(w http.ResponseWriter, req *http.Request, r io.Reader) {
 	br := bufio.NewReader(r)
 	raw, err := br.ReadBytes(0)
 	if err != nil {
-		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
+		g.gatewayError(w, req, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	var prelude struct {
@@ -323,7 +342,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r io.Reader) {
 		ErrorMessage      string              `json:"errorMessage"`
 	}
 	if err := json.Unmarshal(raw[:len(raw)-1], &prelude); err != nil || prelude.ErrorMessage != "" {
-		g.gatewayError(w, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
+		g.gatewayError(w, req, http.StatusBadGateway, "INTEGRATION_FAILURE", "Internal server error")
 		return
 	}
 	if _, err := br.Discard(7); err != nil {

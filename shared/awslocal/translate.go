@@ -230,17 +230,177 @@ func (s *Stack) BinaryMediaTypes(api string) []string {
 	return out
 }
 
-// GatewayResponses returns the REST API's gateway responses: response type
-// → its application/json body template.
-func (s *Stack) GatewayResponses(api string) map[string]string {
-	out := map[string]string{}
-	rs, _ := s.Get("Resources", api, "Properties", "Body", "x-amazon-apigateway-gateway-responses").(map[string]any)
-	for typ, r := range rs {
-		rm, _ := r.(map[string]any)
-		tm, _ := rm["responseTemplates"].(map[string]any)
-		if body, ok := tm["application/json"].(string); ok {
-			out[typ] = body
+// noValue is what AWS::NoValue resolves to: the property is left out.
+type noValue struct{}
+
+// Resolve evaluates the intrinsic functions of v that a deployment with
+// the parameter values params settles (Ref to a parameter, AWS::NoValue,
+// Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition); parameters not
+// in params take their defaults. Anything else is returned as it is.
+func (s *Stack) Resolve(v any, params map[string]string) (any, error) {
+	switch x := v.(type) {
+	case []any:
+		out := make([]any, 0, len(x))
+		for _, e := range x {
+			r, err := s.Resolve(e, params)
+			if err != nil {
+				return nil, err
+			}
+			if _, skip := r.(noValue); !skip {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	case map[string]any:
+		if len(x) == 1 {
+			for k, arg := range x {
+				switch k {
+				case "Ref":
+					name, _ := arg.(string)
+					if name == "AWS::NoValue" {
+						return noValue{}, nil
+					}
+					if p, ok := s.Get("Parameters", name).(map[string]any); ok {
+						if val, ok := params[name]; ok {
+							return val, nil
+						}
+						return fmt.Sprint(p["Default"]), nil
+					}
+					return x, nil
+				case "Fn::If":
+					args, _ := arg.([]any)
+					if len(args) != 3 {
+						return nil, fmt.Errorf("Fn::If needs three arguments: %v", arg)
+					}
+					name, _ := args[0].(string)
+					ok, err := s.condition(name, params)
+					if err != nil {
+						return nil, err
+					}
+					if ok {
+						return s.Resolve(args[1], params)
+					}
+					return s.Resolve(args[2], params)
+				}
+			}
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r, err := s.Resolve(e, params)
+			if err != nil {
+				return nil, err
+			}
+			if _, skip := r.(noValue); !skip {
+				out[k] = r
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// condition evaluates the template condition name.
+func (s *Stack) condition(name string, params map[string]string) (bool, error) {
+	c := s.Get("Conditions", name)
+	if c == nil {
+		return false, fmt.Errorf("no condition %q", name)
+	}
+	return s.truth(c, params)
+}
+
+func (s *Stack) truth(v any, params map[string]string) (bool, error) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return false, fmt.Errorf("not a condition: %v", v)
+	}
+	for k, arg := range m {
+		args, _ := arg.([]any)
+		switch k {
+		case "Condition":
+			name, _ := arg.(string)
+			return s.condition(name, params)
+		case "Fn::Equals":
+			if len(args) != 2 {
+				return false, fmt.Errorf("Fn::Equals needs two arguments: %v", arg)
+			}
+			a, err := s.Resolve(args[0], params)
+			if err != nil {
+				return false, err
+			}
+			b, err := s.Resolve(args[1], params)
+			if err != nil {
+				return false, err
+			}
+			return fmt.Sprint(a) == fmt.Sprint(b), nil
+		case "Fn::Not":
+			if len(args) != 1 {
+				return false, fmt.Errorf("Fn::Not needs one argument: %v", arg)
+			}
+			t, err := s.truth(args[0], params)
+			return !t, err
+		case "Fn::And", "Fn::Or":
+			all, anyTrue := true, false
+			for _, a := range args {
+				t, err := s.truth(a, params)
+				if err != nil {
+					return false, err
+				}
+				all, anyTrue = all && t, anyTrue || t
+			}
+			if k == "Fn::And" {
+				return all, nil
+			}
+			return anyTrue, nil
 		}
 	}
-	return out
+	return false, fmt.Errorf("not a condition: %v", v)
+}
+
+// GatewayResponse is one of the REST API's own answers as a deployment
+// with some parameter values configures it.
+type GatewayResponse struct {
+	// Template is the application/json body template.
+	Template string
+	// Headers maps a header to its value: a static 'value' (quotes
+	// removed) or a mapping such as method.request.header.Origin.
+	Headers map[string]string
+}
+
+// GatewayResponsesFor returns the REST API's gateway responses for the
+// parameter values params. A header value that API Gateway would refuse
+// (neither a quoted static value nor a method request mapping) is an
+// error: the deployment would fail.
+func (s *Stack) GatewayResponsesFor(api string, params map[string]string) (map[string]GatewayResponse, error) {
+	raw, _ := s.Get("Resources", api, "Properties", "Body", "x-amazon-apigateway-gateway-responses").(map[string]any)
+	resolved, err := s.Resolve(raw, params)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]GatewayResponse{}
+	rs, _ := resolved.(map[string]any)
+	for typ, r := range rs {
+		rm, _ := r.(map[string]any)
+		gr := GatewayResponse{Headers: map[string]string{}}
+		if tm, ok := rm["responseTemplates"].(map[string]any); ok {
+			gr.Template, _ = tm["application/json"].(string)
+		}
+		ps, _ := rm["responseParameters"].(map[string]any)
+		for k, v := range ps {
+			name, ok := strings.CutPrefix(k, "gatewayresponse.header.")
+			if !ok {
+				continue
+			}
+			val, _ := v.(string)
+			switch {
+			case len(val) >= 2 && val[0] == '\'' && val[len(val)-1] == '\'':
+			case strings.HasPrefix(val, "method.request.header.") || strings.HasPrefix(val, "method.request.path.") ||
+				strings.HasPrefix(val, "method.request.querystring."):
+			default:
+				return nil, fmt.Errorf("%s: header %s = %q is neither a quoted value nor a request mapping; API Gateway refuses it", typ, name, val)
+			}
+			gr.Headers[name] = val
+		}
+		out[typ] = gr
+	}
+	return out, nil
 }
