@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -122,4 +123,35 @@ func TestCORS(t *testing.T) {
 	if rec := serve(open(t).Handler(), "OPTIONS", "/v1/models", preflight); rec.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Fatal("CORS granted with no origins configured")
 	}
+}
+
+// TestPanicAbortsStartedAnswer panics in a handler after part of its answer
+// went out: the connection is cut, so the client sees a broken answer
+// rather than a short one that looks whole; before anything went out, the
+// client gets a 500.
+func TestPanicAbortsStartedAnswer(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/started", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic("boom")
+	})
+	mux.HandleFunc("/early", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	srv := httptest.NewServer(app.Middleware("test", mux))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/started")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a panic after the answer started ended it as if complete")
+	}
+	resp, err = http.Get(srv.URL + "/early")
+	if err != nil || resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("panic before the answer = %v, %v; want 500", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -78,13 +78,17 @@ func middleware(fn string, rec metrics.Recorder, next http.Handler) http.Handler
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
+				if p != http.ErrAbortHandler {
+					slog.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p))
 				}
-				slog.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p))
-				if sw.status == 0 {
-					respond.Error(sw, r, fmt.Errorf("panic: %v", p))
+				if sw.status != 0 || p == http.ErrAbortHandler {
+					// Part of the answer is out: end the connection without
+					// finishing it, so that the client sees it broke off
+					// rather than a short answer that looks whole.
+					rec.Request(fn, http.StatusInternalServerError, time.Since(start))
+					panic(http.ErrAbortHandler)
 				}
+				respond.Error(sw, r, fmt.Errorf("panic: %v", p))
 			}
 			latency := time.Since(start)
 			slog.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
@@ -100,6 +104,13 @@ func unavailable(err error) error {
 		return err
 	}
 	return storage.Unavailable("open gateway", err)
+}
+
+// Middleware is what every answer of the function fn goes through, without
+// metrics: a request ID, the access log line, and a panic turned into a
+// 500 or, once the answer has started, an aborted connection.
+func Middleware(fn string, next http.Handler) http.Handler {
+	return middleware(fn, metrics.Nop{}, next)
 }
 
 // BodyDeadline bounds how long a request body may take to arrive on a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -241,6 +242,7 @@ type outcome struct {
 	// reported none; partial marks an answer that broke off.
 	estimated bool
 	partial   bool
+	clamped   bool            // the upstream's usage was out of bounds
 	answer    json.RawMessage // the assistant message, when complete
 	// delivered is whether the client received the whole answer.
 	delivered bool
@@ -274,7 +276,7 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Close()
 	if c.stream && resp.IsEventStream() {
-		out = h.relay(w, r, resp, c)
+		out = h.relay(w, r, resp, c, func(o outcome) { h.store(r.Context(), c, o) })
 		return
 	}
 	body, err := resp.ReadAll(maxAnswer)
@@ -288,15 +290,15 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 		out.status = statusClientGone
 	}
 	out.used, out.reported = usageOf(body)
+	answer := firstMessage(body)
 	if c.conversation != "" {
-		out.answer = firstMessage(body)
+		out.answer = answer
 	}
 	if !out.reported {
 		out.estimated = true
-		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: int64(len(out.answer) / 4)}
+		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: int64(len(answer) / 4)}
 	}
-	// With its length known, the client has the whole answer before the
-	// exchange is recorded.
+	h.store(r.Context(), c, out)
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -354,20 +356,58 @@ func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) 
 	if c.drawPrompt != "" {
 		kind = "image"
 	}
+	out.used, out.clamped = out.used.clampOr(out.clamped)
 	h.record(ctx, usage.Record{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
-		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, PerMinute: c.key.TPM > 0})
+		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
 	slog.InfoContext(ctx, "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,
 		"prompt_tokens", out.used.PromptTokens, "completion_tokens", out.used.CompletionTokens)
-	if c.conversation == "" || out.status != http.StatusOK || out.partial || !out.delivered || out.answer == nil {
+	if out.clamped {
+		slog.WarnContext(ctx, "the upstream reported usage out of bounds; recorded clamped", "model", c.model.upstream.Model)
+	}
+}
+
+// clampOr clamps t, and reports whether it or earlier was out of bounds.
+func (t tokens) clampOr(was bool) (tokens, bool) {
+	c, clamped := t.clamp()
+	return c, was || clamped
+}
+
+// store keeps a completed exchange in its conversation: before the client
+// is told the answer is complete (the last byte of a plain answer, the
+// [DONE] of a stream), so that a next turn sent at once finds it. Only the
+// answer's message goes in, without reasoning, which upstreams refuse to
+// be sent back.
+func (h *Handler) store(ctx context.Context, c call, out outcome) {
+	if c.conversation == "" || out.status != http.StatusOK || out.partial || out.answer == nil {
 		return
 	}
-	msgs := append(append([]json.RawMessage{}, c.fresh...), out.answer)
+	ctx = context.WithoutCancel(ctx)
+	msgs := append(append([]json.RawMessage{}, c.fresh...), withoutReasoning(out.answer))
 	if err := h.Conversations.Append(ctx, c.key.ID, c.conversation, msgs, c.keep); err != nil {
 		slog.ErrorContext(ctx, "record conversation", "conversation", c.conversation, "err", err)
 	}
+}
+
+// reasoningMembers are what upstreams add to an answer's message to show
+// their reasoning, and refuse (DeepSeek: 400) in a message sent back.
+var reasoningMembers = []string{"reasoning_content", "reasoning", "reasoning_details", "thinking"}
+
+// withoutReasoning returns the message m without its reasoning members.
+func withoutReasoning(m json.RawMessage) json.RawMessage {
+	if !slices.ContainsFunc(reasoningMembers, func(k string) bool { return bytes.Contains(m, []byte(`"`+k+`"`)) }) {
+		return m
+	}
+	obj, err := parseMember(m)
+	if err != nil {
+		return m
+	}
+	for _, k := range reasoningMembers {
+		obj = obj.del(k)
+	}
+	return obj.bytes()
 }
 
 // record stores a usage record; a failure is logged, since the answer has
@@ -385,6 +425,18 @@ func (h *Handler) record(ctx context.Context, rec usage.Record) {
 type tokens struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// maxReportedTokens bounds what one request may be said to have used:
+// more than any model's context, so that only nonsense is cut.
+const maxReportedTokens = 10_000_000
+
+// clamp returns t within [0, maxReportedTokens], and whether it was not:
+// an upstream's negative or absurd usage must not move a key's counters.
+func (t tokens) clamp() (tokens, bool) {
+	c := tokens{PromptTokens: min(max(t.PromptTokens, 0), maxReportedTokens),
+		CompletionTokens: min(max(t.CompletionTokens, 0), maxReportedTokens)}
+	return c, c != t
 }
 
 // usageOf returns the usage member of a completion or a stream chunk; the

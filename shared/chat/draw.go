@@ -70,6 +70,7 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) out
 	id := "chatcmpl-" + strings.ToLower(rand.Text())
 	created := time.Now().Unix()
 	out := outcome{status: http.StatusOK, reported: true, answer: answer, delivered: true}
+	h.store(r.Context(), c, out)
 	if !c.stream {
 		respond.JSON(w, http.StatusOK, map[string]any{
 			"id": id, "object": "chat.completion", "created": created, "model": c.model.public,

@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -19,8 +20,10 @@ const statusClientGone = 499
 // the client did not ask for, keeps the usage the upstream reported, and
 // rebuilds the answer when a conversation records it. When the client
 // leaves, it reads on (until DrainTimeout) only to learn the usage. An
-// upstream failure ends the stream with an error event and [DONE].
-func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response, c call) outcome {
+// upstream failure ends the stream with an error event and [DONE]; the
+// upstream's [DONE] ends it, whether or not the upstream closes. store is
+// called with the complete exchange before [DONE] goes to the client.
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response, c call, store func(outcome)) outcome {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache")
@@ -34,7 +37,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 	if c.conversation != "" {
 		acc = &accumulator{}
 	}
-	gone := false
+	gone, done := false, false
 	chunks := int64(0)
 	for ev, err := range resp.Events() {
 		gone = gone || r.Context().Err() != nil
@@ -46,6 +49,20 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 				body, _ := json.Marshal(respond.Body(err))
 				w.Write([]byte("data: " + string(body) + "\n\ndata: [DONE]\n\n"))
 				rc.Flush()
+			}
+			break
+		}
+		if ev.Done() {
+			done = true
+			if !gone {
+				out.delivered = true
+				h.settle(&out, c, chunks, acc)
+				store(out)
+				if _, err := w.Write(ev.Raw); err != nil {
+					gone = true
+				} else if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					gone = true
+				}
 			}
 			break
 		}
@@ -73,8 +90,12 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 			gone = true
 			continue
 		}
-		if !resp.EventReady() && rc.Flush() != nil {
-			gone = true
+		if !resp.EventReady() {
+			// A writer that cannot flush (http.ErrNotSupported) has not lost
+			// its client: only a failed write or the request's end says so.
+			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				gone = true
+			}
 		}
 	}
 	if gone {
@@ -82,16 +103,24 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 		out.partial = out.partial || !out.reported
 	}
 	out.delivered = !gone && !out.partial
+	h.settle(&out, c, chunks, acc)
+	if !done && out.delivered {
+		store(out) // an upstream that ends without [DONE]
+	}
+	return out
+}
+
+// settle completes an outcome: the usage estimated when none was reported
+// (a chunk is about a token; a token about four bytes of prompt), the
+// answer rebuilt when it was delivered whole.
+func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 	if !out.reported {
-		// Nothing reported: estimate, and say so. A chunk is about a token;
-		// a token is about four bytes of prompt.
 		out.estimated = true
 		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: chunks}
 	}
-	if acc != nil && out.delivered {
+	if acc != nil && out.delivered && out.answer == nil {
 		out.answer = acc.message()
 	}
-	return out
 }
 
 // onlyUsage reports whether a chunk carries nothing but usage: the chunk a

@@ -7,6 +7,11 @@
 //
 //	#status:503          answer with that status and an OpenAI error body
 //	#echokey             answer 400 with an error quoting the request's key
+//	#negusage, #hugeusage report negative, or absurdly large, usage
+//	#nousage             report no usage
+//	#reasoning           answer (not streamed) with reasoning_content
+//	#keepopen            stream as usual, then keep the connection open
+//	#bigevent:N          stream one event of N MB in short data lines
 //	#hang                never send a byte, until the request is cancelled
 //	#hold:TOKEN          stream the first chunk, then wait for Release(TOKEN)
 //	#endless:TOKEN       stream a chunk every 20 ms until the request ends;
@@ -233,14 +238,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	words := strings.Fields("echo: " + text)
+	use := usage()
+	switch cmd {
+	case "#negusage":
+		use = map[string]any{"prompt_tokens": -1000000, "completion_tokens": -5, "total_tokens": -1000005}
+	case "#hugeusage":
+		use = map[string]any{"prompt_tokens": 1 << 40, "completion_tokens": 7, "total_tokens": 1<<40 + 7}
+	}
 	if !req.Stream {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
+		msg := map[string]any{"role": "assistant", "content": strings.Join(words, " ")}
+		if cmd == "#reasoning" {
+			msg["reasoning_content"] = "Let me think about " + text
+		}
+		answer := map[string]any{
 			"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": strings.Join(words, " ")}}},
-			"usage": usage(),
-		})
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": msg}},
+			"usage":   use,
+		}
+		if cmd == "#nousage" {
+			delete(answer, "usage")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(answer)
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -292,6 +311,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			send(chunk(map[string]any{"content": fmt.Sprintf("slow %d ", i)}, nil))
 		}
 		words = nil
+	case "#bigevent":
+		// One event of many short data lines, N MB in all.
+		n, _ := strconv.Atoi(arg)
+		line := "data: " + strings.Repeat("x", 1000) + "\n"
+		for range n * 1000 {
+			if _, err := io.WriteString(w, line); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "\n")
+		rc.Flush()
+		<-r.Context().Done()
+		return
 	case "#reset":
 		for i := range 3 {
 			send(chunk(map[string]any{"content": fmt.Sprintf("part %d ", i)}, nil))
@@ -308,12 +340,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		send(chunk(map[string]any{"content": word}, nil))
 	}
 	send(chunk(map[string]any{}, "stop"))
-	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage && cmd != "#nousage" {
 		send(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(),
-			"model": req.Model, "choices": []any{}, "usage": usage()})
+			"model": req.Model, "choices": []any{}, "usage": use})
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	rc.Flush()
+	if cmd == "#keepopen" {
+		// Some upstreams keep the connection open after [DONE].
+		<-r.Context().Done()
+	}
 }
 
 // Dimensions is the length of the fake's embeddings.

@@ -35,9 +35,20 @@ type Error struct {
 	Param string
 	// RetryAfter, in seconds, is sent as the Retry-After header when set.
 	RetryAfter int
+	// Cause, when set, is the internal failure behind it: logged, never
+	// shown to clients.
+	Cause error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("gateway: %s: %s", e.Code, e.Message) }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("gateway: %s: %s: %v", e.Code, e.Message, e.Cause)
+	}
+	return fmt.Sprintf("gateway: %s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf returns an Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {

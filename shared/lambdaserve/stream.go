@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,9 +44,16 @@ func Stream(h http.Handler) StreamHandler {
 		w := &streamWriter{header: http.Header{}, pipe: pw, ready: make(chan struct{})}
 		go func() {
 			defer func() {
-				if p := recover(); p != nil && p != http.ErrAbortHandler {
-					slog.ErrorContext(ctx, "panic in streamed handler", "panic", fmt.Sprint(p))
+				if p := recover(); p != nil {
+					if p != http.ErrAbortHandler {
+						slog.ErrorContext(ctx, "panic in streamed handler", "panic", fmt.Sprint(p))
+					}
 					w.WriteHeader(http.StatusInternalServerError)
+					// The body breaks off with an error, which the runtime
+					// reports: the client sees a broken answer, not a short
+					// one that looks whole.
+					pw.CloseWithError(errAborted)
+					return
 				}
 				w.WriteHeader(http.StatusOK) // a handler that wrote nothing still answers
 				pw.Close()
@@ -60,6 +68,9 @@ func Stream(h http.Handler) StreamHandler {
 		}, nil
 	}
 }
+
+// errAborted ends the body of a response whose handler panicked.
+var errAborted = errors.New("lambdaserve: the handler aborted its response")
 
 // streamWriter is the http.ResponseWriter of a streamed response. Its
 // writes go straight into the pipe the runtime reads the body from.

@@ -126,3 +126,24 @@ func TestStreamBadEvent(t *testing.T) {
 		t.Fatalf("body = %s", body)
 	}
 }
+
+// TestStreamPanicAfterHeaders panics halfway through a streamed answer:
+// the body ends with an error, not cleanly, so that the runtime reports
+// the invocation failed and the client sees a broken stream.
+func TestStreamPanicAfterHeaders(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"n\":1}\n\n")
+		panic("boom")
+	})
+	resp, err := lambdaserve.Stream(h)(context.Background(), events.APIGatewayProxyRequest{HTTPMethod: "POST", Path: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(resp)
+	readPrelude(t, r)
+	body, err := io.ReadAll(r)
+	if err == nil || !bytes.Contains(body, []byte(`"n":1`)) {
+		t.Fatalf("body = %q, err = %v; want what was written, then an error", body, err)
+	}
+}

@@ -147,7 +147,7 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 		case ctx.Err() != nil && cause != nil:
 			return nil, false, fmt.Errorf("upstream request: %w", cause)
 		}
-		return nil, true, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached."}
+		return nil, true, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached.", Cause: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel(nil)
@@ -292,9 +292,18 @@ func (r *Response) readErr(err error) error {
 		return gateway.Errorf(gateway.ETimeout, "The upstream sent nothing for %s.", r.idle)
 	case r.ctx.Err() != nil && cause != nil:
 		return fmt.Errorf("read upstream: %w", cause)
+	case errors.Is(err, errLineTooLong):
+		return &gateway.Error{Code: gateway.EUpstream, Message: fmt.Sprintf("The upstream sent a line longer than %d MB.", maxLine>>20), Cause: err}
+	case errors.Is(err, errEventTooLong):
+		return &gateway.Error{Code: gateway.EUpstream, Message: fmt.Sprintf("The upstream sent an event larger than %d MB.", MaxEvent>>20), Cause: err}
 	}
-	return &gateway.Error{Code: gateway.EUpstream, Message: "The upstream connection broke."}
+	return &gateway.Error{Code: gateway.EUpstream, Message: "The upstream connection broke.", Cause: err}
 }
+
+var (
+	errLineTooLong  = errors.New("sse line too long")
+	errEventTooLong = errors.New("sse event too long")
+)
 
 // ReadAll reads the whole body, at most limit bytes; each read resets the
 // idle timeout.
@@ -348,8 +357,12 @@ func (r *Response) EventReady() bool {
 }
 
 // maxLine bounds one SSE line (a chunk with a large tool-call argument or an
-// inline image can be long).
-const maxLine = 16 << 20
+// inline image can be long), and MaxEvent one event, however many lines it
+// has: past either, the stream ends with an error.
+const (
+	maxLine  = 16 << 20
+	MaxEvent = 16 << 20
+)
 
 // readers recycles the buffered readers of event streams.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
@@ -395,6 +408,10 @@ func (r *Response) Events() iter.Seq2[Event, error] {
 				raw, data, hasData = raw[:0], data[:0], false
 				continue
 			}
+			if len(raw)+len(line) > MaxEvent {
+				yield(Event{}, r.readErr(errEventTooLong))
+				return
+			}
 			raw = append(append(raw, line...), '\n')
 			if v, ok := field(line, "data"); ok {
 				if hasData {
@@ -418,7 +435,7 @@ func readLine(br *bufio.Reader, long *[]byte) ([]byte, error) {
 	line := append((*long)[:0], part...)
 	for err == bufio.ErrBufferFull {
 		if len(line) > maxLine {
-			return nil, errors.New("sse line too long")
+			return nil, errLineTooLong
 		}
 		part, err = br.ReadSlice('\n')
 		line = append(line, part...)

@@ -106,6 +106,9 @@ type Record struct {
 	// Estimated marks tokens the gateway estimated because the upstream
 	// reported none.
 	Estimated bool `json:"estimated,omitempty"`
+	// Clamped marks usage the upstream reported out of bounds (negative,
+	// or absurdly large), recorded clamped.
+	Clamped bool `json:"clamped,omitempty"`
 	// PerMinute asks for the tokens to count against the key's tokens per
 	// minute (only keys with such a limit need the extra write).
 	PerMinute bool      `json:"-"`
