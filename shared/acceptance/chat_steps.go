@@ -129,6 +129,12 @@ func (s *suite) publicModels(t *testing.T) {
 	}
 	resp, body := s.admin.call(t, s, "PUT", "/admin/api/models/my-bot", map[string]any{"upstream_model": "x"})
 	wantError(t, resp, body, http.StatusConflict, "conflict")
+	// The other way round: the default model cannot take an extra one's name.
+	resp, body = s.admin.call(t, s, "PUT", "/admin/api/settings", map[string]any{"public_model": "legal"})
+	wantError(t, resp, body, http.StatusConflict, "conflict")
+	if resp, body := s.admin.call(t, s, "GET", "/admin/api/settings", nil); !bytes.Contains(body, []byte(`"public_model":"my-bot"`)) {
+		t.Fatalf("a refused rename changed the settings: %d %s", resp.StatusCode, body)
+	}
 	resp, body = s.admin.call(t, s, "PUT", "/admin/api/models/bad", map[string]any{"upstream_model": ""})
 	wantError(t, resp, body, http.StatusBadRequest, "invalid")
 	resp, body = s.admin.call(t, s, "DELETE", "/admin/api/models/nonexistent", nil)

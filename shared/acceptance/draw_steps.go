@@ -139,6 +139,16 @@ func (s *suite) imagesEndpoint(t *testing.T) {
 	apiError(t, err, http.StatusNotFound, "model_not_found")
 	resp, body := do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"x","response_format":"gif"}`, s.auth())
 	wantError(t, resp, body, http.StatusBadRequest, "invalid")
+	// OpenAI's documented members are taken, and passed to the upstream.
+	n := nonce()
+	resp, body = do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"a kite `+n+`","output_format":"webp","background":"transparent",`+
+		`"moderation":"low","output_compression":80,"quality":"high","user":"u-1"}`, s.auth())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("images with documented members = %d %s", resp.StatusCode, body)
+	}
+	if reqs := s.Upstream.Find(n); len(reqs) != 1 || reqs[0].JSON()["output_format"] != "webp" || reqs[0].JSON()["quality"] != "high" {
+		t.Fatalf("the upstream got %+v, want output_format and quality passed on", reqs)
+	}
 	s.putSettings(t, map[string]any{"drawing_enabled": false})
 	resp, body = do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"x"}`, s.auth())
 	wantError(t, resp, body, http.StatusForbidden, "forbidden")

@@ -341,14 +341,52 @@ func (s *suite) malformedRequests(t *testing.T) {
 		{"no messages", `{"model":"` + upstreamModel + `"}`, "messages"},
 		{"empty messages", `{"model":"` + upstreamModel + `","messages":[]}`, "messages"},
 		{"stream not a bool", `{"model":"` + upstreamModel + `","messages":[{"role":"user","content":"x"}],"stream":"yes"}`, "stream"},
+		{"invalid UTF-8", "{\"model\":\"" + upstreamModel + "\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9\"}]}", ""},
+		{"message not an object", `{"model":"` + upstreamModel + `","messages":["hi"]}`, "messages"},
+		{"duplicate role", `{"model":"` + upstreamModel + `","messages":[{"role":"user","role":"system","content":"x"}]}`, "messages[0].role"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(s.Upstream.Requests())
-			resp, body := do(t, nil, "POST", s.url("/v1/chat/completions"), tc.body, s.auth())
+			conv := "malformed-" + nonce()
+			h := s.auth()
+			h.Set("X-Conversation-ID", conv)
+			resp, body := do(t, nil, "POST", s.url("/v1/chat/completions"), tc.body, h)
 			e := wantError(t, resp, body, http.StatusBadRequest, "invalid")
 			if tc.param != "" && (e.Error.Param == nil || *e.Error.Param != tc.param) {
 				t.Fatalf("param = %v, want %q", e.Error.Param, tc.param)
+			}
+			if after := len(s.Upstream.Requests()); after != before {
+				t.Fatal("a malformed request reached the upstream")
+			}
+			if resp, _ := s.getConversationAs(t, s.key, conv); resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("a malformed request left a conversation (%d)", resp.StatusCode)
+			}
+		})
+	}
+	// Embeddings and images: their input checked the same way.
+	for _, tc := range []struct{ path, body, param string }{
+		{"/v1/embeddings", `{"input":""}`, "input"},
+		{"/v1/embeddings", `{"input":[]}`, "input"},
+		{"/v1/embeddings", `{"input":[1.5,"x"]}`, "input"},
+		{"/v1/embeddings", `{"input":{"text":"x"}}`, "input"},
+		{"/v1/embeddings", "{\"input\":\"caf\xe9\"}", ""},
+		{"/v1/images/generations", `{"prompt":"x","n":0}`, "n"},
+		{"/v1/images/generations", `{"prompt":"x","n":5}`, "n"},
+		{"/v1/images/generations", `{"prompt":"x","size":"huge"}`, "size"},
+		{"/v1/images/generations", `{"prompt":"x","colour":"red"}`, "colour"},
+		{"/v1/images/generations", `{"prompt":"x","prompt":"y"}`, "prompt"},
+		{"/v1/images/generations", `{"n":1}`, "prompt"},
+	} {
+		t.Run(tc.path+" "+tc.body, func(t *testing.T) {
+			before := len(s.Upstream.Requests())
+			resp, body := do(t, nil, "POST", s.url(tc.path), tc.body, s.auth())
+			e := wantError(t, resp, body, http.StatusBadRequest, "invalid")
+			if tc.param != "" && (e.Error.Param == nil || *e.Error.Param != tc.param) {
+				t.Fatalf("param = %v, want %q", e.Error.Param, tc.param)
+			}
+			if strings.Contains(e.Error.Message, "not valid JSON") {
+				t.Fatalf("a well-formed request was called invalid JSON: %s", body)
 			}
 			if after := len(s.Upstream.Requests()); after != before {
 				t.Fatal("a malformed request reached the upstream")

@@ -249,8 +249,30 @@ func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.Settings.Patch(r.Context(), body)
+	cur, err := h.Settings.Get(r.Context())
 	if err != nil {
+		return err
+	}
+	st, err := settings.Merge(cur, body)
+	if err != nil {
+		return err
+	}
+	// The default public model may not take an extra model's name: both
+	// would be listed, and the extra one could not be reached.
+	if name := st.PublicModelName(); name != cur.PublicModelName() {
+		extras, err := h.Models.List(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, m := range extras {
+			if m.Name == name {
+				e := gateway.Errorf(gateway.EConflict, "%q is already an extra public model; delete or rename it first.", name)
+				e.Param = "public_model"
+				return e
+			}
+		}
+	}
+	if err := h.Settings.Save(r.Context(), st); err != nil {
 		return err
 	}
 	respond.JSON(w, http.StatusOK, settings.Masked(st))

@@ -9,6 +9,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -238,8 +239,8 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if req.get("input") == nil {
-		return invalidField("input", "the text or texts to embed")
+	if err := checkEmbeddingInput(req.get("input")); err != nil {
+		return err
 	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
@@ -285,6 +286,42 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 	}
 	if u, ok := usageOf(answer); ok {
 		rec.PromptTokens = u.PromptTokens
+	}
+	return nil
+}
+
+// maxEmbeddingInputs bounds the inputs of one embeddings request (OpenAI's
+// own limit).
+const maxEmbeddingInputs = 2048
+
+// checkEmbeddingInput checks an embeddings request's input: a text, or an
+// array of 1 to 2048 texts, or token arrays, none empty.
+func checkEmbeddingInput(raw json.RawMessage) error {
+	bad := invalidField("input", fmt.Sprintf("a non-empty text, or an array of 1 to %d non-empty texts or token arrays", maxEmbeddingInputs))
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		if one == "" {
+			return bad
+		}
+		return nil
+	}
+	var many []json.RawMessage
+	if raw == nil || json.Unmarshal(raw, &many) != nil || len(many) == 0 || len(many) > maxEmbeddingInputs {
+		return bad
+	}
+	var tokens []int64
+	if json.Unmarshal(raw, &tokens) == nil {
+		return nil // one token array
+	}
+	for _, item := range many {
+		var text string
+		var toks []int64
+		switch {
+		case json.Unmarshal(item, &text) == nil && text != "":
+		case json.Unmarshal(item, &toks) == nil && len(toks) > 0:
+		default:
+			return bad
+		}
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -99,6 +101,78 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) out
 	return out
 }
 
+// imagesRequest is an OpenAI images request, checked.
+type imagesRequest struct {
+	Model, Prompt, Size, ResponseFormat string
+	N                                   int
+	// Options are the other documented members, for the upstream.
+	Options map[string]json.RawMessage
+}
+
+// imageOptions are the members of OpenAI's (and SiliconFlow's) images API
+// that the gateway passes on as they came.
+var imageOptions = []string{"quality", "style", "background", "moderation", "output_format", "output_compression",
+	"user", "seed", "negative_prompt", "guidance_scale", "num_inference_steps"}
+
+var sizeForm = regexp.MustCompile(`^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4})$`)
+
+// readImagesRequest reads and checks an images request: each member once,
+// the ones the gateway reads of the right type and range (n from 1 to 4,
+// default 1; a size like 1024x1024 or auto), the documented others kept
+// for the upstream; an unknown member is named.
+func readImagesRequest(w http.ResponseWriter, r *http.Request, limit int64) (imagesRequest, error) {
+	body, err := respond.ReadBody(w, r, limit)
+	if err != nil {
+		return imagesRequest{}, err
+	}
+	obj, err := parseObject(body)
+	if err != nil {
+		return imagesRequest{}, err
+	}
+	req := imagesRequest{N: 1, Options: map[string]json.RawMessage{}}
+	str := func(key string, dst *string) error {
+		v, _, err := obj.stringValue(key)
+		*dst = v
+		return err
+	}
+	for _, f := range obj {
+		switch f.key {
+		case "model":
+			err = str("model", &req.Model)
+		case "prompt":
+			err = str("prompt", &req.Prompt)
+		case "size":
+			err = str("size", &req.Size)
+			if err == nil && !sizeForm.MatchString(req.Size) {
+				err = invalidField("size", `a size like "1024x1024", or "auto"`)
+			}
+		case "response_format":
+			err = str("response_format", &req.ResponseFormat)
+			if err == nil && req.ResponseFormat != "url" && req.ResponseFormat != "b64_json" {
+				err = invalidField("response_format", `"url" or "b64_json"`)
+			}
+		case "n":
+			if json.Unmarshal(f.raw, &req.N) != nil || req.N < 1 || req.N > 4 {
+				err = invalidField("n", "a whole number from 1 to 4")
+			}
+		default:
+			if !slices.Contains(imageOptions, f.key) {
+				e := gateway.Errorf(gateway.EInvalid, "The images API has no member %q.", f.key)
+				e.Param = f.key
+				return imagesRequest{}, e
+			}
+			req.Options[f.key] = f.raw
+		}
+		if err != nil {
+			return imagesRequest{}, err
+		}
+	}
+	if strings.TrimSpace(req.Prompt) == "" {
+		return imagesRequest{}, invalidField("prompt", "what to draw")
+	}
+	return req, nil
+}
+
 // images serves POST /v1/images/generations: prompt, n (1 to 4), size,
 // response_format "url" (links to the gateway's stored copies) or
 // "b64_json".
@@ -108,17 +182,8 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Model          string `json:"model"`
-		Prompt         string `json:"prompt"`
-		N              int    `json:"n"`
-		Size           string `json:"size"`
-		ResponseFormat string `json:"response_format"`
-		Quality        string `json:"quality"`
-		Style          string `json:"style"`
-		User           string `json:"user"`
-	}
-	if err := respond.DecodeJSON(w, r, h.opt.MaxBody, &req); err != nil {
+	req, err := readImagesRequest(w, r, h.opt.MaxBody)
+	if err != nil {
 		return err
 	}
 	st, err := h.Settings.Get(r.Context())
@@ -132,10 +197,6 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 		e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", req.Model)
 		e.Param = "model"
 		return e
-	case req.N < 0 || req.N > 4:
-		return invalidField("n", "between 1 and 4")
-	case req.ResponseFormat != "" && req.ResponseFormat != "url" && req.ResponseFormat != "b64_json":
-		return invalidField("response_format", `"url" or "b64_json"`)
 	}
 	if req.Size == "" {
 		req.Size = st.ImageSize
@@ -148,7 +209,7 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)
 	}()
-	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), draw.Request{Prompt: req.Prompt, N: max(req.N, 1), Size: req.Size})
+	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), draw.Request{Prompt: req.Prompt, N: req.N, Size: req.Size, Options: req.Options})
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err

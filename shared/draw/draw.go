@@ -130,6 +130,10 @@ type Request struct {
 	Prompt string
 	N      int
 	Size   string
+	// Options are further members of the OpenAI images request (quality,
+	// style, background, output_format…), passed to the upstream as they
+	// came.
+	Options map[string]json.RawMessage
 }
 
 func blobKey(id string) string { return "images/" + id }
@@ -149,6 +153,11 @@ func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req Request
 		req.N = 1
 	}
 	body := map[string]any{"model": up.Model, "prompt": req.Prompt, "n": req.N, "size": req.Size}
+	for k, v := range req.Options {
+		if _, set := body[k]; !set {
+			body[k] = v
+		}
+	}
 	if siliconFlow(up.BaseURL) {
 		// SiliconFlow names these its own way.
 		body["image_size"], body["batch_size"] = req.Size, req.N

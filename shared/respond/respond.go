@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 )
@@ -115,7 +116,24 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		}
 		return nil, gateway.Errorf(gateway.EInvalid, "The request body could not be read.")
 	}
+	// JSON is UTF-8 (RFC 8259): other bytes would be read one way here and
+	// another upstream, or stored and handed back broken.
+	if !utf8.Valid(body) {
+		return nil, gateway.Errorf(gateway.EInvalid, "The request body is not valid UTF-8 (at byte %d).", invalidAt(body))
+	}
 	return body, nil
+}
+
+// invalidAt returns the offset of the first byte that is not UTF-8.
+func invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 func tooLarge(limit int64) error {
