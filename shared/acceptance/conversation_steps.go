@@ -110,11 +110,17 @@ func (s *suite) memoryOn(t *testing.T) {
 		t.Fatalf("after a full-history turn the conversation has %d messages, want 6", len(v.Messages))
 	}
 
-	// Trimming keeps the system prompt and the latest messages.
-	s.putSettings(t, map[string]any{"max_messages": 2, "system_prompt": "Be brief."})
+	// Trimming keeps the system prompt and the latest messages, from a
+	// user turn.
+	s.putSettings(t, map[string]any{"max_messages": 3, "system_prompt": "Be brief."})
 	sent = s.say(t, key, conv, "last one")
-	if got := contents(sent); got != "system:Be brief. | assistant:echo: again | user:last one" {
-		t.Fatalf("trimmed context = %q, want the system prompt and the last 2 messages", got)
+	if got := contents(sent); got != "system:Be brief. | user:again | assistant:echo: again | user:last one" {
+		t.Fatalf("trimmed context = %q, want the system prompt and the last 3 messages", got)
+	}
+	s.putSettings(t, map[string]any{"max_messages": 2})
+	sent = s.say(t, key, conv, "very last")
+	if got := contents(sent); got != "system:Be brief. | user:very last" {
+		t.Fatalf("trimmed context = %q, want the system prompt and the last user turn", got)
 	}
 }
 

@@ -78,8 +78,10 @@ func assemble(client, stored []json.RawMessage, memory bool) (upstream, fresh []
 }
 
 // trim keeps every system message and the last max others (all when max
-// is 0). A kept part never starts with tool results whose call was cut off,
-// which upstreams refuse.
+// is 0), cut at a user turn: what is kept starts with the user's message,
+// never inside a tool exchange (an assistant's tool calls and their
+// results) and never with the assistant. When no user turn lies within the
+// last max, the cut is at the last user turn, so that the task is not lost.
 func trim(msgs []json.RawMessage, max int) []json.RawMessage {
 	if max <= 0 || len(msgs) <= max {
 		return msgs // nothing to cut, without looking at the roles
@@ -88,9 +90,21 @@ func trim(msgs []json.RawMessage, max int) []json.RawMessage {
 	if len(rest) <= max {
 		return msgs
 	}
-	rest = rest[len(rest)-max:]
-	for len(rest) > 1 && roleOf(rest[0]) == "tool" {
-		rest = rest[1:]
+	start, last := -1, -1
+	for i, m := range rest {
+		if roleOf(m) != "user" {
+			continue
+		}
+		last = i
+		if start < 0 && len(rest)-i <= max {
+			start = i
+		}
+	}
+	if start < 0 {
+		start = last
+	}
+	if start <= 0 {
+		return msgs // no user turn to cut at, or the cut keeps everything
 	}
 	out := make([]json.RawMessage, 0, len(msgs))
 	for _, m := range msgs {
@@ -98,7 +112,7 @@ func trim(msgs []json.RawMessage, max int) []json.RawMessage {
 			out = append(out, m)
 		}
 	}
-	return append(out, rest...)
+	return append(out, rest[start:]...)
 }
 
 // rawArray encodes messages as a JSON array, each one byte for byte.

@@ -67,14 +67,30 @@ func TestTrim(t *testing.T) {
 	}{
 		{0, "system:s user:a assistant: tool:42 assistant:b user:c"},
 		{10, "system:s user:a assistant: tool:42 assistant:b user:c"},
-		{2, "system:s assistant:b user:c"},
-		{3, "system:s assistant:b user:c"}, // a tool result without its call is dropped
-		{4, "system:s assistant: tool:42 assistant:b user:c"},
+		{5, "system:s user:a assistant: tool:42 assistant:b user:c"},
+		// The cut is at a user turn: never inside a tool exchange, never
+		// starting with the assistant.
+		{2, "system:s user:c"},
+		{4, "system:s user:c"},
+		{1, "system:s user:c"},
 	}
 	for _, tc := range tests {
 		if got := show(trim(all, tc.max)); got != tc.want {
 			t.Errorf("trim(%d) = %q, want %q", tc.max, got, tc.want)
 		}
+	}
+	// An agent's long tool loop after one user turn: the task is kept,
+	// even past max.
+	loop := msgs("user:do the task")
+	for range 10 {
+		loop = append(loop, call, result)
+	}
+	if got := trim(loop, 4); len(got) != len(loop) || roleOf(got[0]) != "user" {
+		t.Errorf("trim of a tool loop = %d messages starting %s, want all %d from the task", len(got), roleOf(got[0]), len(loop))
+	}
+	more := append(msgs("user:first task", "assistant:done"), loop...)
+	if got := trim(more, 4); len(got) != len(loop) || !strings.Contains(string(got[0]), "do the task") {
+		t.Errorf("trim = %d messages from %s, want the last task and its loop", len(got), got[0])
 	}
 }
 

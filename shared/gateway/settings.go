@@ -14,8 +14,8 @@ type Settings struct {
 	PublicModel string `json:"public_model"`
 	// SystemPrompt, when set, is put before the client's messages.
 	SystemPrompt string `json:"system_prompt"`
-	// MaxMessages caps the messages sent upstream (system messages kept);
-	// zero means no cap.
+	// MaxMessages caps the messages sent upstream (system messages kept,
+	// the cut at a user turn); zero, the default, means no cap.
 	MaxMessages    int    `json:"max_messages"`
 	DrawingEnabled bool   `json:"drawing_enabled"`
 	ImageModel     string `json:"image_model"`
@@ -59,7 +59,6 @@ type RAGSettings struct {
 // DefaultSettings are the settings of a gateway before setup.
 func DefaultSettings() Settings {
 	return Settings{
-		MaxMessages:      20,
 		MaxConversations: 50,
 		ImageModel:       "Kwai-Kolors/Kolors",
 		ImageSize:        "1024x1024",
