@@ -31,3 +31,23 @@ func TestValue(t *testing.T) {
 		t.Fatal("a cache without a TTL held a value")
 	}
 }
+
+// TestSetIfAfterWrite loads a value, lets a write come between, and caches
+// what was loaded: it is not cached, so the write's value is what reads
+// see.
+func TestSetIfAfterWrite(t *testing.T) {
+	now := time.Now()
+	v := cache.Value[string]{TTL: time.Minute}
+	gen := v.Generation()
+	v.Set("written", now) // the write lands while the load is in flight
+	v.SetIf("loaded before the write", now, gen)
+	if got, ok := v.Get(now); !ok || got != "written" {
+		t.Fatalf("Get = %q, %v; want the written value", got, ok)
+	}
+	gen = v.Generation()
+	v.Forget()
+	v.SetIf("stale", now, gen)
+	if _, ok := v.Get(now); ok {
+		t.Fatal("a load begun before Forget was cached")
+	}
+}

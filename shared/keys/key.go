@@ -37,7 +37,14 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // by hash
+	// gen counts the writes to keys: a lookup caches what it read only if
+	// no write came after it began, so that a revocation is never undone
+	// by a lookup that read the key just before it.
+	gen uint64
 }
+
+// maxCached bounds the cache; expired entries go when it is full.
+const maxCached = 10000
 
 type cached struct {
 	key   gateway.APIKey
@@ -140,6 +147,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 	now := s.now()
 	s.mu.Lock()
 	c, ok := s.cache[hash]
+	gen := s.gen
 	s.mu.Unlock()
 	if ok && now.Before(c.until) {
 		if !c.key.Active(now) {
@@ -167,7 +175,18 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 	k := r.key()
 	if s.ttl > 0 {
 		s.mu.Lock()
-		s.cache[hash] = cached{key: k, until: now.Add(s.ttl)}
+		if s.gen == gen {
+			if len(s.cache) >= maxCached {
+				for h, c := range s.cache {
+					if !now.Before(c.until) {
+						delete(s.cache, h)
+					}
+				}
+			}
+			if len(s.cache) < maxCached {
+				s.cache[hash] = cached{key: k, until: now.Add(s.ttl)}
+			}
+		}
 		s.mu.Unlock()
 	}
 	s.touch(ctx, it, r, now)
@@ -251,10 +270,8 @@ func (s *Service) update(ctx context.Context, id string, change func(*record) bo
 		if err := json.Unmarshal(it.Value, &r); err != nil {
 			return gateway.APIKey{}, fmt.Errorf("decode key %s: %w", id, err)
 		}
-		s.mu.Lock()
-		delete(s.cache, r.Hash)
-		s.mu.Unlock()
 		if !change(&r) {
+			s.forget(r.Hash)
 			return r.key(), nil
 		}
 		value, err := json.Marshal(r)
@@ -268,6 +285,18 @@ func (s *Service) update(ctx context.Context, id string, change func(*record) bo
 		if err != nil {
 			return gateway.APIKey{}, fmt.Errorf("update key %s: %w", id, err)
 		}
+		// After the write: a lookup that began before it cannot cache the
+		// old record any more.
+		s.forget(r.Hash)
 		return r.key(), nil
 	}
+}
+
+// forget drops a key from this instance's cache, and keeps any lookup in
+// flight from caching what it read.
+func (s *Service) forget(hash string) {
+	s.mu.Lock()
+	s.gen++
+	delete(s.cache, hash)
+	s.mu.Unlock()
 }

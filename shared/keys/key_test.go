@@ -3,6 +3,7 @@ package keys_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,5 +56,48 @@ func TestLifecycle(t *testing.T) {
 	}
 	if _, _, err := admin.Create(ctx, "  ", gateway.KeyLimits{}); gateway.ErrorCode(err) != gateway.EInvalid {
 		t.Fatalf("blank name: %v", err)
+	}
+}
+
+// TestRevocationUnderLoad revokes keys while lookups of them run: once
+// Revoke returns, the instance that revoked refuses the key, always (a
+// lookup that read the key just before the revocation must not cache it
+// after).
+func TestRevocationUnderLoad(t *testing.T) {
+	records := open(t)
+	ctx := context.Background()
+	s := keys.New(records, time.Hour)
+	for round := range 30 {
+		k, secret, err := s.Create(ctx, "bot", gateway.KeyLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						s.Authenticate(ctx, secret)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		if _, err := s.Revoke(ctx, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			if _, err := s.Authenticate(ctx, secret); gateway.ErrorCode(err) != gateway.EUnauthorized {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("round %d: a revoked key was accepted by the instance that revoked it", round)
+			}
+		}
+		close(stop)
+		wg.Wait()
 	}
 }

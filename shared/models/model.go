@@ -38,6 +38,7 @@ func (s *Store) List(ctx context.Context) ([]gateway.Model, error) {
 	if ms, ok := s.cached.Get(now); ok {
 		return ms, nil
 	}
+	gen := s.cached.Generation()
 	var out []gateway.Model
 	for it, err := range storage.QueryAll(ctx, s.records, partition, storage.Query{}) {
 		if err != nil {
@@ -50,7 +51,7 @@ func (s *Store) List(ctx context.Context) ([]gateway.Model, error) {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b gateway.Model) int { return strings.Compare(a.Name, b.Name) })
-	s.cached.Set(out, now)
+	s.cached.SetIf(out, now, gen)
 	return out, nil
 }
 

@@ -42,6 +42,7 @@ func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 	if st, ok := s.cached.Get(now); ok {
 		return st, nil
 	}
+	gen := s.cached.Generation()
 	data, err := s.kv.Get(ctx, kvKey)
 	if gateway.IsNotFound(err) {
 		return gateway.DefaultSettings(), nil
@@ -74,7 +75,7 @@ func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 			return gateway.Settings{}, fmt.Errorf("seal the settings' secrets: %w", err)
 		}
 	}
-	s.cached.Set(st, now)
+	s.cached.SetIf(st, now, gen)
 	return st, nil
 }
 
