@@ -18,6 +18,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ledongthuc/pdf"
@@ -231,8 +232,21 @@ func collapseBlank(s string) string {
 	return strings.Join(out, "\n")
 }
 
+// Limits of a PDF's structure: a hostile file can make its page tree or a
+// page's /Parent chain loop, or claim billions of pages, and a reader that
+// follows it blindly never ends.
+const (
+	maxPDFPages    = 10000
+	maxPDFNodes    = 50000
+	maxPDFDepth    = 64
+	pdfTimeBudget  = 2 * time.Minute
+	errPDFTooLarge = "The PDF has more than %d pages, or a page tree that loops."
+)
+
 // pdfText reads the text of every page. The reader panics on some
-// malformed files; that is a corrupt file, not a crash.
+// malformed files; that is a corrupt file, not a crash. The pages are
+// found by the gateway's own bounded walk of the page tree, not by the
+// page count the file claims.
 func pdfText(data io.ReaderAt, size int64) (text string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -243,12 +257,20 @@ func pdfText(data io.ReaderAt, size int64) (text string, err error) {
 	if err != nil {
 		return "", corrupt(".pdf", err)
 	}
+	pages, err := pdfPages(r)
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
 	var b strings.Builder
 	fonts := map[string]*pdf.Font{}
-	for i := 1; i <= r.NumPage(); i++ {
-		p := r.Page(i)
-		if p.V.IsNull() {
-			continue
+	for _, p := range pages {
+		if time.Since(start) > pdfTimeBudget {
+			return "", gateway.Errorf(gateway.ETooLarge, "Reading the PDF took longer than %s; it is refused.", pdfTimeBudget)
+		}
+		// Inherited resources are looked up along /Parent: it must end.
+		if !endsWithin(p.V, "Parent", maxPDFDepth) {
+			return "", corrupt(".pdf", errors.New("a page's /Parent chain loops"))
 		}
 		for _, name := range p.Fonts() {
 			if _, ok := fonts[name]; !ok {
@@ -267,6 +289,48 @@ func pdfText(data io.ReaderAt, size int64) (text string, err error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// pdfPages walks the page tree depth-first from the catalog, in order,
+// within maxPDFDepth levels, maxPDFNodes nodes and maxPDFPages pages.
+func pdfPages(r *pdf.Reader) ([]pdf.Page, error) {
+	var pages []pdf.Page
+	nodes := 0
+	var walk func(v pdf.Value, depth int) error
+	walk = func(v pdf.Value, depth int) error {
+		nodes++
+		if depth > maxPDFDepth || nodes > maxPDFNodes || len(pages) > maxPDFPages {
+			return gateway.Errorf(gateway.ETooLarge, errPDFTooLarge, maxPDFPages)
+		}
+		switch v.Key("Type").Name() {
+		case "Page":
+			pages = append(pages, pdf.Page{V: v})
+		case "Pages":
+			kids := v.Key("Kids")
+			for i := range min(kids.Len(), maxPDFNodes) {
+				if err := walk(kids.Index(i), depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(r.Trailer().Key("Root").Key("Pages"), 0); err != nil {
+		return nil, err
+	}
+	return pages, nil
+}
+
+// endsWithin reports whether following key from v reaches nothing within
+// n steps.
+func endsWithin(v pdf.Value, key string, n int) bool {
+	for range n {
+		v = v.Key(key)
+		if v.IsNull() {
+			return true
+		}
+	}
+	return false
 }
 
 // docxText reads word/document.xml: paragraphs become lines, headings get

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/extract"
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -37,6 +38,13 @@ func docx(t *testing.T, body string) []byte {
 // pdfDoc builds a one-page PDF that shows lines of text in Helvetica, with
 // a correct cross-reference table.
 func pdfDoc(lines ...string) []byte {
+	return pdfWith("<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>", lines...)
+}
+
+// pdfWith builds a PDF whose page tree root (object 2) and first page
+// (object 3) are as given; object 4 is the page's text, 5 its font.
+func pdfWith(pages, page string, lines ...string) []byte {
 	var content strings.Builder
 	content.WriteString("BT /F1 12 Tf 72 720 Td 14 TL\n")
 	for _, l := range lines {
@@ -45,10 +53,11 @@ func pdfDoc(lines ...string) []byte {
 	content.WriteString("ET")
 	objs := []string{
 		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+		pages,
+		page,
 		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", content.Len(), content.String()),
 		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+		"<< /Type /Pages /Kids [6 0 R] /Parent 6 0 R /Count 1 >>",
 	}
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.4\n")
@@ -64,6 +73,36 @@ func pdfDoc(lines ...string) []byte {
 	}
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
 	return b.Bytes()
+}
+
+// TestHostilePDFs reads PDFs made to hang a reader: a page tree that holds
+// itself, a page whose /Parent chain loops, a /Count of two billion. Each
+// fails (or reads what is there) quickly, never hangs.
+func TestHostilePDFs(t *testing.T) {
+	page := "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
+	for name, doc := range map[string][]byte{
+		"kids hold the tree":  pdfWith("<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>", page, "hello"),
+		"a subtree loops":     pdfWith("<< /Type /Pages /Kids [6 0 R 3 0 R] /Count 2 >>", page, "hello"),
+		"parent chain loops":  pdfWith("<< /Type /Pages /Kids [3 0 R] /Count 1 >>", strings.Replace(page, "/Parent 2 0 R", "/Parent 6 0 R", 1), "hello"),
+		"two billion pages":   pdfWith("<< /Type /Pages /Kids [3 0 R] /Count 2000000000 >>", page, "hello"),
+		"no resources at all": pdfWith("<< /Type /Pages /Kids [3 0 R] /Count 1 >>", "<< /Type /Page /Parent 6 0 R /Contents 4 0 R >>", "hello"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := extract.Text(".pdf", doc)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err != nil && gateway.ErrorCode(err) != gateway.EInvalid && gateway.ErrorCode(err) != gateway.ETooLarge {
+					t.Fatalf("err = %v, want a clear refusal", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("extraction hangs")
+			}
+		})
+	}
 }
 
 func TestTypes(t *testing.T) {
