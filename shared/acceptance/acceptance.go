@@ -115,6 +115,7 @@ func Run(t *testing.T, target Target) {
 		{"KeyRequestsPerMinute", s.keyRPM},
 		{"KeyTokensPerMinute", s.keyTPM},
 		{"KeyTokenQuota", s.keyQuota},
+		{"LimitsUnderBurst", s.limitsUnderBurst},
 		{"UsageOfAStream", s.usageStream},
 		{"UsageAfterClientCancel", s.usageClientCancel},
 		{"UsageAfterUpstreamReset", s.usageUpstreamReset},

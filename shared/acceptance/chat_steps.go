@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,6 +257,40 @@ func (s *suite) keyQuota(t *testing.T) {
 	wantError(t, resp, body, http.StatusTooManyRequests, "insufficient_quota")
 	if got := s.waitUsage(t, id, 2, 10*time.Second); got.PromptTokens+got.CompletionTokens != 36 {
 		t.Fatalf("usage = %+v, want 36 tokens", got)
+	}
+}
+
+// limitsUnderBurst sends 30 streams at once on a key with a 100-token
+// quota, and on one with 100 tokens a minute: tokens are reserved at
+// admission, so the burst goes over each limit by about one request's
+// tokens at most (the fake uses 18), however many run at once.
+func (s *suite) limitsUnderBurst(t *testing.T) {
+	for _, limit := range []string{"token_quota", "tpm"} {
+		key, id := s.newKey(t, "burst "+limit, map[string]any{limit: 100})
+		var mu sync.Mutex
+		codes := map[int]int{}
+		var wg sync.WaitGroup
+		for range 30 {
+			wg.Go(func() {
+				resp, body := do(t, nil, "POST", s.url("/v1/chat/completions"),
+					`{"model":"my-bot","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"#slow:5"}]}`,
+					http.Header{"Authorization": {"Bearer " + key}})
+				if resp.StatusCode == http.StatusOK && !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
+					t.Errorf("a stream did not finish: %q", body)
+				}
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if codes[http.StatusOK] == 0 || codes[http.StatusOK]+codes[http.StatusTooManyRequests] != 30 {
+			t.Fatalf("%s: answers %v, want some streams and the rest refused", limit, codes)
+		}
+		got := s.waitUsage(t, id, int64(codes[http.StatusOK]), 10*time.Second)
+		if used := got.PromptTokens + got.CompletionTokens; used > 100+18 {
+			t.Fatalf("%s: a burst used %d tokens on a limit of 100 (%d streams admitted)", limit, used, codes[http.StatusOK])
+		}
 	}
 }
 

@@ -67,7 +67,8 @@ func (c *Core) Shared(name string, make func() any) any {
 // Meter admits requests under their key's limits, records usage and sums
 // it up.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey) error
+	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
+	Release(ctx context.Context, res usage.Reservation)
 	Record(ctx context.Context, r usage.Record) error
 	Summary(ctx context.Context, f usage.Filter) ([]usage.Row, error)
 }

@@ -41,7 +41,8 @@ type Models interface {
 
 // Meter holds keys to their limits and records usage.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey) error
+	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
+	Release(ctx context.Context, res usage.Reservation)
 	Record(ctx context.Context, r usage.Record) error
 }
 
@@ -264,10 +265,12 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 		e.Param = "model"
 		return e
 	}
-	if err := h.Meter.Admit(r.Context(), key); err != nil {
+	res, err := h.Meter.Admit(r.Context(), key, int64(len(body)/4))
+	if err != nil {
 		return err
 	}
-	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK, PerMinute: key.TPM > 0}
+	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK,
+		PerMinute: key.TPM > 0, Reservation: &res}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)

@@ -40,6 +40,8 @@ type call struct {
 	image      gateway.Upstream
 	imageSize  string
 	requestID  string
+	// reservation is what the request holds of its key's token limits.
+	reservation usage.Reservation
 }
 
 // body returns the upstream request for the upstream model name.
@@ -66,7 +68,7 @@ func conversationID(r *http.Request, req object) (string, error) {
 // admits it under the key's limits and builds what the upstream receives:
 // memory merged, the model's system prompt first, the context trimmed.
 // Nothing reaches the upstream before all of it succeeded.
-func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) {
+func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err error) {
 	key, err := h.authenticate(r)
 	if err != nil {
 		return call{}, err
@@ -105,10 +107,18 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (call, error) 
 	if err != nil {
 		return call{}, err
 	}
-	if err := h.Meter.Admit(r.Context(), key); err != nil {
+	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)))
+	if err != nil {
 		return call{}, err
 	}
-	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations, requestID: requestID(w)}
+	// A request refused from here on gives its reservation back.
+	defer func() {
+		if err != nil {
+			h.Meter.Release(r.Context(), res)
+		}
+	}()
+	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations, requestID: requestID(w),
+		reservation: res}
 
 	send := messages
 	if conv != "" {
@@ -359,7 +369,8 @@ func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) 
 	out.used, out.clamped = out.used.clampOr(out.clamped)
 	h.record(ctx, usage.Record{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
-		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0})
+		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
+		Reservation: &c.reservation})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
 	slog.InfoContext(ctx, "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,
@@ -425,6 +436,24 @@ func (h *Handler) record(ctx context.Context, rec usage.Record) {
 type tokens struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// defaultCompletion is the answer a request without max_tokens is
+// expected to be, for reserving tokens.
+const defaultCompletion = 1024
+
+// reserveFor estimates the tokens a chat request will use: its prompt (a
+// token is about four bytes) and its answer (max_tokens, or a default).
+func reserveFor(req object, size int) int64 {
+	answer := int64(defaultCompletion)
+	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
+		var n int64
+		if raw := req.get(k); raw != nil && json.Unmarshal(raw, &n) == nil && n > 0 {
+			answer = min(n, maxReportedTokens)
+			break
+		}
+	}
+	return int64(size/4) + answer
 }
 
 // maxReportedTokens bounds what one request may be said to have used:

@@ -201,10 +201,11 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 	if req.Size == "" {
 		req.Size = st.ImageSize
 	}
-	if err := h.Meter.Admit(r.Context(), key); err != nil {
+	res, err := h.Meter.Admit(r.Context(), key, 1)
+	if err != nil {
 		return err
 	}
-	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK}
+	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK, Reservation: &res}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)

@@ -25,6 +25,10 @@ type Buffer struct {
 	mu      sync.Mutex
 	items   []storage.Item
 	pending map[[2]string]*incr
+	// writing holds the counter changes of a flush until they are
+	// written, so that Admit counts them all the while.
+	writing map[[2]string]*incr
+	flushMu sync.Mutex // one flush at a time
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -92,32 +96,47 @@ func (b *Buffer) Record(ctx context.Context, r Record) error {
 	return nil
 }
 
-// Admit implements Meter.Admit, counting the tokens still waiting.
-func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey) error {
-	return b.admit(ctx, key, func(pk, sk string) int64 {
+// Admit implements Meter.Admit, counting the tokens still waiting or
+// being written.
+func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (Reservation, error) {
+	return b.admit(ctx, key, reserve, func(pk, sk string) int64 {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		if p, ok := b.pending[[2]string{pk, sk}]; ok {
-			return p.deltas["tokens"]
+		n := int64(0)
+		for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
+			if p, ok := m[[2]string{pk, sk}]; ok {
+				n += p.deltas["tokens"]
+			}
 		}
-		return 0
+		return n
 	})
 }
 
 // flush writes what waits. A counter change that fails goes back to wait
 // for the next flush, so that no count is lost to a passing store error.
 func (b *Buffer) flush(ctx context.Context) {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
 	b.mu.Lock()
 	items, pending := b.items, b.pending
-	b.items, b.pending = nil, map[[2]string]*incr{}
+	b.items, b.pending, b.writing = nil, map[[2]string]*incr{}, pending
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.writing = nil
+		b.mu.Unlock()
+	}()
 	if len(items) > 0 {
 		if err := b.putItems(ctx, items); err != nil {
 			slog.ErrorContext(ctx, "write usage records", "count", len(items), "err", err)
 		}
 	}
 	for k, in := range pending {
-		if _, err := b.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+		_, err := b.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+		b.mu.Lock()
+		delete(b.writing, k) // written, or back to waiting
+		b.mu.Unlock()
+		if err != nil {
 			slog.ErrorContext(ctx, "write usage counters; retrying at the next flush", "item", in.pk+"/"+in.sk, "err", err)
 			b.mu.Lock()
 			if p, ok := b.pending[k]; ok {
@@ -146,6 +165,9 @@ func (b *Buffer) putItems(ctx context.Context, items []storage.Item) error {
 
 // Flush writes what waits now, for readers that must see every record.
 func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
+
+// Release implements Meter.Release.
+func (b *Buffer) Release(ctx context.Context, res Reservation) { b.Meter.Release(ctx, res) }
 
 // Close writes what waits and stops the buffer; later records are written
 // at once.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -43,50 +44,100 @@ func retryAfter(now, next time.Time) int {
 	return max(1, int(next.Sub(now).Seconds()+0.999))
 }
 
-// Admit counts a request of key against its limits. It returns ELimited
-// with RetryAfter when the key is over its requests or tokens per minute,
-// and ELimited with the code insufficient_quota (no Retry-After: waiting
-// does not help) when its token quota is used up.
-func (m *Meter) Admit(ctx context.Context, key gateway.APIKey) error {
-	return m.admit(ctx, key, func(string, string) int64 { return 0 })
+// Reservation is what a request admitted under token limits holds of
+// them until its usage is recorded.
+type Reservation struct {
+	KeyID  string
+	Tokens int64
+	// Window is the minute its tokens count in, for tokens per minute.
+	Window  string
+	quota   bool
+	perMin  bool
+	expires time.Time
+}
+
+// Admit counts a request of key against its limits, and reserves tokens
+// (an estimate of what it will use) of its token quota and tokens per
+// minute, so that concurrent requests cannot all pass on the same room:
+// past a limit, at most about one request's tokens go over. It returns
+// ELimited with RetryAfter when the key is over its requests or tokens per
+// minute, and ELimited with the code insufficient_quota (no Retry-After:
+// waiting does not help) when its token quota is used up. The request's
+// Record settles the reservation with the tokens really used; a request
+// that never gets that far gives it back with Release.
+func (m *Meter) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (Reservation, error) {
+	return m.admit(ctx, key, reserve, func(string, string) int64 { return 0 })
 }
 
 // admit is Admit with pending: tokens counted but not yet written, by item.
-func (m *Meter) admit(ctx context.Context, key gateway.APIKey, pending func(pk, sk string) int64) error {
+func (m *Meter) admit(ctx context.Context, key gateway.APIKey, reserve int64, pending func(pk, sk string) int64) (Reservation, error) {
 	now := m.now()
 	win, next := minute(now)
+	res := Reservation{KeyID: key.ID, Window: win, expires: next.Add(time.Minute)}
+	reserve = max(reserve, 1)
 	if key.TokenQuota > 0 {
-		it, err := m.records.Get(ctx, quotaPK, key.ID)
-		if err != nil && !gateway.IsNotFound(err) {
-			return fmt.Errorf("read quota of %s: %w", key.ID, err)
+		c, err := m.records.Incr(ctx, quotaPK, key.ID, map[string]int64{"tokens": reserve}, time.Time{})
+		if err != nil {
+			return Reservation{}, fmt.Errorf("reserve quota of %s: %w", key.ID, err)
 		}
-		if it.Counters["tokens"]+pending(quotaPK, key.ID) >= key.TokenQuota {
-			return gateway.Errorf(gateway.EQuota, "This API key has used its token quota of %d tokens.", key.TokenQuota)
+		res.Tokens, res.quota = reserve, true
+		if c["tokens"]-reserve+pending(quotaPK, key.ID) >= key.TokenQuota {
+			m.Release(ctx, res)
+			return Reservation{}, gateway.Errorf(gateway.EQuota, "This API key has used its token quota of %d tokens.", key.TokenQuota)
 		}
 	}
 	if key.TPM > 0 {
-		it, err := m.records.Get(ctx, limitPK+key.ID, "tpm#"+win)
-		if err != nil && !gateway.IsNotFound(err) {
-			return fmt.Errorf("read tokens per minute of %s: %w", key.ID, err)
+		c, err := m.records.Incr(ctx, limitPK+key.ID, "tpm#"+win, map[string]int64{"tokens": reserve}, res.expires)
+		if err != nil {
+			m.Release(ctx, res)
+			return Reservation{}, fmt.Errorf("reserve tokens per minute of %s: %w", key.ID, err)
 		}
-		if it.Counters["tokens"]+pending(limitPK+key.ID, "tpm#"+win) >= key.TPM {
+		res.Tokens, res.perMin = reserve, true
+		if c["tokens"]-reserve+pending(limitPK+key.ID, "tpm#"+win) >= key.TPM {
+			m.Release(ctx, res)
 			e := gateway.Errorf(gateway.ELimited, "Rate limit reached: this key may use %d tokens per minute.", key.TPM)
 			e.RetryAfter = retryAfter(now, next)
-			return e
+			return Reservation{}, e
 		}
 	}
 	if key.RPM > 0 {
 		c, err := m.records.Incr(ctx, limitPK+key.ID, "rpm#"+win, map[string]int64{"requests": 1}, next.Add(time.Minute))
 		if err != nil {
-			return fmt.Errorf("count request of %s: %w", key.ID, err)
+			m.Release(ctx, res)
+			return Reservation{}, fmt.Errorf("count request of %s: %w", key.ID, err)
 		}
 		if c["requests"] > key.RPM {
+			m.Release(ctx, res)
 			e := gateway.Errorf(gateway.ELimited, "Rate limit reached: this key may make %d requests per minute.", key.RPM)
 			e.RetryAfter = retryAfter(now, next)
-			return e
+			return Reservation{}, e
 		}
 	}
-	return nil
+	return res, nil
+}
+
+// Release gives back the tokens of a reservation whose request ended
+// before its usage could be recorded.
+func (m *Meter) Release(ctx context.Context, res Reservation) {
+	ctx = context.WithoutCancel(ctx)
+	for _, in := range res.settle(0) {
+		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+			slog.ErrorContext(ctx, "give back reserved tokens", "key", res.KeyID, "err", err)
+		}
+	}
+}
+
+// settle returns the counter changes that turn the reservation into used
+// tokens.
+func (res Reservation) settle(used int64) []incr {
+	var out []incr
+	if res.quota {
+		out = append(out, incr{pk: quotaPK, sk: res.KeyID, deltas: map[string]int64{"tokens": used - res.Tokens}})
+	}
+	if res.perMin {
+		out = append(out, incr{pk: limitPK + res.KeyID, sk: "tpm#" + res.Window, deltas: map[string]int64{"tokens": used - res.Tokens}, expires: res.expires})
+	}
+	return out
 }
 
 // Record is one metered request.
@@ -110,9 +161,13 @@ type Record struct {
 	// or absurdly large), recorded clamped.
 	Clamped bool `json:"clamped,omitempty"`
 	// PerMinute asks for the tokens to count against the key's tokens per
-	// minute (only keys with such a limit need the extra write).
-	PerMinute bool      `json:"-"`
-	Time      time.Time `json:"time"`
+	// minute (only keys with such a limit need the extra write), when the
+	// request holds no Reservation.
+	PerMinute bool `json:"-"`
+	// Reservation, when the request was admitted with one, is settled with
+	// the tokens recorded.
+	Reservation *Reservation `json:"-"`
+	Time        time.Time    `json:"time"`
 }
 
 // Record stores r, adds it to its day's summary and counts its tokens
@@ -159,6 +214,13 @@ func (m *Meter) writes(r Record) (storage.Item, []incr, error) {
 		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
 	}}}
 	tokens := r.PromptTokens + r.CompletionTokens
+	if r.Reservation != nil && r.Reservation.Tokens > 0 {
+		incrs = append(incrs, r.Reservation.settle(tokens)...)
+		if !r.Reservation.quota {
+			incrs = append(incrs, incr{pk: quotaPK, sk: r.KeyID, deltas: map[string]int64{"tokens": tokens}})
+		}
+		return item, incrs, nil
+	}
 	if tokens == 0 {
 		return item, incrs, nil
 	}

@@ -3,6 +3,7 @@ package usage_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +16,15 @@ import (
 func records(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }
 
 type meter interface {
-	Admit(context.Context, gateway.APIKey) error
+	Admit(context.Context, gateway.APIKey, int64) (usage.Reservation, error)
+	Release(context.Context, usage.Reservation)
 	Record(context.Context, usage.Record) error
 	Summary(context.Context, usage.Filter) ([]usage.Row, error)
+}
+
+func admit(m meter, key gateway.APIKey) error {
+	_, err := m.Admit(context.Background(), key, 1)
+	return err
 }
 
 // TestMeterAndBuffer runs the same checks on the meter that writes at once
@@ -36,20 +43,21 @@ func TestMeterAndBuffer(t *testing.T) {
 			m, closeIt := open(t)
 			key := gateway.APIKey{ID: "key_1", KeyLimits: gateway.KeyLimits{TokenQuota: 50, TPM: 1000}}
 			for i := range 3 {
-				if err := m.Admit(ctx, key); err != nil {
+				res, err := m.Admit(ctx, key, 30)
+				if err != nil {
 					t.Fatalf("request %d refused: %v", i+1, err)
 				}
 				if err := m.Record(ctx, usage.Record{RequestID: fmt.Sprint(i), KeyID: key.ID, Model: "m", Status: 200,
-					PromptTokens: 11, CompletionTokens: 7, LatencyMS: 10, PerMinute: true}); err != nil {
+					PromptTokens: 11, CompletionTokens: 7, LatencyMS: 10, PerMinute: true, Reservation: &res}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// 54 tokens ≥ 50: the quota is used up, written or not.
-			if err := m.Admit(ctx, key); gateway.ErrorCode(err) != gateway.EQuota {
+			if err := admit(m, key); gateway.ErrorCode(err) != gateway.EQuota {
 				t.Fatalf("after 54 tokens: %v, want insufficient_quota", err)
 			}
 			key.TokenQuota, key.TPM = 0, 40
-			if err := m.Admit(ctx, key); gateway.ErrorCode(err) != gateway.ELimited {
+			if err := admit(m, key); gateway.ErrorCode(err) != gateway.ELimited {
 				t.Fatalf("after 54 tokens this minute: %v, want a rate limit", err)
 			}
 			closeIt()
@@ -66,12 +74,11 @@ func TestMeterAndBuffer(t *testing.T) {
 }
 
 func TestRequestsPerMinute(t *testing.T) {
-	ctx := context.Background()
 	m := usage.New(records(t))
 	key := gateway.APIKey{ID: "key_2", KeyLimits: gateway.KeyLimits{RPM: 3}}
 	refused := 0
 	for range 7 {
-		if err := m.Admit(ctx, key); err != nil {
+		if err := admit(m, key); err != nil {
 			e, ok := err.(*gateway.Error)
 			if !ok || e.Code != gateway.ELimited || e.RetryAfter < 1 || e.RetryAfter > 60 {
 				t.Fatalf("refusal = %v, want rate limit with Retry-After", err)
@@ -83,5 +90,55 @@ func TestRequestsPerMinute(t *testing.T) {
 	// then holds four or more: at least one is refused, at most four.
 	if refused < 1 || refused > 4 {
 		t.Fatalf("%d of 7 refused under 3 per minute", refused)
+	}
+}
+
+// TestQuotaUnderConcurrency admits 30 concurrent requests of 100 tokens
+// each on a 100-token quota and 30 on 150 tokens per minute, as streams
+// do: each reserves its estimate at admission and settles at the end.
+// What is used goes over a limit by about one request at most, on the
+// meter and on the buffer (flushing all the while).
+func TestQuotaUnderConcurrency(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) (meter, func()){
+		"Meter": func(t *testing.T) (meter, func()) { return usage.New(records(t)), func() {} },
+		"Buffer": func(t *testing.T) (meter, func()) {
+			b := usage.NewBuffer(usage.New(records(t)), time.Millisecond)
+			return b, func() { b.Close() }
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, closeIt := open(t)
+			defer closeIt()
+			for _, key := range []gateway.APIKey{
+				{ID: "key_q", KeyLimits: gateway.KeyLimits{TokenQuota: 100}},
+				{ID: "key_t", KeyLimits: gateway.KeyLimits{TPM: 150}},
+			} {
+				var mu sync.Mutex
+				used := int64(0)
+				var wg sync.WaitGroup
+				for i := range 30 {
+					wg.Go(func() {
+						res, err := m.Admit(context.Background(), key, 100)
+						if err != nil {
+							return
+						}
+						time.Sleep(20 * time.Millisecond) // the stream
+						m.Record(context.Background(), usage.Record{RequestID: fmt.Sprint(key.ID, i), KeyID: key.ID, Model: "m",
+							Status: 200, PromptTokens: 60, CompletionTokens: 40, PerMinute: key.TPM > 0, Reservation: &res})
+						mu.Lock()
+						used += 100
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				limit := max(key.TokenQuota, key.TPM)
+				if used > limit+100 {
+					t.Fatalf("%s: %d tokens used on a limit of %d: more than one request over", key.ID, used, limit)
+				}
+				if used == 0 {
+					t.Fatalf("%s: nothing admitted", key.ID)
+				}
+			}
+		})
 	}
 }
