@@ -29,6 +29,7 @@ func TestAcceptance(t *testing.T) {
 	target := acceptance.NewTarget(t, gw.URL)
 	target.KeyCacheTTL = time.Second
 	target.StreamsBuffered = true
+	target.TextBodiesReencoded = true
 	target.ObjectCreated = func(t *testing.T, key string) {
 		// What EventBridge delivers for the bucket's event.
 		ev, _ := json.Marshal(map[string]any{

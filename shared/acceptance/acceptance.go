@@ -60,6 +60,10 @@ type Target struct {
 	// arrive one by one, or a client to leave mid-stream, check only what
 	// such a target can show.
 	StreamsBuffered bool
+	// TextBodiesReencoded says the platform hands text bodies to the
+	// gateway re-encoded (API Gateway puts them in a JSON string, with
+	// bytes that are not UTF-8 replaced): such bytes never reach it.
+	TextBodiesReencoded bool
 }
 
 const (
