@@ -49,6 +49,7 @@ type Meter interface {
 // Conversations stores the keys' conversations.
 type Conversations interface {
 	History(ctx context.Context, keyID, id string) ([]json.RawMessage, error)
+	Last(ctx context.Context, keyID, id string) (int, json.RawMessage, error)
 	Append(ctx context.Context, keyID, id string, msgs []json.RawMessage, keep int) error
 	List(ctx context.Context, keyID string) ([]conversations.Conversation, error)
 	Get(ctx context.Context, keyID, id string) (conversations.Conversation, []json.RawMessage, error)

@@ -122,11 +122,9 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err e
 
 	send := messages
 	if conv != "" {
-		stored, err := h.Conversations.History(r.Context(), key.ID, conv)
-		if err != nil {
+		if send, c.fresh, err = h.history(r.Context(), key.ID, conv, messages, st.ServerMemory); err != nil {
 			return call{}, err
 		}
-		send, c.fresh = assemble(messages, stored, st.ServerMemory)
 	}
 	if stream {
 		if req, c.clientUsage, err = withUsage(req); err != nil {
@@ -209,6 +207,33 @@ func withUsage(req object) (object, bool, error) {
 		return nil, false, invalidField("stream_options.include_usage", "a boolean")
 	}
 	return req.set("stream_options", opts.set("include_usage", json.RawMessage("true")).bytes()), asked, nil
+}
+
+// history merges a named conversation's stored messages into what the
+// client sent (with memory on), and returns the client's messages the
+// conversation does not hold yet. With memory off only the conversation's
+// length and last message are read when the client's history ends with
+// them; the whole history only when it does not.
+func (h *Handler) history(ctx context.Context, keyID, conv string, messages []json.RawMessage, memory bool) (send, fresh []json.RawMessage, err error) {
+	if !memory {
+		n, last, err := h.Conversations.Last(ctx, keyID, conv)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, rest := split(messages)
+		if n == 0 {
+			return messages, rest, nil
+		}
+		if len(rest) >= n && normalize(rest[n-1]) == normalize(last) {
+			return messages, rest[n:], nil
+		}
+	}
+	stored, err := h.Conversations.History(ctx, keyID, conv)
+	if err != nil {
+		return nil, nil, err
+	}
+	send, fresh = assemble(messages, stored, memory)
+	return send, fresh, nil
 }
 
 // messagesOf returns the request's messages, each kept byte for byte.

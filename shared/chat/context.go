@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"strings"
 )
 
 // roleOf returns the role of a message.
@@ -27,14 +28,73 @@ func normalize(raw json.RawMessage) string {
 			delete(m, k)
 		}
 	}
-	for _, k := range []string{"refusal", "annotations", "audio", "reasoning_content", "reasoning"} {
+	for _, k := range []string{"refusal", "annotations", "audio", "reasoning_content", "reasoning", "reasoning_details"} {
 		delete(m, k)
+	}
+	// Content as text parts means the same as that text.
+	if parts, ok := m["content"].([]any); ok {
+		var text strings.Builder
+		onlyText := true
+		for _, p := range parts {
+			pm, _ := p.(map[string]any)
+			t, isText := pm["text"].(string)
+			if pm["type"] != "text" || !isText {
+				onlyText = false
+				break
+			}
+			text.WriteString(t)
+		}
+		if onlyText {
+			m["content"] = text.String()
+		}
 	}
 	if c, ok := m["content"].(string); ok && c == "" && m["tool_calls"] != nil {
 		delete(m, "content")
 	}
+	// Tool-call arguments are JSON in a string: clients re-encode them
+	// (spaces, key order), which changes nothing.
+	if calls, ok := m["tool_calls"].([]any); ok {
+		for _, c := range calls {
+			cm, _ := c.(map[string]any)
+			delete(cm, "index")
+			fn, _ := cm["function"].(map[string]any)
+			if args, ok := fn["arguments"].(string); ok {
+				var v any
+				if json.Unmarshal([]byte(args), &v) == nil {
+					canon, _ := json.Marshal(v)
+					fn["arguments"] = string(canon)
+				}
+			}
+		}
+	}
 	out, _ := json.Marshal(m)
 	return string(out)
+}
+
+// toolCallIDs returns the tool-call IDs msgs name: of assistants' calls and
+// of tool results.
+func toolCallIDs(msgs []json.RawMessage) map[string]bool {
+	ids := map[string]bool{}
+	for _, raw := range msgs {
+		var m struct {
+			ToolCallID string `json:"tool_call_id"`
+			ToolCalls  []struct {
+				ID string `json:"id"`
+			} `json:"tool_calls"`
+		}
+		if json.Unmarshal(raw, &m) != nil {
+			continue
+		}
+		if m.ToolCallID != "" {
+			ids[m.ToolCallID] = true
+		}
+		for _, c := range m.ToolCalls {
+			if c.ID != "" {
+				ids[c.ID] = true
+			}
+		}
+	}
+	return ids
 }
 
 // split separates system messages from the rest, keeping order.
@@ -70,11 +130,33 @@ func assemble(client, stored []json.RawMessage, memory bool) (upstream, fresh []
 	switch {
 	case k == len(stored) || !memory:
 		return client, rest[k:]
+	case sharesToolCall(rest, stored):
+		// The client holds this history itself, in its own spelling:
+		// prepending the stored turns would send its tool calls twice.
+		return client, rest[k:]
 	default:
 		merged := make([]json.RawMessage, 0, len(system)+len(stored)+len(rest))
 		merged = append(append(append(merged, system...), stored...), rest...)
 		return merged, rest
 	}
+}
+
+// sharesToolCall reports whether the client's messages name a tool call
+// the stored ones name too.
+func sharesToolCall(client, stored []json.RawMessage) bool {
+	if len(stored) == 0 {
+		return false
+	}
+	ids := toolCallIDs(stored)
+	if len(ids) == 0 {
+		return false
+	}
+	for id := range toolCallIDs(client) {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // trim keeps every system message and the last max others (all when max

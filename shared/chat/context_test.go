@@ -166,3 +166,41 @@ func TestUsageOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAssembleRecognisesReencodedHistory stores a tool loop and gets it
+// back from a client that re-encodes it (the AI SDK and LangChain
+// re-serialise tool-call arguments, send text as parts, add an index):
+// with memory on, the client's own history is recognised, nothing is
+// prepended, and only the new turn is new.
+func TestAssembleRecognisesReencodedHistory(t *testing.T) {
+	stored := []json.RawMessage{
+		json.RawMessage(`{"role":"user","content":"weather in Paris?"}`),
+		json.RawMessage(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Paris\", \"unit\": \"c\"}"}}]}`),
+		json.RawMessage(`{"role":"tool","tool_call_id":"call_1","content":"18C"}`),
+		json.RawMessage(`{"role":"assistant","content":"It is 18C."}`),
+	}
+	client := []json.RawMessage{
+		json.RawMessage(`{"role":"system","content":"be kind"}`),
+		json.RawMessage(`{"role":"user","content":[{"type":"text","text":"weather in Paris?"}]}`),
+		json.RawMessage(`{"role":"assistant","content":"","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"unit\":\"c\",\"city\":\"Paris\"}"}}]}`),
+		json.RawMessage(`{"role":"tool","tool_call_id":"call_1","content":[{"type":"text","text":"18C"}]}`),
+		json.RawMessage(`{"role":"assistant","content":[{"type":"text","text":"It is 18C."}]}`),
+		json.RawMessage(`{"role":"user","content":"and tomorrow?"}`),
+	}
+	up, fresh := assemble(client, stored, true)
+	if len(up) != len(client) || len(fresh) != 1 || roleOf(fresh[0]) != "user" {
+		t.Fatalf("upstream gets %d messages (fresh %d), want the client's %d and one new", len(up), len(fresh), len(client))
+	}
+	// A client whose history differs in substance but names the stored
+	// tool call is still not given the stored turns again.
+	client[4] = json.RawMessage(`{"role":"assistant","content":"Eighteen degrees."}`)
+	up, _ = assemble(client, stored, true)
+	if len(up) != len(client) {
+		t.Fatalf("the stored turns were prepended to a client that holds their tool call: %d messages", len(up))
+	}
+	// A stateless client gets the history.
+	up, _ = assemble(client[5:], stored, true)
+	if len(up) != len(stored)+1 {
+		t.Fatalf("a stateless client got %d messages, want the %d stored and its own", len(up), len(stored))
+	}
+}

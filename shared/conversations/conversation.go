@@ -105,10 +105,20 @@ func (s *Store) meta(ctx context.Context, keyID, id string) (Conversation, int64
 }
 
 // History returns the stored messages of a conversation, oldest first; none
-// for a conversation that does not exist yet.
+// for a conversation that does not exist yet. Only its live range is read:
+// messages a crashed append left past it, or a trim before it, are not
+// part of it.
 func (s *Store) History(ctx context.Context, keyID, id string) ([]json.RawMessage, error) {
+	c, _, err := s.meta(ctx, keyID, id)
+	if gateway.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read conversation %s: %w", id, err)
+	}
 	var out []json.RawMessage
-	for it, err := range storage.QueryAll(ctx, s.records, msgPK(keyID, id), storage.Query{}) {
+	q := storage.Query{Start: seqSK(c.First), End: seqSK(c.Next)}
+	for it, err := range storage.QueryAll(ctx, s.records, msgPK(keyID, id), q) {
 		if err != nil {
 			return nil, fmt.Errorf("read conversation %s: %w", id, err)
 		}
@@ -119,6 +129,32 @@ func (s *Store) History(ctx context.Context, keyID, id string) ([]json.RawMessag
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// Last returns how many messages a conversation holds and the last of
+// them (0 and nil for a conversation that does not exist yet), reading no
+// more: what a client that sends its whole history needs to know which of
+// its messages are new.
+func (s *Store) Last(ctx context.Context, keyID, id string) (int, json.RawMessage, error) {
+	c, _, err := s.meta(ctx, keyID, id)
+	if gateway.IsNotFound(err) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("read conversation %s: %w", id, err)
+	}
+	if c.Next <= c.First {
+		return 0, nil, nil
+	}
+	it, err := s.records.Get(ctx, msgPK(keyID, id), seqSK(c.Next-1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read conversation %s: %w", id, err)
+	}
+	m, err := s.message(ctx, it.Value)
+	if err != nil {
+		return 0, nil, err
+	}
+	return c.Next - c.First, m, nil
 }
 
 func (s *Store) message(ctx context.Context, value []byte) (json.RawMessage, error) {

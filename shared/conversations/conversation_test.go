@@ -11,6 +11,7 @@ import (
 	"github.com/aigateway/aigateway/shared/disk"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
+	"github.com/aigateway/aigateway/shared/storage"
 )
 
 // TestPage reads a long conversation in pages, bounded by count and by
@@ -68,5 +69,37 @@ func TestPage(t *testing.T) {
 	}
 	if _, _, _, err := s.Page(ctx, "k2", "long", "", 10, 1<<20); !gateway.IsNotFound(err) {
 		t.Errorf("another key's conversation: err = %v, want ENotFound", err)
+	}
+}
+
+// TestHistoryLiveRangeOnly leaves a message past the conversation's end, as
+// an append killed between its message writes and its count leaves it:
+// History and Last read only the live range.
+func TestHistoryLiveRangeOnly(t *testing.T) {
+	blobs, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := sqlitetest.Open(t).Records()
+	s := conversations.New(records, blobs)
+	ctx := context.Background()
+	msgs := []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`), json.RawMessage(`{"role":"assistant","content":"hello"}`)}
+	if err := s.Append(ctx, "k1", "c", msgs, 10); err != nil {
+		t.Fatal(err)
+	}
+	orphan := storage.Item{PK: "msgs#k1#c", SK: "0000000007", Value: []byte(`{"m":{"role":"user","content":"orphan"}}`)}
+	if _, err := records.Put(ctx, orphan, storage.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.History(ctx, "k1", "c")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("History = %d messages, %v; want the 2 appended", len(got), err)
+	}
+	n, last, err := s.Last(ctx, "k1", "c")
+	if err != nil || n != 2 || !strings.Contains(string(last), "hello") {
+		t.Fatalf("Last = %d %s, %v", n, last, err)
+	}
+	if n, last, err := s.Last(ctx, "k1", "none"); err != nil || n != 0 || last != nil {
+		t.Fatalf("Last of no conversation = %d %s, %v", n, last, err)
 	}
 }
