@@ -132,8 +132,8 @@ func (s *Store) History(ctx context.Context, keyID, id string) ([]json.RawMessag
 }
 
 // Last returns how many messages a conversation holds and the last of
-// them (0 and nil for a conversation that does not exist yet), reading no
-// more: what a client that sends its whole history needs to know which of
+// them (0 and nil for a conversation that does not exist yet; nil when an
+// append was killed before writing it), reading no more: what a client that sends its whole history needs to know which of
 // its messages are new.
 func (s *Store) Last(ctx context.Context, keyID, id string) (int, json.RawMessage, error) {
 	c, _, err := s.meta(ctx, keyID, id)
@@ -147,6 +147,9 @@ func (s *Store) Last(ctx context.Context, keyID, id string) (int, json.RawMessag
 		return 0, nil, nil
 	}
 	it, err := s.records.Get(ctx, msgPK(keyID, id), seqSK(c.Next-1))
+	if gateway.IsNotFound(err) {
+		return c.Next - c.First, nil, nil // an append killed midway: no last message
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("read conversation %s: %w", id, err)
 	}
