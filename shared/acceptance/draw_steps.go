@@ -149,6 +149,29 @@ func (s *suite) imagesEndpoint(t *testing.T) {
 	if reqs := s.Upstream.Find(n); len(reqs) != 1 || reqs[0].JSON()["output_format"] != "webp" || reqs[0].JSON()["quality"] != "high" {
 		t.Fatalf("the upstream got %+v, want output_format and quality passed on", reqs)
 	}
+	// Images are metered: each counts 1,000 tokens against a key's quota,
+	// so a quota stops drawing too.
+	key, id := s.newKey(t, "drawing quota", map[string]any{"token_quota": 2500})
+	h := http.Header{"Authorization": {"Bearer " + key}}
+	drawn := 0
+	for range 5 {
+		resp, body = do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"a boat","n":1}`, h)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			wantError(t, resp, body, http.StatusTooManyRequests, "insufficient_quota")
+			break
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("image = %d %s", resp.StatusCode, body)
+		}
+		drawn++
+	}
+	if drawn != 3 {
+		t.Fatalf("%d images drawn on a 2,500-token quota, want 3 (1,000 tokens each; refused once at or over)", drawn)
+	}
+	_, body = s.admin.call(t, s, "GET", "/admin/api/usage?key_id="+id, nil)
+	if !bytes.Contains(body, []byte(`"images":3`)) {
+		t.Fatalf("usage = %s, want 3 images", body)
+	}
 	s.putSettings(t, map[string]any{"drawing_enabled": false})
 	resp, body = do(t, nil, "POST", s.url("/v1/images/generations"), `{"prompt":"x"}`, s.auth())
 	wantError(t, resp, body, http.StatusForbidden, "forbidden")

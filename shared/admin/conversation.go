@@ -156,11 +156,13 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) error {
 		total.PromptTokens += row.PromptTokens
 		total.CompletionTokens += row.CompletionTokens
 		total.TotalTokens += row.TotalTokens
+		total.Images += row.Images
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{
 		"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "data": rows,
 		"totals": map[string]int64{"requests": total.Requests, "errors": total.Errors, "partial": total.Partial,
-			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens},
+			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens,
+			"images": total.Images},
 	})
 	return nil
 }

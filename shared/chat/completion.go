@@ -278,6 +278,7 @@ type outcome struct {
 	estimated bool
 	partial   bool
 	clamped   bool            // the upstream's usage was out of bounds
+	images    int64           // images drawn
 	answer    json.RawMessage // the assistant message, when complete
 	// delivered is whether the client received the whole answer.
 	delivered bool
@@ -395,7 +396,7 @@ func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) 
 	h.record(ctx, usage.Record{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
-		Reservation: &c.reservation})
+		Reservation: &c.reservation, Images: out.images})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
 	slog.InfoContext(ctx, "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,

@@ -71,7 +71,7 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) out
 	answer := mustJSON(map[string]any{"role": "assistant", "content": content})
 	id := "chatcmpl-" + strings.ToLower(rand.Text())
 	created := time.Now().Unix()
-	out := outcome{status: http.StatusOK, reported: true, answer: answer, delivered: true}
+	out := outcome{status: http.StatusOK, reported: true, answer: answer, delivered: true, images: int64(len(images))}
 	h.store(r.Context(), c, out)
 	if !c.stream {
 		respond.JSON(w, http.StatusOK, map[string]any{
@@ -201,11 +201,12 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 	if req.Size == "" {
 		req.Size = st.ImageSize
 	}
-	res, err := h.Meter.Admit(r.Context(), key, 1)
+	res, err := h.Meter.Admit(r.Context(), key, int64(req.N)*usage.ImageTokens)
 	if err != nil {
 		return err
 	}
-	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK, Reservation: &res}
+	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK,
+		Reservation: &res, PerMinute: key.TPM > 0}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)
@@ -215,6 +216,7 @@ func (h *Handler) images(w http.ResponseWriter, r *http.Request) error {
 		rec.Status = respond.Status(err)
 		return err
 	}
+	rec.Images = int64(len(images))
 	data := make([]map[string]string, len(images))
 	for i, im := range images {
 		if req.ResponseFormat == "b64_json" {

@@ -44,6 +44,10 @@ func retryAfter(now, next time.Time) int {
 	return max(1, int(next.Sub(now).Seconds()+0.999))
 }
 
+// ImageTokens is what one drawn image counts against a key's token limits
+// (its quota and tokens per minute), so that limits stop drawing too.
+const ImageTokens = 1000
+
 // Reservation is what a request admitted under token limits holds of
 // them until its usage is recorded.
 type Reservation struct {
@@ -160,6 +164,9 @@ type Record struct {
 	// Clamped marks usage the upstream reported out of bounds (negative,
 	// or absurdly large), recorded clamped.
 	Clamped bool `json:"clamped,omitempty"`
+	// Images counts the images drawn; each counts ImageTokens against the
+	// key's token quota and tokens per minute.
+	Images int64 `json:"images,omitempty"`
 	// PerMinute asks for the tokens to count against the key's tokens per
 	// minute (only keys with such a limit need the extra write), when the
 	// request holds no Reservation.
@@ -212,8 +219,9 @@ func (m *Meter) writes(r Record) (storage.Item, []incr, error) {
 	incrs := []incr{{pk: summaryPK + day, sk: r.KeyID + "#" + r.Model, deltas: map[string]int64{
 		"requests": 1, "prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
 		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
+		"images": r.Images,
 	}}}
-	tokens := r.PromptTokens + r.CompletionTokens
+	tokens := r.PromptTokens + r.CompletionTokens + r.Images*ImageTokens
 	if r.Reservation != nil && r.Reservation.Tokens > 0 {
 		incrs = append(incrs, r.Reservation.settle(tokens)...)
 		if !r.Reservation.quota {
@@ -250,6 +258,7 @@ type Row struct {
 	PromptTokens     int64  `json:"prompt_tokens"`
 	CompletionTokens int64  `json:"completion_tokens"`
 	TotalTokens      int64  `json:"total_tokens"`
+	Images           int64  `json:"images"`
 	AvgLatencyMS     int64  `json:"avg_latency_ms"`
 }
 
@@ -291,7 +300,7 @@ func (m *Meter) Summary(ctx context.Context, f Filter) ([]Row, error) {
 				}
 				c := it.Counters
 				row := Row{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
-					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"]}
+					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"]}
 				row.TotalTokens = row.PromptTokens + row.CompletionTokens
 				if row.Requests > 0 {
 					row.AvgLatencyMS = c["latency_ms"] / row.Requests
