@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,14 +32,76 @@ func TestAcceptance(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	env := append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...)
-	acceptance.Run(t, acceptance.NewTarget(t, start(t, bin, env...)))
+	data := filepath.Join(t.TempDir(), "data")
+	env := append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + data, "GATEWAY_LOG_LEVEL=debug"}, acceptance.Env...)
+	p := startProcess(t, bin, env...)
+	target := acceptance.NewTarget(t, p.url)
+	acceptance.Run(t, target)
+
+	// The secrets the suite gave it (and the upstreams' echoes of them) are
+	// nowhere in the logs, or in the store's files in plaintext.
+	logs := p.log()
+	if !strings.Contains(logs, `"request_id"`) {
+		t.Fatal("no request was logged: the log check would see nothing")
+	}
+	for _, secret := range acceptance.Secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a secret reached the logs: %q", secret)
+		}
+	}
+	filepath.WalkDir(data, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, secret := range acceptance.Secrets {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s holds a secret in plaintext: %q", path, secret)
+			}
+		}
+		return nil
+	})
 }
 
 // start runs the gateway binary with env and returns its base URL, read
 // from its "listening" log line. The process is stopped with SIGTERM (and
 // must exit cleanly) when the test ends.
 func start(t *testing.T, bin string, env ...string) string {
+	t.Helper()
+	return startProcess(t, bin, env...).url
+}
+
+// process is a running gateway.
+type process struct {
+	url    string
+	cmd    *exec.Cmd
+	exited chan error
+	logs   *strings.Builder
+	mu     *sync.Mutex
+}
+
+// kill ends the process with SIGKILL, as a crash or the OOM killer would.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the killed gateway did not exit")
+	}
+}
+
+// log returns what the process logged so far.
+func (p *process) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+func startProcess(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
@@ -48,6 +112,7 @@ func start(t *testing.T, bin string, env ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p := &process{cmd: cmd, exited: make(chan error, 1), logs: &strings.Builder{}, mu: &sync.Mutex{}}
 	urls := make(chan string, 1)
 	logs := make(chan struct{})
 	go func() {
@@ -56,6 +121,9 @@ func start(t *testing.T, bin string, env ...string) string {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
+			p.mu.Lock()
+			p.logs.WriteString(line + "\n")
+			p.mu.Unlock()
 			var rec struct {
 				Msg, URL string
 				Level    string
@@ -69,13 +137,15 @@ func start(t *testing.T, bin string, env ...string) string {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
+	go func() { <-logs; p.exited <- cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
+		if cmd.ProcessState != nil {
+			return // killed by the test
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { <-logs; done <- cmd.Wait() }()
 		select {
-		case err := <-done:
-			if err != nil {
+		case err := <-p.exited:
+			if err != nil && cmd.ProcessState != nil && !cmd.ProcessState.Success() {
 				t.Errorf("gateway exited with %v after SIGTERM", err)
 			}
 		case <-time.After(20 * time.Second):
@@ -87,9 +157,10 @@ func start(t *testing.T, bin string, env ...string) string {
 	defer cancel()
 	select {
 	case u := <-urls:
-		return u
+		p.url = u
+		return p
 	case <-ctx.Done():
 		t.Fatal("the gateway did not start listening within 30s")
 	}
-	return ""
+	return p
 }

@@ -70,8 +70,14 @@ const (
 	adminPassword = "correct horse battery"
 	upstreamKey   = "sk-upstream-secret-0123456789"
 	ragKey        = "sk-rag-secret-9876543210"
+	fallbackKey   = "sk-fallback-key-123456"
 	upstreamModel = "fake/upstream-model"
 )
+
+// Secrets are the secrets the suite hands the gateway (the admin password
+// and the upstream keys): none may appear in a log line, or in the store
+// in plaintext.
+var Secrets = []string{adminPassword, upstreamKey, ragKey, fallbackKey}
 
 // suite carries state between the ordered steps of Run.
 type suite struct {

@@ -408,7 +408,7 @@ func (s *suite) fallback(t *testing.T) {
 	if s.Fallback == nil {
 		t.Skip("the target was given no fallback upstream")
 	}
-	s.putSettings(t, map[string]any{"fallback": map[string]any{"base_url": s.Fallback.URL, "api_key": "sk-fallback-key-123456", "model": "fake/fallback-model"}})
+	s.putSettings(t, map[string]any{"fallback": map[string]any{"base_url": s.Fallback.URL, "api_key": fallbackKey, "model": "fake/fallback-model"}})
 	defer s.putSettings(t, map[string]any{"fallback": map[string]any{"base_url": "", "api_key": "", "model": ""}})
 	n := nonce()
 	got, err := s.chatAs(t, s.key, "my-bot", "#status-on:primary:503 "+n)

@@ -23,7 +23,8 @@
 //	                     Named), else as usual
 //	#tool                answer with a tool call (get_weather) instead of text
 //
-// /v1/embeddings answers with Embed of each input.
+// /v1/embeddings answers with Embed of each input, or never when an input
+// holds "#hang".
 //
 // Any other message gets the answer "echo: " + the message, streamed as one
 // chunk per word when the request asks for a stream.
@@ -185,6 +186,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v1/chat/completions":
 	case "/v1/embeddings":
+		if bytes.Contains(body, []byte("#hang")) {
+			<-r.Context().Done() // an embedding that never comes
+			return
+		}
 		s.embeddings(w, body)
 		return
 	case "/v1/rerank":
