@@ -261,12 +261,17 @@ func (s *suite) keyQuota(t *testing.T) {
 }
 
 // limitsUnderBurst sends 30 streams at once on a key with a 100-token
-// quota, and on one with 100 tokens a minute: tokens are reserved at
-// admission, so the burst goes over each limit by about one request's
-// tokens at most (the fake uses 18), however many run at once.
+// quota, on one with 100 tokens a minute and on one with 5 requests a
+// minute: tokens are reserved at admission, so the burst goes over each
+// token limit by about one request's tokens at most (the fake uses 18),
+// and requests are counted before they run.
 func (s *suite) limitsUnderBurst(t *testing.T) {
-	for _, limit := range []string{"token_quota", "tpm"} {
-		key, id := s.newKey(t, "burst "+limit, map[string]any{limit: 100})
+	for _, limit := range []string{"token_quota", "tpm", "rpm"} {
+		n := 100
+		if limit == "rpm" {
+			n = 5
+		}
+		key, id := s.newKey(t, "burst "+limit, map[string]any{limit: n})
 		var mu sync.Mutex
 		codes := map[int]int{}
 		var wg sync.WaitGroup
@@ -288,6 +293,13 @@ func (s *suite) limitsUnderBurst(t *testing.T) {
 			t.Fatalf("%s: answers %v, want some streams and the rest refused", limit, codes)
 		}
 		got := s.waitUsage(t, id, int64(codes[http.StatusOK]), 10*time.Second)
+		if limit == "rpm" {
+			// Counted before they run: exact (a burst may straddle two minutes).
+			if codes[http.StatusOK] > 2*n {
+				t.Fatalf("rpm: %d requests admitted at once on %d a minute", codes[http.StatusOK], n)
+			}
+			continue
+		}
 		if used := got.PromptTokens + got.CompletionTokens; used > 100+18 {
 			t.Fatalf("%s: a burst used %d tokens on a limit of 100 (%d streams admitted)", limit, used, codes[http.StatusOK])
 		}
