@@ -71,6 +71,22 @@ func (s *suite) upstreamFaults(t *testing.T) {
 		t.Fatalf("a stream that ended with [DONE] was recorded partial or failed: %+v", got)
 	}
 
+	// A rate-limit storm: retried within bounds, then a 503 that says when
+	// to come back; recorded once.
+	resp, body = s.chatRaw(t, key, msg("#storm now", false))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a 429 storm = %d (Retry-After %q) %s, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if got = s.waitUsage(t, id, 6, 10*time.Second); got.Errors != 1 {
+		t.Fatalf("the storm was recorded as %+v, want one error", got)
+	}
+	// Malformed SSE: what is no event is passed over, the stream ends.
+	resp, body = s.chatRaw(t, key, msg("#malformed", true))
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("still here")) || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
+		t.Fatalf("malformed stream = %d %q", resp.StatusCode, body)
+	}
+	s.waitUsage(t, id, 7, 10*time.Second)
+
 	// One event of 20 MB in short lines: refused with a precise error.
 	resp, body = s.chatRaw(t, key, msg("#bigevent:20", true))
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("larger than 16 MB")) || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {

@@ -237,8 +237,8 @@ func collapseBlank(s string) string {
 // follows it blindly never ends.
 const (
 	maxPDFPages    = 10000
-	maxPDFNodes    = 50000
-	maxPDFDepth    = 64
+	maxPDFNodes    = 2 * maxPDFPages
+	maxPDFDepth    = 32
 	pdfTimeBudget  = 2 * time.Minute
 	errPDFTooLarge = "The PDF has more than %d pages, or a page tree that loops."
 )

@@ -11,6 +11,8 @@
 //	#nousage             report no usage
 //	#reasoning           answer (not streamed) with reasoning_content
 //	#keepopen            stream as usual, then keep the connection open
+//	#storm               answer 429 with Retry-After: 1, always
+//	#malformed           stream lines that are no SSE, data that is no JSON
 //	#bigevent:N          stream one event of N MB in short data lines
 //	#hang                never send a byte, until the request is cancelled
 //	#hold:TOKEN          stream the first chunk, then wait for Release(TOKEN)
@@ -214,6 +216,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(arg)
 		writeError(w, code, "fake upstream failure")
 		return
+	case "#storm":
+		// A provider rate limiting every request.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "rate limited")
+		return
 	case "#echokey":
 		// Some upstreams quote the credential they were sent, whole or cut.
 		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -316,6 +323,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			send(chunk(map[string]any{"content": fmt.Sprintf("slow %d ", i)}, nil))
 		}
 		words = nil
+	case "#malformed":
+		// Lines that are no SSE field, data that is no JSON, then the end.
+		io.WriteString(w, "garbage without a colon\n\ndata: {not json\n\n:comment\nretry: x\n\n")
+		send(chunk(map[string]any{"content": "still here"}, nil))
+		io.WriteString(w, "data: [DONE]\n\n")
+		rc.Flush()
+		return
 	case "#bigevent":
 		// One event of many short data lines, N MB in all.
 		n, _ := strconv.Atoi(arg)
