@@ -87,6 +87,17 @@ func (s *suite) upstreamFaults(t *testing.T) {
 	}
 	s.waitUsage(t, id, 7, 10*time.Second)
 
+	// An upstream that quotes its key, in an error answer or in an error
+	// event mid-stream: the client never sees it.
+	for _, stream := range []bool{false, true} {
+		_, body = s.chatRaw(t, key, msg("#echokey", stream))
+		for i := 0; i+12 <= len(upstreamKey); i++ {
+			if bytes.Contains(body, []byte(upstreamKey[i:i+12])) {
+				t.Fatalf("the upstream key reached the client (stream %v): %s", stream, body)
+			}
+		}
+	}
+
 	// One event of 20 MB in short lines: refused with a precise error.
 	resp, body = s.chatRaw(t, key, msg("#bigevent:20", true))
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("larger than 16 MB")) || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {

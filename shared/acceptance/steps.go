@@ -136,8 +136,8 @@ func (s *suite) pages(t *testing.T) {
 			!regexp.MustCompile(`connect-src 'self'( https?://[a-z0-9.-]+(:\d+)?)?;`).MatchString(csp) {
 			t.Fatalf("%s CSP = %q", page, csp)
 		}
-		if regexp.MustCompile(`<script>|<script [^>]*>[^<]|\son[a-z]+=|javascript:`).Match(body) {
-			t.Fatalf("%s holds inline script", page)
+		if regexp.MustCompile(`<script>|<script [^>]*>[^<]|\son[a-z]+=|javascript:|\sstyle=|<style`).Match(body) {
+			t.Fatalf("%s holds inline script or style, which its CSP blocks", page)
 		}
 		for _, m := range regexp.MustCompile(`(?:src|href)="(admin/assets/[^"]+)"`).FindAllSubmatch(body, -1) {
 			resp, asset := do(t, nil, "GET", s.url("/"+string(m[1])), nil, nil)

@@ -141,11 +141,16 @@ func (g *Guard) Login(ctx context.Context, password, client string) (Session, er
 	// comes exact from the increment.
 	first := bucket.Add(-throttleWindow + throttleBucket)
 	attempts, oldest := c["attempts"], bucket
-	page, err := g.records.Query(ctx, throttlePK, storage.Query{Start: prefix + first.Format(time.RFC3339), End: sk})
+	// Later buckets too: an attempt that read the clock just before the
+	// minute may count after others already counted in the next one.
+	page, err := g.records.Query(ctx, throttlePK, storage.Query{Start: prefix + first.Format(time.RFC3339), End: prefix + "~"})
 	if err != nil {
 		return Session{}, fmt.Errorf("read login attempts: %w", err)
 	}
 	for _, it := range page.Items {
+		if it.SK == sk {
+			continue // counted above, exactly
+		}
 		if n := it.Counters["attempts"]; n > 0 {
 			attempts += n
 			if t, err := time.Parse(time.RFC3339, strings.TrimPrefix(it.SK, prefix)); err == nil && t.Before(oldest) {

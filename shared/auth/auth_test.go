@@ -241,3 +241,33 @@ func TestLoginConcurrencyCap(t *testing.T) {
 		t.Fatalf("%d checked, %d refused as busy; want some refused and none lost", checked, busy)
 	}
 }
+
+// TestLoginThrottleClockEdges counts attempts across a minute boundary
+// whatever order they reach the store in: one that read the clock just
+// before the minute (or on an instance whose clock is a little behind)
+// sees those already counted in the next one.
+func TestLoginThrottleClockEdges(t *testing.T) {
+	g, _ := guard(t, 1)
+	ctx := context.Background()
+	if err := g.Claim(ctx, "the admin password"); err != nil {
+		t.Fatal(err)
+	}
+	boundary := time.Date(2026, 11, 28, 10, 8, 0, 0, time.UTC)
+	clock := boundary.Add(100 * time.Millisecond)
+	auth.SetClock(g, func() time.Time { return clock })
+	checked := 0
+	for range 5 {
+		if _, err := g.Login(ctx, "wrong", "198.51.100.7"); gateway.ErrorCode(err) == gateway.EUnauthorized {
+			checked++
+		}
+	}
+	clock = boundary.Add(-100 * time.Millisecond) // read before the boundary, counted after
+	for range 5 {
+		if _, err := g.Login(ctx, "wrong", "198.51.100.7"); gateway.ErrorCode(err) == gateway.EUnauthorized {
+			checked++
+		}
+	}
+	if checked > 5 {
+		t.Fatalf("%d passwords checked in 200 ms from one address, want at most 5", checked)
+	}
+}

@@ -82,18 +82,26 @@ var (
 // fold maps a key to what case-insensitive decoders match it as.
 func fold(s string) string { return strings.ToLower(strings.ToUpper(s)) }
 
+// maxMembers bounds the members of one object the gateway reads: far more
+// than any request needs, few enough that checking them costs nothing.
+const maxMembers = 1000
+
 // checkMembers refuses duplicate keys (in any case) and case variants of
-// names; where names the object ("messages[2]"), "" for the request.
+// names; where names the object ("messages[2]"), "" for the request. It
+// folds each key once: linear in the members.
 func (o object) checkMembers(where string, names []string) error {
-	for i, f := range o {
+	if len(o) > maxMembers {
+		return gateway.Errorf(gateway.EInvalid, "The request%s has more than %d members.", at(where), maxMembers)
+	}
+	seen := make(map[string]string, len(o))
+	for _, f := range o {
 		k := fold(f.key)
-		for _, g := range o[:i] {
-			if fold(g.key) == k {
-				e := gateway.Errorf(gateway.EInvalid, "The request has the member %q%s twice%s; send it once.", f.key, at(where), alsoAs(g.key, f.key))
-				e.Param = paramName(where, f.key)
-				return e
-			}
+		if first, dup := seen[k]; dup {
+			e := gateway.Errorf(gateway.EInvalid, "The request has the member %q%s twice%s; send it once.", f.key, at(where), alsoAs(first, f.key))
+			e.Param = paramName(where, f.key)
+			return e
 		}
+		seen[k] = f.key
 		if k != f.key && slices.Contains(names, k) {
 			e := gateway.Errorf(gateway.EInvalid, "The member %q%s must be written %q.", f.key, at(where), k)
 			e.Param = paramName(where, f.key)

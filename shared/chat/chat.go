@@ -43,6 +43,7 @@ type Models interface {
 type Meter interface {
 	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
 	Release(ctx context.Context, res usage.Reservation)
+	Extend(ctx context.Context, res *usage.Reservation, more int64) error
 	Record(ctx context.Context, r usage.Record) error
 }
 
@@ -290,6 +291,9 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 	}
 	if u, ok := usageOf(answer); ok {
 		rec.PromptTokens = u.PromptTokens
+	} else {
+		// None reported: a token is about four bytes of input.
+		rec.PromptTokens, rec.Estimated = int64(len(body)/4), true
 	}
 	return nil
 }

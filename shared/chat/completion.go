@@ -151,6 +151,14 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err e
 		req = req.set("messages", rawArray(send))
 	}
 	c.req = req.del("conversation_id")
+	// What goes upstream is known now (history, system prompt, sources):
+	// the reservation grows to it, so that concurrent requests see it.
+	if more := reserveFor(c.req, len(c.req.bytes())) - c.reservation.Tokens; more > 0 && c.reservation.Tokens > 0 {
+		if err = h.Meter.Extend(r.Context(), &c.reservation, more); err != nil {
+			return call{}, err
+		}
+		res = c.reservation
+	}
 	return c, nil
 }
 
@@ -337,6 +345,7 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	h.store(r.Context(), c, out)
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
+	body = scrubbed(c, body)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
@@ -469,17 +478,23 @@ type tokens struct {
 const defaultCompletion = 1024
 
 // reserveFor estimates the tokens a chat request will use: its prompt (a
-// token is about four bytes) and its answer (max_tokens, or a default).
+// token is about four bytes) and its answers (n of them, each max_tokens or
+// max_completion_tokens, the larger, or a default).
 func reserveFor(req object, size int) int64 {
-	answer := int64(defaultCompletion)
+	answer, n := int64(0), int64(1)
 	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
-		var n int64
-		if raw := req.get(k); raw != nil && json.Unmarshal(raw, &n) == nil && n > 0 {
-			answer = min(n, maxReportedTokens)
-			break
+		var v int64
+		if raw := req.get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > 0 {
+			answer = max(answer, min(v, maxReportedTokens))
 		}
 	}
-	return int64(size/4) + answer
+	if answer == 0 {
+		answer = defaultCompletion
+	}
+	if raw := req.get("n"); raw != nil && json.Unmarshal(raw, &n) == nil {
+		n = min(max(n, 1), 128)
+	}
+	return int64(size/4) + n*answer
 }
 
 // maxReportedTokens bounds what one request may be said to have used:

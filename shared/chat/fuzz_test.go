@@ -2,8 +2,12 @@ package chat
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/aigateway/aigateway/shared/gateway"
 )
 
 // FuzzParseObject feeds request bodies to the parser the chat handler
@@ -46,4 +50,24 @@ func FuzzParseObject(f *testing.F) {
 			messagesOf(obj) // must not panic either
 		}
 	})
+}
+
+// TestManyMembers refuses an object with more members than any request
+// needs (checking them is linear, but there is no reason to), and takes
+// one with fewer.
+func TestManyMembers(t *testing.T) {
+	body := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"model":"m","messages":[{"role":"user","content":"x"}]`)
+		for i := range n {
+			fmt.Fprintf(&b, `,"k%d":0`, i)
+		}
+		return []byte(b.String() + "}")
+	}
+	if _, err := parseObject(body(900)); err != nil {
+		t.Fatalf("900 members: %v", err)
+	}
+	if _, err := parseObject(body(100000)); gateway.ErrorCode(err) != gateway.EInvalid {
+		t.Fatalf("100,000 members: %v, want EInvalid", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/upstream"
 )
@@ -86,7 +87,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 		if skip {
 			continue
 		}
-		if _, err := w.Write(ev.Raw); err != nil {
+		if _, err := w.Write(scrubbed(c, ev.Raw)); err != nil {
 			gone = true
 			continue
 		}
@@ -121,6 +122,23 @@ func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 	if acc != nil && out.delivered && out.answer == nil {
 		out.answer = acc.message()
 	}
+}
+
+// scrubbed returns data without the upstream keys of c in it: an upstream
+// may quote its credential even in a 200 answer (an error event in a
+// stream). The check is one search for each key's start; only data that
+// holds one is rewritten.
+func scrubbed(c call, data []byte) []byte {
+	var found []string
+	for _, k := range []gateway.Secret{c.model.upstream.APIKey, c.model.fallback.APIKey} {
+		if len(k) >= 8 && bytes.Contains(data, []byte(k[:8])) {
+			found = append(found, string(k))
+		}
+	}
+	if found == nil {
+		return data
+	}
+	return []byte(upstream.Scrub(string(data), found...))
 }
 
 // onlyUsage reports whether a chunk carries nothing but usage: the chunk a

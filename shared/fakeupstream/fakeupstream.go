@@ -224,6 +224,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "#echokey":
 		// Some upstreams quote the credential they were sent, whole or cut.
 		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if req.Stream {
+			// An error event after the stream began, as proxies send.
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n")
+			fmt.Fprintf(w, "data: {\"error\":{\"message\":\"auth failed for Bearer %s\"}}\n\ndata: [DONE]\n\n", key)
+			return
+		}
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Invalid request for key %s (starting %.12s…)", key, key))
 		return
 	case "#status-on":

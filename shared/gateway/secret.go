@@ -42,15 +42,32 @@ func eachSecret(v reflect.Value, path string, fn func(string, *Secret) error) er
 			return nil
 		}
 		return eachSecret(v.Elem(), path, fn)
+	case reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		// What an interface holds is not addressable: walk a copy, put it back.
+		cp := reflect.New(v.Elem().Type()).Elem()
+		cp.Set(v.Elem())
+		if err := eachSecret(cp, path, fn); err != nil {
+			return err
+		}
+		if v.CanSet() {
+			v.Set(cp)
+		}
 	case reflect.Struct:
 		t := v.Type()
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if !f.IsExported() {
+			tag := f.Tag.Get("json")
+			name, _, _ := strings.Cut(tag, ",")
+			if name == "-" {
 				continue
 			}
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
+			// As encoding/json: an embedded struct's fields are the
+			// outer one's, even when its type is unexported.
+			embedded := f.Anonymous && name == ""
+			if !f.IsExported() && !embedded {
 				continue
 			}
 			if name == "" {
@@ -59,10 +76,14 @@ func eachSecret(v reflect.Value, path string, fn func(string, *Secret) error) er
 			if path != "" {
 				name = path + "." + name
 			}
-			if f.Anonymous && f.Tag.Get("json") == "" {
+			if embedded {
 				name = path
 			}
-			if err := eachSecret(v.Field(i), name, fn); err != nil {
+			fv := v.Field(i)
+			if !f.IsExported() {
+				fv = reflect.NewAt(fv.Type(), fv.Addr().UnsafePointer()).Elem()
+			}
+			if err := eachSecret(fv, name, fn); err != nil {
 				return err
 			}
 		}
@@ -71,6 +92,16 @@ func eachSecret(v reflect.Value, path string, fn func(string, *Secret) error) er
 			if err := eachSecret(v.Index(i), fmt.Sprintf("%s[%d]", path, i), fn); err != nil {
 				return err
 			}
+		}
+	case reflect.Map:
+		// Map values are not addressable: walk a copy of each, put it back.
+		for _, k := range v.MapKeys() {
+			cp := reflect.New(v.Type().Elem()).Elem()
+			cp.Set(v.MapIndex(k))
+			if err := eachSecret(cp, fmt.Sprintf("%s[%v]", path, k.Interface()), fn); err != nil {
+				return err
+			}
+			v.SetMapIndex(k, cp)
 		}
 	}
 	return nil

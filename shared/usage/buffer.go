@@ -166,6 +166,11 @@ func (b *Buffer) putItems(ctx context.Context, items []storage.Item) error {
 // Flush writes what waits now, for readers that must see every record.
 func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
 
+// Extend implements Meter.Extend.
+func (b *Buffer) Extend(ctx context.Context, res *Reservation, more int64) error {
+	return b.Meter.Extend(ctx, res, more)
+}
+
 // Release implements Meter.Release.
 func (b *Buffer) Release(ctx context.Context, res Reservation) { b.Meter.Release(ctx, res) }
 

@@ -8,6 +8,7 @@ package usage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -43,6 +44,10 @@ func minute(t time.Time) (string, time.Time) {
 func retryAfter(now, next time.Time) int {
 	return max(1, int(next.Sub(now).Seconds()+0.999))
 }
+
+// MaxTokens bounds the tokens one request may be recorded with: more than
+// any model's context, so that only an upstream's nonsense is cut.
+const MaxTokens = 10_000_000
 
 // ImageTokens is what one drawn image counts against a key's token limits
 // (its quota and tokens per minute), so that limits stop drawing too.
@@ -131,6 +136,24 @@ func (m *Meter) Release(ctx context.Context, res Reservation) {
 	}
 }
 
+// Extend adds more tokens to a reservation, counted at once: a request
+// found larger after its admission (its history, its sources) holds what
+// it will use.
+func (m *Meter) Extend(ctx context.Context, res *Reservation, more int64) error {
+	if more <= 0 || (!res.quota && !res.perMin) {
+		return nil
+	}
+	grown := *res
+	grown.Tokens = -more // settle(0) adds what was reserved: here, more
+	for _, in := range grown.settle(0) {
+		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+			return fmt.Errorf("reserve tokens of %s: %w", res.KeyID, err)
+		}
+	}
+	res.Tokens += more
+	return nil
+}
+
 // settle returns the counter changes that turn the reservation into used
 // tokens.
 func (res Reservation) settle(used int64) []incr {
@@ -184,15 +207,20 @@ func (m *Meter) Record(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.records.Put(ctx, item, storage.Cond{}); err != nil {
-		return fmt.Errorf("record usage: %w", err)
-	}
-	for _, in := range incrs {
+	// The key's limit counters first (they come last in incrs), then the
+	// record and the day's summary; one failed write does not keep the
+	// others from being made.
+	var errs []error
+	for i := len(incrs) - 1; i >= 0; i-- {
+		in := incrs[i]
 		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
-			return fmt.Errorf("count usage: %w", err)
+			errs = append(errs, fmt.Errorf("count usage: %w", err))
 		}
 	}
-	return nil
+	if _, err := m.records.Put(ctx, item, storage.Cond{}); err != nil {
+		errs = append(errs, fmt.Errorf("record usage: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // incr is one counter change.
@@ -205,6 +233,12 @@ type incr struct {
 // writes returns what recording r writes: the request's item and the
 // counter changes (day summary, tokens per minute, quota).
 func (m *Meter) writes(r Record) (storage.Item, []incr, error) {
+	// Whatever path the tokens came by, nonsense never moves a counter.
+	for _, n := range []*int64{&r.PromptTokens, &r.CompletionTokens, &r.Images} {
+		if c := min(max(*n, 0), MaxTokens); c != *n {
+			*n, r.Clamped = c, true
+		}
+	}
 	if r.Time.IsZero() {
 		r.Time = m.now()
 	}

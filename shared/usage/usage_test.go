@@ -142,3 +142,54 @@ func TestQuotaUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// TestNonsenseUsageClamped records usage an upstream reported negative or
+// absurd, by any path (embeddings included): the counters never go below
+// zero or past the bound, and the record says it was clamped.
+func TestNonsenseUsageClamped(t *testing.T) {
+	ctx := context.Background()
+	m := usage.New(records(t))
+	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 1000}}
+	res, err := m.Admit(ctx, key, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Record(ctx, usage.Record{RequestID: "1", KeyID: "k", Model: "emb", Kind: "embeddings", Status: 200,
+		PromptTokens: -1000000, Reservation: &res}); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := m.Used(ctx, "k"); used < 0 {
+		t.Fatalf("quota counter went negative: %d", used)
+	}
+	if err := m.Record(ctx, usage.Record{RequestID: "2", KeyID: "k", Model: "emb", Status: 200, PromptTokens: 1 << 50}); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := m.Used(ctx, "k"); used > usage.MaxTokens {
+		t.Fatalf("quota counter past the bound: %d", used)
+	}
+}
+
+// TestExtendReservation grows a reservation after admission (a request
+// found larger once its history and sources were added): the counters
+// hold the grown reservation at once, and the record settles all of it.
+func TestExtendReservation(t *testing.T) {
+	ctx := context.Background()
+	m := usage.New(records(t))
+	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 1000}}
+	res, err := m.Admit(ctx, key, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Extend(ctx, &res, 90); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := m.Used(ctx, "k"); used != 100 {
+		t.Fatalf("counter after extending = %d, want 100", used)
+	}
+	if err := m.Record(ctx, usage.Record{RequestID: "1", KeyID: "k", Model: "m", Status: 200, PromptTokens: 40, CompletionTokens: 10, Reservation: &res}); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := m.Used(ctx, "k"); used != 50 {
+		t.Fatalf("counter after settling = %d, want the 50 used", used)
+	}
+}
