@@ -135,6 +135,11 @@ func assemble(client, stored []json.RawMessage, memory bool) (upstream, fresh []
 		// prepending the stored turns would send its tool calls twice.
 		return client, rest[k:]
 	default:
+		// A history whose oldest turns were dropped may start inside an
+		// exchange: it is replayed from its first user turn.
+		for len(stored) > 0 && roleOf(stored[0]) != "user" {
+			stored = stored[1:]
+		}
 		merged := make([]json.RawMessage, 0, len(system)+len(stored)+len(rest))
 		merged = append(append(append(merged, system...), stored...), rest...)
 		return merged, rest

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -156,6 +157,7 @@ type accumulator struct {
 	content   bytes.Buffer
 	hasText   bool
 	toolCalls []toolCall
+	size      int // bytes of the chunks seen
 }
 
 type toolCall struct {
@@ -167,7 +169,15 @@ type toolCall struct {
 	} `json:"function"`
 }
 
+// maxAccumulated bounds the answer the relay rebuilds for a conversation:
+// past it, the stream goes on to the client but the answer is not kept
+// whole (conversations keep at most 4 MiB a message anyway).
+const maxAccumulated = 4 << 20
+
 func (a *accumulator) add(data []byte) {
+	if a.size += len(data); a.size > maxAccumulated {
+		return
+	}
 	var chunk struct {
 		Choices []struct {
 			Index int `json:"index"`
@@ -208,8 +218,12 @@ func (a *accumulator) add(data []byte) {
 	}
 }
 
-// message returns the rebuilt assistant message.
+// message returns the rebuilt assistant message, or a note of its size
+// when it was too large to rebuild.
 func (a *accumulator) message() json.RawMessage {
+	if a.size > maxAccumulated {
+		return mustJSON(map[string]any{"role": "assistant", "content": fmt.Sprintf("[An answer of about %d bytes was too large to keep.]", a.size)})
+	}
 	m := map[string]any{"role": "assistant", "content": a.content.String()}
 	if len(a.toolCalls) > 0 {
 		m["tool_calls"] = a.toolCalls

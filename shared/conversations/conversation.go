@@ -25,9 +25,15 @@ import (
 
 // Limits.
 const (
-	// MaxMessages bounds the messages kept per conversation; older ones
-	// are dropped as new ones arrive.
+	// MaxMessages bounds the messages kept per conversation, and MaxBytes
+	// their bytes; older ones are dropped as new ones arrive. A key keeps
+	// at most its max_conversations conversations, so at most that many
+	// times MaxBytes.
 	MaxMessages = 500
+	MaxBytes    = 16 << 20
+	// MaxMessageBytes bounds one message kept: a larger one is kept as a
+	// note of its size.
+	MaxMessageBytes = 4 << 20
 	// inlineLimit is the largest message kept in its record; larger ones
 	// go to a blob.
 	inlineLimit = 64 << 10
@@ -46,6 +52,31 @@ type Conversation struct {
 	// First have been dropped.
 	Next  int `json:"next"`
 	First int `json:"first"`
+	// Bytes is the size of the messages kept, and Sizes each one's, from
+	// First on.
+	Bytes int   `json:"bytes"`
+	Sizes []int `json:"sizes,omitempty"`
+}
+
+// kept returns m as it is kept: itself, or, past MaxMessageBytes, a note of
+// its role and size (a tool result keeps its call's ID, so that the
+// exchange stays whole).
+func kept(m json.RawMessage) json.RawMessage {
+	if len(m) <= MaxMessageBytes {
+		return m
+	}
+	var head struct {
+		Role       string `json:"role"`
+		ToolCallID string `json:"tool_call_id,omitempty"`
+	}
+	json.Unmarshal(m, &head)
+	note, _ := json.Marshal(map[string]any{"role": head.Role, "tool_call_id": head.ToolCallID,
+		"content": fmt.Sprintf("[A message of %d bytes was too large to keep.]", len(m))})
+	if head.ToolCallID == "" {
+		note, _ = json.Marshal(map[string]any{"role": head.Role,
+			"content": fmt.Sprintf("[A message of %d bytes was too large to keep.]", len(m))})
+	}
+	return note
 }
 
 // Store keeps conversations.
@@ -208,9 +239,22 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 		start := c.Next
 		c.Next += len(msgs)
 		c.UpdatedAt = now
-		if drop := c.Next - MaxMessages; drop > c.First {
-			c.First = drop
+		// Sizes of the live messages (older records have none: zero).
+		sizes := append(make([]int, max(0, start-c.First-len(c.Sizes))), c.Sizes...)
+		for i := range msgs {
+			msgs[i] = kept(msgs[i])
+			sizes = append(sizes, len(msgs[i]))
 		}
+		c.Bytes = 0
+		for _, n := range sizes {
+			c.Bytes += n
+		}
+		for c.First < start && (c.Next-c.First > MaxMessages || c.Bytes > MaxBytes) {
+			c.Bytes -= sizes[0]
+			sizes = sizes[1:]
+			c.First++
+		}
+		c.Sizes = sizes
 		c.Messages = c.Next - c.First
 		value, err := json.Marshal(c)
 		if err != nil {

@@ -103,3 +103,38 @@ func TestHistoryLiveRangeOnly(t *testing.T) {
 		t.Fatalf("Last of no conversation = %d %s, %v", n, last, err)
 	}
 }
+
+// TestByteCaps keeps a conversation within its byte bound: a message past
+// MaxMessageBytes is kept as a note of its size, and the oldest messages
+// go when the conversation would pass MaxBytes.
+func TestByteCaps(t *testing.T) {
+	blobs, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := conversations.New(sqlitetest.Open(t).Records(), blobs)
+	ctx := context.Background()
+	big := func(role string, n int) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"role":%q,"content":%q}`, role, strings.Repeat("x", n)))
+	}
+	if err := s.Append(ctx, "k", "huge", []json.RawMessage{big("user", conversations.MaxMessageBytes+1)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.History(ctx, "k", "huge")
+	if len(got) != 1 || len(got[0]) > 1000 || !strings.Contains(string(got[0]), "too large to keep") {
+		t.Fatalf("an oversized message was kept as %d bytes", len(got[0]))
+	}
+	for i := range 8 {
+		if err := s.Append(ctx, "k", "long", []json.RawMessage{big("user", 3<<20), big("assistant", 10)}, 10); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	got, _ = s.History(ctx, "k", "long")
+	total := 0
+	for _, m := range got {
+		total += len(m)
+	}
+	if total > conversations.MaxBytes || len(got) == 16 {
+		t.Fatalf("the conversation holds %d messages, %d bytes; want at most %d bytes, oldest dropped", len(got), total, conversations.MaxBytes)
+	}
+}
