@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/cache"
@@ -143,7 +144,9 @@ func Merge(cur gateway.Settings, patch []byte) (gateway.Settings, error) {
 	if err := respond.Unmarshal(merged, &next); err != nil {
 		return gateway.Settings{}, err
 	}
-	keepMasked(cur, &next)
+	if err := keepMasked(cur, &next); err != nil {
+		return gateway.Settings{}, err
+	}
 	return next, nil
 }
 
@@ -157,19 +160,61 @@ func decodeObject(data []byte, v *map[string]any) error {
 }
 
 // keepMasked puts back into next every secret of cur that next holds in
-// its masked form: a masked value sent back means "unchanged".
-func keepMasked(cur gateway.Settings, next *gateway.Settings) {
+// its masked form: a masked value sent back means "unchanged". It refuses
+// to when the secret's upstream moved (its base_url changed): a saved key
+// is never sent to a new address without being entered again.
+func keepMasked(cur gateway.Settings, next *gateway.Settings) error {
 	was := map[string]gateway.Secret{}
 	gateway.EachSecret(&cur, func(path string, sec *gateway.Secret) error {
 		was[path] = *sec
 		return nil
 	})
-	gateway.EachSecret(next, func(path string, sec *gateway.Secret) error {
-		if old, ok := was[path]; ok && *sec != "" && string(*sec) == old.Masked() {
-			*sec = old
+	curTree, nextTree := tree(cur), tree(*next)
+	return gateway.EachSecret(next, func(path string, sec *gateway.Secret) error {
+		old, ok := was[path]
+		if !ok || *sec == "" || string(*sec) != old.Masked() {
+			return nil
 		}
+		parent, _, _ := cutLast(path)
+		if a, b := lookup(curTree, parent+".base_url"), lookup(nextTree, parent+".base_url"); a != b && a != "" {
+			e := gateway.Errorf(gateway.EInvalid, "Enter the API key of %s again: its base URL changed, and a saved key is not sent to a new address.", parent)
+			e.Param = path
+			return e
+		}
+		*sec = old
 		return nil
 	})
+}
+
+// tree is st as generic JSON.
+func tree(st gateway.Settings) map[string]any {
+	b, _ := json.Marshal(st)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m
+}
+
+// cutLast splits a path at its last dot.
+func cutLast(path string) (string, string, bool) {
+	i := strings.LastIndexByte(path, '.')
+	if i < 0 {
+		return "", path, false
+	}
+	return path[:i], path[i+1:], true
+}
+
+// lookup returns the string at a dotted path of m, or "".
+func lookup(m map[string]any, path string) string {
+	var cur any = m
+	for _, k := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = mm[k]
+	}
+	s, _ := cur.(string)
+	return s
 }
 
 // mergeObjects applies patch onto base: objects merge recursively, anything

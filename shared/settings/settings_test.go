@@ -114,6 +114,11 @@ func TestMerge(t *testing.T) {
 			return s.AI.APIKey == cur.AI.APIKey && s.AI.Model == "m2"
 		}, ""},
 		{"new key replaces", `{"ai":{"api_key":"sk-new"}}`, func(s gateway.Settings) bool { return s.AI.APIKey == "sk-new" }, ""},
+		// A saved key does not follow its upstream to a new address.
+		{"masked key to a new base URL", `{"ai":{"api_key":"` + cur.AI.APIKey.Masked() + `","base_url":"https://evil.example"}}`, nil, gateway.EInvalid},
+		{"new key with a new base URL", `{"ai":{"api_key":"sk-other","base_url":"https://b.example"}}`, func(s gateway.Settings) bool {
+			return s.AI.APIKey == "sk-other" && s.AI.BaseURL == "https://b.example"
+		}, ""},
 		{"empty key clears", `{"ai":{"api_key":""}}`, func(s gateway.Settings) bool { return s.AI.APIKey == "" }, ""},
 		{"unknown field", `{"nope":1}`, nil, gateway.EInvalid},
 		{"unknown nested field", `{"ai":{"nope":1}}`, nil, gateway.EInvalid},
