@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/app/local"
+	"github.com/aigateway/aigateway/shared/fakeupstream"
 )
 
 func TestLoad(t *testing.T) {
@@ -154,4 +156,44 @@ func TestPanicAbortsStartedAnswer(t *testing.T) {
 		t.Fatalf("panic before the answer = %v, %v; want 500", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// noFlush is a ResponseWriter that cannot flush (http.ErrNotSupported), as
+// some platforms' writers are.
+type noFlush struct {
+	h    http.Header
+	body strings.Builder
+	code int
+}
+
+func (w *noFlush) Header() http.Header         { return w.h }
+func (w *noFlush) WriteHeader(code int)        { w.code = code }
+func (w *noFlush) Write(p []byte) (int, error) { return w.body.Write(p) }
+
+// TestStreamToAWriterThatCannotFlush streams a chat answer to a writer
+// without a flusher: the client has not left, so the whole stream is
+// written and the request recorded as answered, not as 499.
+func TestStreamToAWriterThatCannotFlush(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := open(t)
+	h := g.Handler()
+	setup := `{"admin_password":"correct horse battery","ai":{"base_url":"` + up.URL + `","api_key":"sk-up-123456789012","model":"m"}}`
+	req := httptest.NewRequest("POST", "/admin/api/setup", strings.NewReader(setup))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var created struct {
+		APIKey string `json:"api_key"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || created.APIKey == "" {
+		t.Fatalf("setup = %d %s", rec.Code, rec.Body)
+	}
+	req = httptest.NewRequest("POST", "/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"one two three four"}]}`))
+	req.Header.Set("Authorization", "Bearer "+created.APIKey)
+	w := &noFlush{h: http.Header{}}
+	h.ServeHTTP(w, req)
+	if w.code != http.StatusOK || !strings.Contains(w.body.String(), `"content":" four"`) || !strings.HasSuffix(w.body.String(), "data: [DONE]\n\n") {
+		t.Fatalf("stream to a writer without a flusher = %d %q", w.code, w.body.String())
+	}
 }

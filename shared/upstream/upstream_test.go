@@ -270,3 +270,19 @@ func TestUpstreamErrorsHideTheKey(t *testing.T) {
 		t.Fatalf("Scrub changed ordinary text: %q", got)
 	}
 }
+
+// TestFailuresKeepTheirCause fails to reach an upstream: the client's
+// message stays plain, and the error (what is logged) says why.
+func TestFailuresKeepTheirCause(t *testing.T) {
+	ln := httptest.NewServer(http.NotFoundHandler())
+	addr := ln.URL
+	ln.Close() // nothing listens there now
+	c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: time.Second, IdleTimeout: time.Second})
+	_, err := c.Post(context.Background(), gateway.Upstream{BaseURL: addr}, "/chat/completions", []byte(`{}`))
+	if gateway.ErrorMessage(err) != "The upstream could not be reached." {
+		t.Fatalf("client message = %q", gateway.ErrorMessage(err))
+	}
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("the logged error %q does not say why", err)
+	}
+}
