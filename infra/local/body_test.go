@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,12 +20,7 @@ import (
 // before its (large) body is read; and a streamed answer that lasts longer
 // than the body timeout is not cut with it.
 func TestSlowBodies(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gateway")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := gatewayBinary(t)
 	up := fakeupstream.New(t)
 	base := start(t, bin, "GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
 		"GATEWAY_BODY_TIMEOUT=1s")

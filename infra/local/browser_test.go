@@ -41,12 +41,7 @@ func chromium(t *testing.T) string {
 // first key once, and the admin signs in and issues a key.
 func TestBrowserSetupAndLogin(t *testing.T) {
 	exe := chromium(t)
-	bin := filepath.Join(t.TempDir(), "gateway")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := gatewayBinary(t)
 	up := fakeupstream.New(t)
 	base := start(t, bin, append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...)...)
 

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,12 +66,7 @@ func login(t *testing.T, base string) *client {
 // still counts every request admitted before the kill, and the
 // conversation holds whole exchanges only.
 func TestKilledAndRestarted(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gateway")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := gatewayBinary(t)
 	up := fakeupstream.New(t)
 	env := []string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data"), "GATEWAY_CACHE_TTL=0s"}
 	first := startProcess(t, bin, env...)

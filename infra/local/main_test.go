@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -21,17 +22,7 @@ import (
 // TestAcceptance builds the local server, starts it as a real process on a
 // fresh data folder and runs the acceptance suite against it.
 func TestAcceptance(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gateway")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if os.Getenv("GATEWAY_TEST_RACE") == "1" {
-		// The server under the race detector (needs cgo and a C compiler).
-		build = exec.Command("go", "build", "-race", "-o", bin, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	}
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := gatewayBinary(t)
 	data := filepath.Join(t.TempDir(), "data")
 	env := append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + data, "GATEWAY_LOG_LEVEL=debug"}, acceptance.Env...)
 	p := startProcess(t, bin, env...)
@@ -64,6 +55,40 @@ func TestAcceptance(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// gatewayBinary builds the local server once per test binary (under the
+// race detector with GATEWAY_TEST_RACE=1, which needs cgo and a C
+// compiler) and returns its path.
+func gatewayBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gateway-local-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "gateway")
+		build := exec.Command("go", "build", "-o", binary, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if os.Getenv("GATEWAY_TEST_RACE") == "1" {
+			build = exec.Command("go", "build", "-race", "-o", binary, ".")
+			build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
 }
 
 // start runs the gateway binary with env and returns its base URL, read
