@@ -43,7 +43,7 @@ type Models interface {
 type Meter interface {
 	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
 	Release(ctx context.Context, res usage.Reservation)
-	Extend(ctx context.Context, res *usage.Reservation, more int64) error
+	Extend(ctx context.Context, res *usage.Reservation, key gateway.APIKey, more int64) error
 	Record(ctx context.Context, r usage.Record) error
 }
 

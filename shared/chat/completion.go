@@ -154,7 +154,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err e
 	// What goes upstream is known now (history, system prompt, sources):
 	// the reservation grows to it, so that concurrent requests see it.
 	if more := reserveFor(c.req, len(c.req.bytes())) - c.reservation.Tokens; more > 0 && c.reservation.Tokens > 0 {
-		if err = h.Meter.Extend(r.Context(), &c.reservation, more); err != nil {
+		if err = h.Meter.Extend(r.Context(), &c.reservation, key, more); err != nil {
 			return call{}, err
 		}
 		res = c.reservation
@@ -220,8 +220,8 @@ func withUsage(req object) (object, bool, error) {
 // history merges a named conversation's stored messages into what the
 // client sent (with memory on), and returns the client's messages the
 // conversation does not hold yet. With memory off only the conversation's
-// length and last message are read when the client's history ends with
-// them; the whole history only when it does not.
+// length and last message are read: the client's messages after them are
+// new, or all of them when the client did not resend the history.
 func (h *Handler) history(ctx context.Context, keyID, conv string, messages []json.RawMessage, memory bool) (send, fresh []json.RawMessage, err error) {
 	if !memory {
 		n, last, err := h.Conversations.Last(ctx, keyID, conv)
@@ -229,12 +229,11 @@ func (h *Handler) history(ctx context.Context, keyID, conv string, messages []js
 			return nil, nil, err
 		}
 		_, rest := split(messages)
-		if n == 0 {
-			return messages, rest, nil
-		}
-		if len(rest) >= n && normalize(rest[n-1]) == normalize(last) {
+		if n > 0 && len(rest) >= n && normalize(rest[n-1]) == normalize(last) {
 			return messages, rest[n:], nil
 		}
+		// A client that does not resend the history sent only new turns.
+		return messages, rest, nil
 	}
 	stored, err := h.Conversations.History(ctx, keyID, conv)
 	if err != nil {
@@ -431,7 +430,7 @@ func (h *Handler) store(ctx context.Context, c call, out outcome) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	msgs := append(append([]json.RawMessage{}, c.fresh...), withoutReasoning(out.answer))
+	msgs := append(append([]json.RawMessage{}, c.fresh...), scrubbed(c, withoutReasoning(out.answer)))
 	if err := h.Conversations.Append(ctx, c.key.ID, c.conversation, msgs, c.keep); err != nil {
 		slog.ErrorContext(ctx, "record conversation", "conversation", c.conversation, "err", err)
 	}

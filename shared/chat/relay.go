@@ -127,13 +127,17 @@ func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 
 // scrubbed returns data without the upstream keys of c in it: an upstream
 // may quote its credential even in a 200 answer (an error event in a
-// stream). The check is one search for each key's start; only data that
-// holds one is rewritten.
+// stream). It looks for 8-character pieces of each key taken every 4
+// characters, which finds any quote of 12 characters or more; only data
+// that holds one is rewritten (Scrub then removes every run of 8).
 func scrubbed(c call, data []byte) []byte {
 	var found []string
 	for _, k := range []gateway.Secret{c.model.upstream.APIKey, c.model.fallback.APIKey} {
-		if len(k) >= 8 && bytes.Contains(data, []byte(k[:8])) {
-			found = append(found, string(k))
+		for i := 0; i+8 <= len(k); i += 4 {
+			if bytes.Contains(data, []byte(k[i:i+8])) {
+				found = append(found, string(k))
+				break
+			}
 		}
 	}
 	if found == nil {
@@ -157,7 +161,7 @@ type accumulator struct {
 	content   bytes.Buffer
 	hasText   bool
 	toolCalls []toolCall
-	size      int // bytes of the chunks seen
+	size      int // bytes of text and tool calls gathered
 }
 
 type toolCall struct {
@@ -175,7 +179,7 @@ type toolCall struct {
 const maxAccumulated = 4 << 20
 
 func (a *accumulator) add(data []byte) {
-	if a.size += len(data); a.size > maxAccumulated {
+	if a.size > maxAccumulated {
 		return
 	}
 	var chunk struct {
@@ -198,6 +202,7 @@ func (a *accumulator) add(data []byte) {
 			continue
 		}
 		if ch.Delta.Content != nil {
+			a.size += len(*ch.Delta.Content)
 			a.content.WriteString(*ch.Delta.Content)
 			a.hasText = a.hasText || *ch.Delta.Content != ""
 		}
@@ -212,6 +217,7 @@ func (a *accumulator) add(data []byte) {
 			if tc.Type != "" {
 				t.Type = tc.Type
 			}
+			a.size += len(tc.Function.Name) + len(tc.Function.Arguments)
 			t.Function.Name += tc.Function.Name
 			t.Function.Arguments += tc.Function.Arguments
 		}

@@ -249,7 +249,9 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 		for _, n := range sizes {
 			c.Bytes += n
 		}
-		for c.First < start && (c.Next-c.First > MaxMessages || c.Bytes > MaxBytes) {
+		// The oldest go first, new ones too when they alone pass a bound,
+		// so that it holds whatever one append brings; the last stays.
+		for c.Next-c.First > 1 && (c.Next-c.First > MaxMessages || c.Bytes > MaxBytes) {
 			c.Bytes -= sizes[0]
 			sizes = sizes[1:]
 			c.First++
@@ -273,11 +275,14 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 		}
 		created = version == 0
 		for i, m := range msgs {
+			if start+i < c.First {
+				continue // dropped already
+			}
 			if err := s.putMessage(ctx, keyID, id, start+i, m); err != nil {
 				return err
 			}
 		}
-		for n := cur.First; n < c.First; n++ {
+		for n := cur.First; n < min(c.First, start); n++ {
 			s.deleteMessage(ctx, keyID, id, n)
 		}
 		break

@@ -138,3 +138,39 @@ func TestByteCaps(t *testing.T) {
 		t.Fatalf("the conversation holds %d messages, %d bytes; want at most %d bytes, oldest dropped", len(got), total, conversations.MaxBytes)
 	}
 }
+
+// TestOneAppendWithinBounds appends more than a conversation may hold in
+// one go: the bounds hold all the same.
+func TestOneAppendWithinBounds(t *testing.T) {
+	blobs, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := conversations.New(sqlitetest.Open(t).Records(), blobs)
+	ctx := context.Background()
+	var many []json.RawMessage
+	for i := range conversations.MaxMessages + 200 {
+		many = append(many, json.RawMessage(fmt.Sprintf(`{"role":"user","content":"m%d"}`, i)))
+	}
+	if err := s.Append(ctx, "k", "many", many, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.History(ctx, "k", "many"); len(got) != conversations.MaxMessages || !strings.Contains(string(got[len(got)-1]), fmt.Sprintf("m%d", len(many)-1)) {
+		t.Fatalf("one append of %d kept %d messages, want the last %d", len(many), len(got), conversations.MaxMessages)
+	}
+	var heavy []json.RawMessage
+	for range 7 {
+		heavy = append(heavy, json.RawMessage(fmt.Sprintf(`{"role":"user","content":%q}`, strings.Repeat("y", conversations.MaxMessageBytes-100))))
+	}
+	if err := s.Append(ctx, "k", "heavy", heavy, 10); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.History(ctx, "k", "heavy")
+	total := 0
+	for _, m := range got {
+		total += len(m)
+	}
+	if total > conversations.MaxBytes || len(got) == 0 {
+		t.Fatalf("one append of %d bytes kept %d bytes in %d messages, want at most %d", 7*conversations.MaxMessageBytes, total, len(got), conversations.MaxBytes)
+	}
+}

@@ -160,9 +160,10 @@ func decodeObject(data []byte, v *map[string]any) error {
 }
 
 // keepMasked puts back into next every secret of cur that next holds in
-// its masked form: a masked value sent back means "unchanged". It refuses
-// to when the secret's upstream moved (its base_url changed): a saved key
-// is never sent to a new address without being entered again.
+// its masked form: a masked value sent back means "unchanged". A saved key
+// never follows its upstream to a new address: when a secret's base_url
+// changes to another (not cleared), the key must be entered anew, whether
+// it was sent back masked or left out.
 func keepMasked(cur gateway.Settings, next *gateway.Settings) error {
 	was := map[string]gateway.Secret{}
 	gateway.EachSecret(&cur, func(path string, sec *gateway.Secret) error {
@@ -172,16 +173,19 @@ func keepMasked(cur gateway.Settings, next *gateway.Settings) error {
 	curTree, nextTree := tree(cur), tree(*next)
 	return gateway.EachSecret(next, func(path string, sec *gateway.Secret) error {
 		old, ok := was[path]
-		if !ok || *sec == "" || string(*sec) != old.Masked() {
+		if !ok || old == "" {
 			return nil
 		}
+		if *sec != "" && string(*sec) == old.Masked() {
+			*sec = old
+		}
 		parent, _, _ := cutLast(path)
-		if a, b := lookup(curTree, parent+".base_url"), lookup(nextTree, parent+".base_url"); a != b && a != "" {
+		before, after := lookup(curTree, parent+".base_url"), lookup(nextTree, parent+".base_url")
+		if *sec == old && after != "" && after != before {
 			e := gateway.Errorf(gateway.EInvalid, "Enter the API key of %s again: its base URL changed, and a saved key is not sent to a new address.", parent)
 			e.Param = path
 			return e
 		}
-		*sec = old
 		return nil
 	})
 }

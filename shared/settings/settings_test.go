@@ -116,6 +116,10 @@ func TestMerge(t *testing.T) {
 		{"new key replaces", `{"ai":{"api_key":"sk-new"}}`, func(s gateway.Settings) bool { return s.AI.APIKey == "sk-new" }, ""},
 		// A saved key does not follow its upstream to a new address.
 		{"masked key to a new base URL", `{"ai":{"api_key":"` + cur.AI.APIKey.Masked() + `","base_url":"https://evil.example"}}`, nil, gateway.EInvalid},
+		{"key left out, new base URL", `{"ai":{"base_url":"https://evil.example"}}`, nil, gateway.EInvalid},
+		{"base URL cleared", `{"ai":{"api_key":"` + cur.AI.APIKey.Masked() + `","base_url":""}}`, func(s gateway.Settings) bool {
+			return s.AI.BaseURL == "" && s.AI.APIKey == cur.AI.APIKey
+		}, ""},
 		{"new key with a new base URL", `{"ai":{"api_key":"sk-other","base_url":"https://b.example"}}`, func(s gateway.Settings) bool {
 			return s.AI.APIKey == "sk-other" && s.AI.BaseURL == "https://b.example"
 		}, ""},

@@ -167,8 +167,8 @@ func (b *Buffer) putItems(ctx context.Context, items []storage.Item) error {
 func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
 
 // Extend implements Meter.Extend.
-func (b *Buffer) Extend(ctx context.Context, res *Reservation, more int64) error {
-	return b.Meter.Extend(ctx, res, more)
+func (b *Buffer) Extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64) error {
+	return b.Meter.Extend(ctx, res, key, more)
 }
 
 // Release implements Meter.Release.

@@ -138,16 +138,40 @@ func (m *Meter) Release(ctx context.Context, res Reservation) {
 
 // Extend adds more tokens to a reservation, counted at once: a request
 // found larger after its admission (its history, its sources) holds what
-// it will use.
-func (m *Meter) Extend(ctx context.Context, res *Reservation, more int64) error {
+// it will use. Like Admit, it refuses (ELimited or insufficient_quota, the
+// extension given back) when the key's other requests already hold its
+// limit; the reservation is then as it was.
+func (m *Meter) Extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64) error {
 	if more <= 0 || (!res.quota && !res.perMin) {
 		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	var done []incr
+	undo := func() {
+		for _, in := range done {
+			in.deltas["tokens"] = -in.deltas["tokens"]
+			m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+		}
 	}
 	grown := *res
 	grown.Tokens = -more // settle(0) adds what was reserved: here, more
 	for _, in := range grown.settle(0) {
-		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+		c, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+		if err != nil {
+			undo()
 			return fmt.Errorf("reserve tokens of %s: %w", res.KeyID, err)
+		}
+		done = append(done, incr{pk: in.pk, sk: in.sk, deltas: map[string]int64{"tokens": more}, expires: in.expires})
+		others := c["tokens"] - res.Tokens - more
+		switch {
+		case in.pk == quotaPK && key.TokenQuota > 0 && others >= key.TokenQuota:
+			undo()
+			return gateway.Errorf(gateway.EQuota, "This API key has used its token quota of %d tokens.", key.TokenQuota)
+		case in.pk != quotaPK && key.TPM > 0 && others >= key.TPM:
+			undo()
+			e := gateway.Errorf(gateway.ELimited, "Rate limit reached: this key may use %d tokens per minute.", key.TPM)
+			e.RetryAfter = 60
+			return e
 		}
 	}
 	res.Tokens += more

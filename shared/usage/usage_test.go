@@ -180,7 +180,7 @@ func TestExtendReservation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Extend(ctx, &res, 90); err != nil {
+	if err := m.Extend(ctx, &res, key, 90); err != nil {
 		t.Fatal(err)
 	}
 	if used, _ := m.Used(ctx, "k"); used != 100 {
@@ -191,5 +191,32 @@ func TestExtendReservation(t *testing.T) {
 	}
 	if used, _ := m.Used(ctx, "k"); used != 50 {
 		t.Fatalf("counter after settling = %d, want the 50 used", used)
+	}
+}
+
+// TestExtendUnderBurst admits a burst on small bodies, then grows each by
+// a large history: the extensions that would go past the quota are
+// refused, so the burst stays within about one request of it.
+func TestExtendUnderBurst(t *testing.T) {
+	ctx := context.Background()
+	m := usage.New(records(t))
+	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 5000}}
+	var held []usage.Reservation
+	for range 30 {
+		res, err := m.Admit(ctx, key, 1030)
+		if err != nil {
+			continue
+		}
+		if err := m.Extend(ctx, &res, key, 40000); err != nil {
+			if gateway.ErrorCode(err) != gateway.EQuota {
+				t.Fatalf("extension refused with %v, want insufficient_quota", err)
+			}
+			m.Release(ctx, res)
+			continue
+		}
+		held = append(held, res)
+	}
+	if used, _ := m.Used(ctx, "k"); len(held) != 1 || used != 41030 {
+		t.Fatalf("%d requests hold %d tokens of a 5,000-token quota; want the first one only", len(held), used)
 	}
 }
