@@ -99,17 +99,21 @@ func (b *Buffer) Record(ctx context.Context, r Record) error {
 // Admit implements Meter.Admit, counting the tokens still waiting or
 // being written.
 func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (Reservation, error) {
-	return b.admit(ctx, key, reserve, func(pk, sk string) int64 {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		n := int64(0)
-		for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
-			if p, ok := m[[2]string{pk, sk}]; ok {
-				n += p.deltas["tokens"]
-			}
+	return b.admit(ctx, key, reserve, b.pendingTokens)
+}
+
+// pendingTokens returns the tokens of an item still waiting or being
+// written.
+func (b *Buffer) pendingTokens(pk, sk string) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := int64(0)
+	for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
+		if p, ok := m[[2]string{pk, sk}]; ok {
+			n += p.deltas["tokens"]
 		}
-		return n
-	})
+	}
+	return n
 }
 
 // flush writes what waits. A counter change that fails goes back to wait
@@ -168,7 +172,7 @@ func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
 
 // Extend implements Meter.Extend.
 func (b *Buffer) Extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64) error {
-	return b.Meter.Extend(ctx, res, key, more)
+	return b.extend(ctx, res, key, more, b.pendingTokens)
 }
 
 // Release implements Meter.Release.

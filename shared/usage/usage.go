@@ -142,6 +142,12 @@ func (m *Meter) Release(ctx context.Context, res Reservation) {
 // extension given back) when the key's other requests already hold its
 // limit; the reservation is then as it was.
 func (m *Meter) Extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64) error {
+	return m.extend(ctx, res, key, more, func(string, string) int64 { return 0 })
+}
+
+// extend is Extend with pending: tokens counted but not yet written, by
+// item.
+func (m *Meter) extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64, pending func(pk, sk string) int64) error {
 	if more <= 0 || (!res.quota && !res.perMin) {
 		return nil
 	}
@@ -162,7 +168,7 @@ func (m *Meter) Extend(ctx context.Context, res *Reservation, key gateway.APIKey
 			return fmt.Errorf("reserve tokens of %s: %w", res.KeyID, err)
 		}
 		done = append(done, incr{pk: in.pk, sk: in.sk, deltas: map[string]int64{"tokens": more}, expires: in.expires})
-		others := c["tokens"] - res.Tokens - more
+		others := c["tokens"] - res.Tokens - more + pending(in.pk, in.sk)
 		switch {
 		case in.pk == quotaPK && key.TokenQuota > 0 && others >= key.TokenQuota:
 			undo()
