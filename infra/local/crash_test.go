@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,5 +131,52 @@ func TestKilledAndRestarted(t *testing.T) {
 	}
 	if json.Unmarshal(body, &conv); code != http.StatusOK || len(conv.Messages)%2 != 0 || len(conv.Messages) == 0 {
 		t.Fatalf("after the restart the conversation = %d with %d messages, want whole exchanges", code, len(conv.Messages))
+	}
+}
+
+// TestStopWithHungIngestion stops the server (SIGTERM) while a direct
+// upload's ingestion waits on an embedding that never comes: the stop
+// waits a bounded time, and the next start fails the document.
+func TestStopWithHungIngestion(t *testing.T) {
+	bin := gatewayBinary(t)
+	up := fakeupstream.New(t)
+	env := []string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}
+	p := startProcess(t, bin, env...)
+	c := &client{t: t, base: p.url, http: &http.Client{Timeout: 30 * time.Second}}
+	if code, body := c.call("POST", "/admin/api/setup", map[string]any{"admin_password": "correct horse battery",
+		"ai":  map[string]string{"base_url": up.URL, "api_key": "sk-up-123456789012", "model": "m"},
+		"rag": map[string]string{"base_url": up.URL, "api_key": "sk-up-123456789012", "model": "e"}}); code != http.StatusCreated {
+		t.Fatalf("setup = %d %s", code, body)
+	}
+	c = login(t, p.url)
+	content := "# Hung\n\n#hang forever"
+	code, body := c.call("POST", "/admin/api/documents/uploads", map[string]any{"filename": "hung.md", "size": len(content)})
+	var start struct {
+		Upload struct{ URL string } `json:"upload"`
+	}
+	if json.Unmarshal(body, &start); code != http.StatusCreated {
+		t.Fatalf("start upload = %d %s", code, body)
+	}
+	req, _ := http.NewRequest("PUT", start.Upload.URL, strings.NewReader(content))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PUT = %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	began := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stop is held by a hung ingestion")
+	}
+	if waited := time.Since(began); waited > 20*time.Second {
+		t.Fatalf("the stop took %v", waited)
+	}
+	second := startProcess(t, bin, env...)
+	c = login(t, second.url)
+	_, body = c.call("GET", "/admin/api/documents", nil)
+	if !bytes.Contains(body, []byte(`"status":"failed"`)) {
+		t.Fatalf("after the restart the documents are %s, want the hung one failed", body)
 	}
 }

@@ -98,6 +98,12 @@ func (s *suite) upstreamFaults(t *testing.T) {
 		}
 	}
 
+	// One line of 20 MB: refused with a precise error too.
+	resp, body = s.chatRaw(t, key, msg("#longline:20", true))
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("line longer than 16 MB")) || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
+		t.Fatalf("a 20 MB line = %d, ends %q", resp.StatusCode, body[max(0, len(body)-300):])
+	}
+
 	// One event of 20 MB in short lines: refused with a precise error.
 	resp, body = s.chatRaw(t, key, msg("#bigevent:20", true))
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("larger than 16 MB")) || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
@@ -111,7 +117,7 @@ func (s *suite) upstreamFaults(t *testing.T) {
 // reasoning, which the next turn would replay.
 func (s *suite) conversationsStoredFirst(t *testing.T) {
 	key, _ := s.newKey(t, "stored first", nil)
-	for i := range 20 {
+	for i := range 60 {
 		conv := "first-" + nonce()
 		stream := i%2 == 0
 		body := fmt.Sprintf(`{"model":"my-bot","stream":%v,"messages":[{"role":"user","content":"turn %d"}]}`, stream, i)

@@ -51,10 +51,24 @@ type Handler struct {
 	mux        *http.ServeMux
 }
 
-// Close waits for the ingestions running in the background, so that the
-// stores close after them.
+// closeWait bounds how long Close waits for background ingestions; one
+// still running after it is failed at the next start (Recover).
+const closeWait = 10 * time.Second
+
+// Close waits for the ingestions running in the background, at most
+// closeWait, so that the stores close after them and a stop is never held
+// by a hung upstream.
 func (d *Handler) Close() error {
-	d.pending.Wait()
+	done := make(chan struct{})
+	go func() {
+		d.pending.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		slog.Warn("ingestions still running at shutdown; they are failed at the next start")
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@
 //	#storm               answer 429 with Retry-After: 1, always
 //	#malformed           stream lines that are no SSE, data that is no JSON
 //	#bigevent:N          stream one event of N MB in short data lines
+//	#longline:N          stream one data line of N MB
 //	#hang                never send a byte, until the request is cancelled
 //	#hold:TOKEN          stream the first chunk, then wait for Release(TOKEN)
 //	#endless:TOKEN       stream a chunk every 20 ms until the request ends;
@@ -336,6 +337,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		send(chunk(map[string]any{"content": "still here"}, nil))
 		io.WriteString(w, "data: [DONE]\n\n")
 		rc.Flush()
+		return
+	case "#longline":
+		// One data line of N MB.
+		n, _ := strconv.Atoi(arg)
+		io.WriteString(w, "data: ")
+		chunkOf := strings.Repeat("y", 1<<20)
+		for range n {
+			if _, err := io.WriteString(w, chunkOf); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "\n\n")
+		rc.Flush()
+		<-r.Context().Done()
 		return
 	case "#bigevent":
 		// One event of many short data lines, N MB in all.

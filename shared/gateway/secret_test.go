@@ -58,3 +58,11 @@ func TestSettingsSecrets(t *testing.T) {
 		t.Fatalf("found %d secrets in the settings, want 4", n)
 	}
 }
+
+// TestDefaultMaxMessages keeps the whole history by default: an agent's
+// long tool loop is never cut unless the admin asks for it.
+func TestDefaultMaxMessages(t *testing.T) {
+	if n := gateway.DefaultSettings().MaxMessages; n != 0 {
+		t.Fatalf("max_messages defaults to %d, want 0 (no limit)", n)
+	}
+}

@@ -167,6 +167,10 @@ func TestNonsenseUsageClamped(t *testing.T) {
 	if used, _ := m.Used(ctx, "k"); used > usage.MaxTokens {
 		t.Fatalf("quota counter past the bound: %d", used)
 	}
+	recs, _, err := m.Requests(ctx, time.Now(), "", 10)
+	if err != nil || len(recs) != 2 || !recs[0].Clamped || !recs[1].Clamped || recs[0].PromptTokens < 0 {
+		t.Fatalf("records = %+v, %v; want both clamped", recs, err)
+	}
 }
 
 // TestExtendReservation grows a reservation after admission (a request
