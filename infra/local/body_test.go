@@ -26,6 +26,16 @@ func TestSlowBodies(t *testing.T) {
 		"GATEWAY_BODY_TIMEOUT=1s")
 	host := strings.TrimPrefix(base, "http://")
 
+	// Headers that never end: the connection is closed after the header
+	// timeout (10 s), checked at the end of the test.
+	slowHeaders, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowHeaders.Close()
+	io.WriteString(slowHeaders, "POST /admin/api/login HTTP/1.1\r\nHost: x\r\n")
+	headersSent := time.Now()
+
 	// A trickled body: the connection is answered or closed soon after the
 	// deadline, not held.
 	conn, err := net.Dial("tcp", host)
@@ -86,6 +96,16 @@ func TestSlowBodies(t *testing.T) {
 	r.Body.Close()
 	if err != nil || r.StatusCode != http.StatusOK || !bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) || bytes.Contains(body, []byte(`"error"`)) {
 		t.Fatalf("a 2 s stream = %d, %v, ends %q", r.StatusCode, err, tail(body))
+	}
+
+	slowHeaders.SetReadDeadline(headersSent.Add(20 * time.Second))
+	if _, err := io.ReadAll(slowHeaders); err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("headers that never end held the connection for 20 s")
+		}
+	}
+	if waited := time.Since(headersSent); waited > 15*time.Second {
+		t.Fatalf("headers that never end held the connection %v", waited)
 	}
 }
 

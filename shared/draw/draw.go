@@ -326,6 +326,11 @@ func private(ip net.IP) bool {
 // name all of whose addresses are private. A public name that also
 // resolves to private addresses allows none of them.
 func allowedPrivate(ctx context.Context, base string) map[string]bool {
+	return allowedPrivateBy(ctx, base, net.DefaultResolver.LookupIPAddr)
+}
+
+// allowedPrivateBy is allowedPrivate with the resolver lookup.
+func allowedPrivateBy(ctx context.Context, base string, lookup func(context.Context, string) ([]net.IPAddr, error)) map[string]bool {
 	out := map[string]bool{}
 	u, err := url.Parse(base)
 	if err != nil || u.Hostname() == "" {
@@ -341,7 +346,7 @@ func allowedPrivate(ctx context.Context, base string) map[string]bool {
 	var ips []net.IP
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
 		ips = []net.IP{ip}
-	} else if addrs, err := net.DefaultResolver.LookupIPAddr(ctx, u.Hostname()); err == nil {
+	} else if addrs, err := lookup(ctx, u.Hostname()); err == nil {
 		for _, a := range addrs {
 			ips = append(ips, a.IP)
 		}
