@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -56,6 +57,10 @@ type Conversation struct {
 	// First on.
 	Bytes int   `json:"bytes"`
 	Sizes []int `json:"sizes,omitempty"`
+	// Whole is where messages started being marked in exchanges (End):
+	// older ones are replayed one by one. Marked says Whole is set.
+	Whole  int  `json:"whole,omitempty"`
+	Marked bool `json:"marked,omitempty"`
 }
 
 // kept returns m as it is kept: itself, or, past MaxMessageBytes, a note of
@@ -121,6 +126,10 @@ func notFound(id string) error {
 type stored struct {
 	Message json.RawMessage `json:"m,omitempty"`
 	Blob    string          `json:"b,omitempty"`
+	// End marks the last message of an exchange (one Append): a history is
+	// replayed in whole exchanges, so that one an append killed midway
+	// left half written is never sent.
+	End bool `json:"e,omitempty"`
 }
 
 func (s *Store) meta(ctx context.Context, keyID, id string) (Conversation, int64, error) {
@@ -147,17 +156,36 @@ func (s *Store) History(ctx context.Context, keyID, id string) ([]json.RawMessag
 	if err != nil {
 		return nil, fmt.Errorf("read conversation %s: %w", id, err)
 	}
-	var out []json.RawMessage
+	var out, group []json.RawMessage
+	expect := c.First
 	q := storage.Query{Start: seqSK(c.First), End: seqSK(c.Next)}
 	for it, err := range storage.QueryAll(ctx, s.records, msgPK(keyID, id), q) {
 		if err != nil {
 			return nil, fmt.Errorf("read conversation %s: %w", id, err)
 		}
+		n, _ := strconv.Atoi(it.SK)
+		var st stored
+		if err := json.Unmarshal(it.Value, &st); err != nil {
+			return nil, fmt.Errorf("decode message: %w", err)
+		}
 		m, err := s.message(ctx, it.Value)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		if !c.Marked || n < c.Whole {
+			out = append(out, m) // written before exchanges were marked
+			expect = n + 1
+			continue
+		}
+		if n != expect {
+			group = group[:0] // a message missing: that exchange is not whole
+		}
+		expect = n + 1
+		group = append(group, m)
+		if st.End {
+			out = append(out, group...)
+			group = group[:0]
+		}
 	}
 	return out, nil
 }
@@ -183,6 +211,11 @@ func (s *Store) Last(ctx context.Context, keyID, id string) (int, json.RawMessag
 	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("read conversation %s: %w", id, err)
+	}
+	var st stored
+	json.Unmarshal(it.Value, &st)
+	if c.Marked && c.Next-1 >= c.Whole && !st.End {
+		return c.Next - c.First, nil, nil // the last exchange is not whole
 	}
 	m, err := s.message(ctx, it.Value)
 	if err != nil {
@@ -237,6 +270,9 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 			c = cur
 		}
 		start := c.Next
+		if !c.Marked {
+			c.Marked, c.Whole = true, start
+		}
 		c.Next += len(msgs)
 		c.UpdatedAt = now
 		// Sizes of the live messages (older records have none: zero).
@@ -278,7 +314,7 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 			if start+i < c.First {
 				continue // dropped already
 			}
-			if err := s.putMessage(ctx, keyID, id, start+i, m); err != nil {
+			if err := s.putMessage(ctx, keyID, id, start+i, m, i == len(msgs)-1); err != nil {
 				return err
 			}
 		}
@@ -293,11 +329,11 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 	return nil
 }
 
-func (s *Store) putMessage(ctx context.Context, keyID, id string, n int, m json.RawMessage) error {
+func (s *Store) putMessage(ctx context.Context, keyID, id string, n int, m json.RawMessage, end bool) error {
 	sk := seqSK(n)
-	st := stored{Message: m}
+	st := stored{Message: m, End: end}
 	if len(m) > inlineLimit {
-		st = stored{Blob: blobKey(keyID, id, sk)}
+		st = stored{Blob: blobKey(keyID, id, sk), End: end}
 		if err := s.blobs.Put(ctx, st.Blob, bytes.NewReader(m), "application/json"); err != nil {
 			return fmt.Errorf("store message %d of %s: %w", n, id, err)
 		}

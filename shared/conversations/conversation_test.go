@@ -174,3 +174,63 @@ func TestOneAppendWithinBounds(t *testing.T) {
 		t.Fatalf("one append of %d bytes kept %d bytes in %d messages, want at most %d", 7*conversations.MaxMessageBytes, total, len(got), conversations.MaxBytes)
 	}
 }
+
+// TestHalfWrittenExchange leaves an exchange as an append killed between
+// its messages does (the count moved, one message written): the history
+// replays whole exchanges only, before and after it.
+func TestHalfWrittenExchange(t *testing.T) {
+	blobs, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := sqlitetest.Open(t).Records()
+	s := conversations.New(records, blobs)
+	ctx := context.Background()
+	exchange := func(q, a string) []json.RawMessage {
+		return []json.RawMessage{json.RawMessage(`{"role":"user","content":"` + q + `"}`), json.RawMessage(`{"role":"assistant","content":"` + a + `"}`)}
+	}
+	if err := s.Append(ctx, "k", "c", exchange("q1", "a1"), 10); err != nil {
+		t.Fatal(err)
+	}
+	// The killed append: the count moves by two, one message is written.
+	it, err := records.Get(ctx, "conv#k", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta conversations.Conversation
+	json.Unmarshal(it.Value, &meta)
+	meta.Next += 2
+	meta.Sizes = append(meta.Sizes, 10, 10)
+	value, _ := json.Marshal(meta)
+	if _, err := records.Put(ctx, storage.Item{PK: "conv#k", SK: "c", Value: value}, storage.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := records.Put(ctx, storage.Item{PK: "msgs#k#c", SK: "0000000002", Value: []byte(`{"m":{"role":"user","content":"q2"}}`)}, storage.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	show := func() string {
+		got, err := s.History(ctx, "k", "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, m := range got {
+			var v struct{ Content string }
+			json.Unmarshal(m, &v)
+			parts = append(parts, v.Content)
+		}
+		return strings.Join(parts, " ")
+	}
+	if got := show(); got != "q1 a1" {
+		t.Fatalf("history after a half-written exchange = %q, want only the whole one", got)
+	}
+	if n, last, _ := s.Last(ctx, "k", "c"); last != nil {
+		t.Fatalf("Last = %d %s, want no last message of a broken exchange", n, last)
+	}
+	if err := s.Append(ctx, "k", "c", exchange("q3", "a3"), 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := show(); got != "q1 a1 q3 a3" {
+		t.Fatalf("history = %q, want the whole exchanges around the broken one", got)
+	}
+}
