@@ -84,8 +84,6 @@ $(TOOLS)/bin/minio:
 $(TOOLS)/bin/aws-lambda-rie:
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
-STATICCHECK_VERSION := v0.8.2
-
 # The packages that hold AWS or SQLite code, or wire a target to them; every
 # other package must build for the Cloudflare Worker (GOOS=js GOARCH=wasm).
 NATIVE_ONLY := /shared/(sqlite|dynamo|bucket|disk|awslocal|app|lambdaserve|acceptance)(/|$$)|/infra/|/functions/
@@ -96,7 +94,7 @@ check:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) tool staticcheck ./...
 	GOOS=js GOARCH=wasm $(GO) build $$($(GO) list ./... | grep -Ev '$(NATIVE_ONLY)')
 
 fmt:
