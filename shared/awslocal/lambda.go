@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -45,19 +43,3 @@ func (l *Lambda) Stop() {
 
 // Output returns what the emulator and the function printed so far.
 func (l *Lambda) Output() string { return l.out.String() }
-
-var initDuration = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
-
-// InitDuration returns the init duration the emulator reported for the
-// first invocation, or false before one.
-func (l *Lambda) InitDuration() (time.Duration, bool) {
-	m := initDuration.FindStringSubmatch(l.Output())
-	if m == nil {
-		return 0, false
-	}
-	ms, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return 0, false
-	}
-	return time.Duration(ms * float64(time.Millisecond)), true
-}

@@ -172,13 +172,3 @@ func (l *Library) view(ctx context.Context, kbs []string) (*view, error) {
 	l.views[name] = v
 	return v, nil
 }
-
-// Search returns the k best chunks of the knowledge bases kbs for a query
-// (its embedding and its text).
-func (l *Library) Search(ctx context.Context, kbs []string, vector []float32, text string, k int, mode Mode) ([]Hit, error) {
-	v, err := l.view(ctx, kbs)
-	if err != nil {
-		return nil, err
-	}
-	return search(v, vector, text, k, mode), nil
-}

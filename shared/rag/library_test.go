@@ -51,3 +51,13 @@ func TestLibrariesShareSegments(t *testing.T) {
 		t.Fatalf("after removal the other instance sees %d chunks", n)
 	}
 }
+
+// Search (for tests) returns the k best chunks of the knowledge bases kbs for a query
+// (its embedding and its text).
+func (l *Library) Search(ctx context.Context, kbs []string, vector []float32, text string, k int, mode Mode) ([]Hit, error) {
+	v, err := l.view(ctx, kbs)
+	if err != nil {
+		return nil, err
+	}
+	return search(v, vector, text, k, mode), nil
+}

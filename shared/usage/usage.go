@@ -379,33 +379,3 @@ func (m *Meter) Summary(ctx context.Context, f Filter) ([]Row, error) {
 	}
 	return rows, nil
 }
-
-// Requests returns the request records of one day, newest first, at most
-// limit, after cursor.
-func (m *Meter) Requests(ctx context.Context, day time.Time, cursor string, limit int) ([]Record, string, error) {
-	page, err := m.records.Query(ctx, requestPK+day.UTC().Format(time.DateOnly), storage.Query{Desc: true, Limit: limit, Cursor: cursor})
-	if err != nil {
-		return nil, "", fmt.Errorf("read requests: %w", err)
-	}
-	out := make([]Record, 0, len(page.Items))
-	for _, it := range page.Items {
-		var r Record
-		if err := json.Unmarshal(it.Value, &r); err != nil {
-			return nil, "", fmt.Errorf("decode usage %s: %w", it.SK, err)
-		}
-		out = append(out, r)
-	}
-	return out, page.Cursor, nil
-}
-
-// Used returns the tokens key has used in all.
-func (m *Meter) Used(ctx context.Context, keyID string) (int64, error) {
-	it, err := m.records.Get(ctx, quotaPK, keyID)
-	if gateway.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read quota of %s: %w", keyID, err)
-	}
-	return it.Counters["tokens"], nil
-}
