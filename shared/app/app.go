@@ -113,6 +113,12 @@ type Extras struct {
 	// after answering, and ingestions a stop interrupted are failed at
 	// start-up, since none can still be running.
 	SingleProcess bool
+	// HTTP is the client of every call to an upstream (chat, embeddings,
+	// rerank, images) and ImageFetch the one that fetches the images an
+	// upstream links to; nil means the native clients
+	// (upstream.NativeClient, draw.FetchClient with its guard against
+	// private addresses). A target with its own network stack passes its own.
+	HTTP, ImageFetch *http.Client
 }
 
 // Assemble builds the gateway on st, with master as the master key, from
@@ -129,7 +135,7 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras, parts ...Part) (*
 		Meter:         usage.New(st.Records),
 		Guard:         auth.New(st.Records, box.Derive("session"), box.Derive("csrf")),
 		Conversations: conversations.New(st.Records, st.Blobs),
-		Upstream:      upstream.New(cfg.Upstream),
+		Upstream:      upstream.New(cfg.Upstream, ex.HTTP),
 		Metrics:       ex.Metrics,
 	}
 	if ex.UsageEvery > 0 {

@@ -38,6 +38,11 @@ type Options struct {
 	MaxBytes int64
 	// FetchTimeout bounds fetching one image.
 	FetchTimeout time.Duration
+	// Fetcher fetches the images an upstream answers with a link to; nil
+	// means FetchClient(FetchTimeout), which guards against private
+	// addresses. A target whose network cannot reach private addresses
+	// (Workers) passes its own.
+	Fetcher *http.Client
 }
 
 // Service draws and keeps images.
@@ -48,17 +53,24 @@ type Service struct {
 	fetcher  *http.Client
 }
 
-// New returns a Service. It fetches images with one client of its own,
-// whose connections are pooled and closed when idle.
+// New returns a Service. It fetches images with opt.Fetcher, or one
+// client of its own whose connections are pooled and closed when idle.
 func New(up Upstream, blobs storage.Blobs, opt Options) *Service {
 	if opt.MaxBytes <= 0 {
 		opt.MaxBytes = 20 << 20
 	}
 	if opt.FetchTimeout <= 0 {
-		opt.FetchTimeout = 60 * time.Second
+		opt.FetchTimeout = DefaultFetchTimeout
 	}
-	return &Service{upstream: up, blobs: blobs, opt: opt, fetcher: FetchClient(opt.FetchTimeout)}
+	fetcher := opt.Fetcher
+	if fetcher == nil {
+		fetcher = FetchClient(opt.FetchTimeout)
+	}
+	return &Service{upstream: up, blobs: blobs, opt: opt, fetcher: fetcher}
 }
+
+// DefaultFetchTimeout bounds the fetch of one generated image.
+const DefaultFetchTimeout = 60 * time.Second
 
 // allowedKey carries, in a fetch's context, the private addresses (ip:port)
 // it may connect to.

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ func service(t *testing.T) (*draw.Service, *disk.Blobs, gateway.Upstream) {
 		t.Fatal(err)
 	}
 	fake := fakeupstream.New(t)
-	up := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
+	up := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}, nil)
 	return draw.New(up, blobs, draw.Options{MaxBytes: 1 << 20, FetchTimeout: 5 * time.Second}), blobs,
 		gateway.Upstream{BaseURL: fake.URL, Model: "fake/kolors"}
 }
@@ -165,5 +167,36 @@ func TestFetchesShareOneClient(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if after := runtime.NumGoroutine(); after > before+4 {
 		t.Fatalf("goroutines %d → %d after 20 images: connections are not pooled", before, after)
+	}
+}
+
+// countingTransport counts the requests it carries to the real network.
+type countingTransport struct{ n atomic.Int32 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestInjectedFetcherIsUsed gives the service a fetcher of its own (as the
+// Worker target does, whose network has no private addresses to guard):
+// every image is fetched through it, so the default guard is not in the
+// way of the neighbour port it would refuse.
+func TestInjectedFetcherIsUsed(t *testing.T) {
+	blobs, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := fakeupstream.New(t)
+	up := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}, nil)
+	tr := &countingTransport{}
+	s := draw.New(up, blobs, draw.Options{MaxBytes: 1 << 20, Fetcher: &http.Client{Transport: tr}})
+	images, err := s.Generate(context.Background(), gateway.Upstream{BaseURL: fake.URL, Model: "fake/kolors"},
+		draw.Request{Prompt: "#otherport a neighbour", N: 1})
+	if err != nil || len(images) != 1 {
+		t.Fatalf("Generate = %d images, %v; want 1 through the injected fetcher", len(images), err)
+	}
+	if tr.n.Load() != 1 {
+		t.Fatalf("the injected fetcher carried %d requests, want 1", tr.n.Load())
 	}
 }

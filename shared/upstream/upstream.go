@@ -54,8 +54,21 @@ type Client struct {
 	cfg Config
 }
 
-// New returns a Client with its own connection pool.
-func New(cfg Config) *Client {
+// New returns a Client that sends its requests through hc: the target's
+// own client (on Workers, one whose transport is the Fetch API), shared by
+// every upstream call. A nil hc means NativeClient(cfg).
+func New(cfg Config, hc *http.Client) *Client {
+	if hc == nil {
+		hc = NativeClient(cfg)
+	}
+	return &Client{hc: hc, cfg: cfg}
+}
+
+// NativeClient returns the client of the targets that open their own
+// connections (the local server, Lambda): a pool of keep-alive connections,
+// idle ones closed after 90 seconds, with cfg's connect timeout on the TCP
+// and TLS handshakes.
+func NativeClient(cfg Config) *http.Client {
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -67,7 +80,7 @@ func New(cfg Config) *Client {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &Client{hc: &http.Client{Transport: tr}, cfg: cfg}
+	return &http.Client{Transport: tr}
 }
 
 var (

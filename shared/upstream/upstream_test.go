@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func serve(t *testing.T, h http.HandlerFunc) gateway.Upstream {
 }
 
 func client(first, idle time.Duration) *upstream.Client {
-	return upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: first, IdleTimeout: idle})
+	return upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: first, IdleTimeout: idle}, nil)
 }
 
 func TestEventsParsing(t *testing.T) {
@@ -237,7 +238,7 @@ func TestRetries(t *testing.T) {
 				fmt.Fprint(w, `{"ok":true}`)
 			})
 			c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: time.Second, IdleTimeout: time.Second,
-				Retries: tc.retries, RetryBackoff: time.Millisecond})
+				Retries: tc.retries, RetryBackoff: time.Millisecond}, nil)
 			resp, err := c.Post(context.Background(), up, "/chat/completions", []byte(`{}`))
 			if resp != nil {
 				resp.Close()
@@ -254,7 +255,7 @@ func TestRetries(t *testing.T) {
 // it, whole or in part.
 func TestUpstreamErrorsHideTheKey(t *testing.T) {
 	fake := fakeupstream.New(t)
-	c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second})
+	c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}, nil)
 	key := "sk-live-0123456789abcdefghij"
 	_, err := c.Post(context.Background(), gateway.Upstream{BaseURL: fake.URL, APIKey: gateway.Secret(key)}, "/chat/completions",
 		[]byte(`{"model":"m","messages":[{"role":"user","content":"#echokey"}]}`))
@@ -277,12 +278,61 @@ func TestFailuresKeepTheirCause(t *testing.T) {
 	ln := httptest.NewServer(http.NotFoundHandler())
 	addr := ln.URL
 	ln.Close() // nothing listens there now
-	c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: time.Second, IdleTimeout: time.Second})
+	c := upstream.New(upstream.Config{ConnectTimeout: time.Second, FirstByteTimeout: time.Second, IdleTimeout: time.Second}, nil)
 	_, err := c.Post(context.Background(), gateway.Upstream{BaseURL: addr}, "/chat/completions", []byte(`{}`))
 	if gateway.ErrorMessage(err) != "The upstream could not be reached." {
 		t.Fatalf("client message = %q", gateway.ErrorMessage(err))
 	}
 	if !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("the logged error %q does not say why", err)
+	}
+}
+
+// countingTransport counts the requests it carries to the real network.
+type countingTransport struct{ n atomic.Int32 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestInjectedClientCarriesEveryCall: the client a target passes (on
+// Workers, one on the Fetch API) is the one every upstream call goes
+// through, retries included; the timeouts still hold on it.
+func TestInjectedClientCarriesEveryCall(t *testing.T) {
+	var calls atomic.Int32
+	up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if strings.Contains(r.URL.Path, "slow") {
+			select {
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write([]byte(`{"ok":true}`))
+	})
+	tr := &countingTransport{}
+	c := upstream.New(upstream.Config{FirstByteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
+		Retries: 1, RetryBackoff: time.Millisecond}, &http.Client{Transport: tr})
+	resp, err := c.Post(context.Background(), up, "/chat/completions", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Close()
+	if tr.n.Load() != 2 || calls.Load() != 2 {
+		t.Fatalf("injected transport carried %d requests, server saw %d; want 2 and 2 (one retry)", tr.n.Load(), calls.Load())
+	}
+
+	c = upstream.New(upstream.Config{FirstByteTimeout: 200 * time.Millisecond, IdleTimeout: time.Second}, &http.Client{Transport: tr})
+	start := time.Now()
+	if _, err := c.Post(context.Background(), up, "/slow/chat/completions", []byte(`{}`)); err == nil {
+		t.Fatal("a first byte after 1 s passed a 200 ms first-byte timeout on the injected client")
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("the first-byte timeout fired after %v on the injected client", d)
 	}
 }

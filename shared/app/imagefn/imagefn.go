@@ -17,7 +17,7 @@ var Part = app.Part{Function: app.FnImage, Build: build}
 // chat too; it needs no knowledge bases or conversations for them.
 func build(c *app.Core) (http.Handler, error) {
 	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
-		Draw:     draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes}),
+		Draw:     draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes, Fetcher: c.Extras.ImageFetch}),
 		Upstream: c.Upstream, Metrics: c.Metrics},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
 }
