@@ -14,7 +14,6 @@ import (
 
 	"github.com/aigateway/aigateway/shared/cache"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/storage"
 )
@@ -141,7 +140,7 @@ func Merge(cur gateway.Settings, patch []byte) (gateway.Settings, error) {
 		return gateway.Settings{}, fmt.Errorf("encode merged settings: %w", err)
 	}
 	var next gateway.Settings
-	if err := respond.Unmarshal(merged, &next); err != nil {
+	if err := gateway.Unmarshal(merged, &next); err != nil {
 		return gateway.Settings{}, err
 	}
 	if err := keepMasked(cur, &next); err != nil {
