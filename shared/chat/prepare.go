@@ -1,0 +1,269 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/usage"
+)
+
+// call is a chat request, checked and resolved, ready to go upstream.
+type call struct {
+	key    gateway.APIKey
+	model  model
+	stream bool
+	// clientUsage is whether the client asked for the usage chunk; the
+	// gateway always asks the upstream for it.
+	clientUsage bool
+	req         object // the request as the upstream gets it, model aside
+	// conversation names the conversation the exchange belongs to; fresh
+	// are the request's messages it does not hold yet.
+	conversation string
+	fresh        []json.RawMessage
+	keep         int
+	// drawPrompt, when set, is what to draw instead of chatting, with the
+	// image upstream and size.
+	drawPrompt string
+	image      gateway.Upstream
+	imageSize  string
+	requestID  string
+	// reservation is what the request holds of its key's token limits.
+	reservation usage.Reservation
+}
+
+// body returns the upstream request for the upstream model name.
+func (c call) body(upstreamModel string) []byte {
+	return c.req.set("model", mustJSON(upstreamModel)).bytes()
+}
+
+// conversationID returns the conversation the request names, by header or
+// body field, or "".
+func conversationID(r *http.Request, req object) (string, error) {
+	id := r.Header.Get("X-Conversation-ID")
+	if field, ok, err := req.stringValue("conversation_id"); err != nil {
+		return "", err
+	} else if ok && id == "" {
+		id = field
+	}
+	if id == "" {
+		return "", nil
+	}
+	return id, conversations.CheckID(id)
+}
+
+// prepare authenticates, reads and checks the request, resolves its model,
+// admits it under the key's limits and builds what the upstream receives:
+// memory merged, the model's system prompt first, the context trimmed.
+// Nothing reaches the upstream before all of it succeeded.
+func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err error) {
+	key, err := h.authenticate(r)
+	if err != nil {
+		return call{}, err
+	}
+	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
+	if err != nil {
+		return call{}, err
+	}
+	req, err := parseObject(body)
+	if err != nil {
+		return call{}, err
+	}
+	name, ok, err := req.stringValue("model")
+	if err != nil {
+		return call{}, err
+	}
+	if !ok || name == "" {
+		return call{}, invalidField("model", "the name of a model")
+	}
+	messages, err := messagesOf(req)
+	if err != nil {
+		return call{}, err
+	}
+	stream, err := req.boolValue("stream")
+	if err != nil {
+		return call{}, err
+	}
+	conv, err := conversationID(r, req)
+	if err != nil {
+		return call{}, err
+	}
+	if conv != "" {
+		w.Header().Set("X-Conversation-ID", conv)
+	}
+	st, m, err := h.resolve(r.Context(), key, name)
+	if err != nil {
+		return call{}, err
+	}
+	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)))
+	if err != nil {
+		return call{}, err
+	}
+	// A request refused from here on gives its reservation back.
+	defer func() {
+		if err != nil {
+			h.Meter.Release(r.Context(), res)
+		}
+	}()
+	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations, requestID: requestID(w),
+		reservation: res}
+
+	send := messages
+	if conv != "" {
+		if send, c.fresh, err = h.history(r.Context(), key.ID, conv, messages, st.ServerMemory); err != nil {
+			return call{}, err
+		}
+	}
+	if stream {
+		if req, c.clientUsage, err = withUsage(req); err != nil {
+			return call{}, err
+		}
+	}
+	if m.drawing && h.Draw != nil {
+		if prompt, ok := drawPrompt(messages, st.DrawTriggers); ok {
+			c.drawPrompt, c.image, c.imageSize = prompt, st.ImageUpstream(), st.ImageSize
+			return c, nil
+		}
+	}
+	if sources := h.sources(r.Context(), st, m, messages); sources != nil {
+		send = append([]json.RawMessage{sources}, send...)
+	}
+	if m.systemPrompt != "" {
+		system := mustJSON(map[string]string{"role": "system", "content": m.systemPrompt})
+		send = append([]json.RawMessage{system}, send...)
+	}
+	send = trim(send, st.MaxMessages)
+	// Untouched messages go as they came; changed ones keep every message
+	// byte for byte.
+	if len(send) != len(messages) || &send[0] != &messages[0] {
+		req = req.set("messages", rawArray(send))
+	}
+	c.req = req.del("conversation_id")
+	// What goes upstream is known now (history, system prompt, sources):
+	// the reservation grows to it, so that concurrent requests see it.
+	if more := reserveFor(c.req, len(c.req.bytes())) - c.reservation.Tokens; more > 0 && c.reservation.Tokens > 0 {
+		if err = h.Meter.Extend(r.Context(), &c.reservation, key, more); err != nil {
+			return call{}, err
+		}
+		res = c.reservation
+	}
+	return c, nil
+}
+
+// sources retrieves from the model's knowledge bases for the last user
+// message and returns a system message with the chunks found, numbered for
+// citation; nil when there is nothing to add. Retrieval failing does not
+// fail the chat: the answer goes without sources, and the log says why.
+func (h *Handler) sources(ctx context.Context, st gateway.Settings, m model, messages []json.RawMessage) json.RawMessage {
+	if len(m.knowledgeBases) == 0 || st.RAG.BaseURL == "" || h.Knowledge == nil {
+		return nil
+	}
+	query := ""
+	for i := len(messages) - 1; i >= 0 && query == ""; i-- {
+		var msg struct {
+			Role    string          `json:"role"`
+			Content json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(messages[i], &msg) == nil && msg.Role == "user" {
+			query = conversations.Text(msg.Content)
+		}
+	}
+	hits, err := h.Knowledge.Retrieve(ctx, m.knowledgeBases, query, st.RAG)
+	if err != nil {
+		slog.WarnContext(ctx, "retrieval failed; answering without sources", "err", err)
+		return nil
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("Reference material from the knowledge base follows. Use it when it helps to answer, and cite what you use by its number, like [1]. If it does not hold the answer, say so instead of guessing.\n")
+	for i, hit := range hits {
+		fmt.Fprintf(&b, "\n[%d] %s", i+1, hit.Title)
+		if hit.Heading != "" {
+			b.WriteString(" › " + hit.Heading)
+		}
+		b.WriteString("\n" + hit.Text + "\n")
+	}
+	return mustJSON(map[string]string{"role": "system", "content": b.String()})
+}
+
+// withUsage sets stream_options.include_usage, keeping the other stream
+// options, and reports whether the client had asked for it.
+func withUsage(req object) (object, bool, error) {
+	opts := object{}
+	if raw := req.get("stream_options"); raw != nil && string(raw) != "null" {
+		var err error
+		if opts, err = parseObject(raw); err != nil {
+			return nil, false, invalidField("stream_options", "an object")
+		}
+	}
+	asked, err := opts.boolValue("include_usage")
+	if err != nil {
+		return nil, false, invalidField("stream_options.include_usage", "a boolean")
+	}
+	return req.set("stream_options", opts.set("include_usage", json.RawMessage("true")).bytes()), asked, nil
+}
+
+// history merges a named conversation's stored messages into what the
+// client sent (with memory on), and returns the client's messages the
+// conversation does not hold yet. With memory off only the conversation's
+// length and last message are read: the client's messages after them are
+// new, or all of them when the client did not resend the history.
+func (h *Handler) history(ctx context.Context, keyID, conv string, messages []json.RawMessage, memory bool) (send, fresh []json.RawMessage, err error) {
+	if !memory {
+		n, last, err := h.Conversations.Last(ctx, keyID, conv)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, rest := split(messages)
+		if n > 0 && len(rest) >= n && normalize(rest[n-1]) == normalize(last) {
+			return messages, rest[n:], nil
+		}
+		// A client that does not resend the history sent only new turns.
+		return messages, rest, nil
+	}
+	stored, err := h.Conversations.History(ctx, keyID, conv)
+	if err != nil {
+		return nil, nil, err
+	}
+	send, fresh = assemble(messages, stored, memory)
+	return send, fresh, nil
+}
+
+// messagesOf returns the request's messages, each kept byte for byte.
+func messagesOf(req object) ([]json.RawMessage, error) {
+	raw := req.get("messages")
+	var messages []json.RawMessage
+	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
+		return nil, invalidField("messages", "a non-empty array of messages")
+	}
+	for i, m := range messages {
+		if len(m) == 0 || m[0] != '{' {
+			return nil, invalidField("messages", "an array of message objects")
+		}
+		msg, err := parseMember(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := msg.checkMembers(fmt.Sprintf("messages[%d]", i), messageMembers); err != nil {
+			return nil, err
+		}
+	}
+	if raw := req.get("stream_options"); raw != nil && string(raw) != "null" {
+		opts, err := parseMember(raw)
+		if err != nil {
+			return nil, invalidField("stream_options", "an object")
+		}
+		if err := opts.checkMembers("stream_options", []string{"include_usage"}); err != nil {
+			return nil, err
+		}
+	}
+	return messages, nil
+}

@@ -1,0 +1,78 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// tokens is the token count an upstream reported.
+type tokens struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// clampOr clamps t, and reports whether it or earlier was out of bounds.
+func (t tokens) clampOr(was bool) (tokens, bool) {
+	c, clamped := t.clamp()
+	return c, was || clamped
+}
+
+// defaultCompletion is the answer a request without max_tokens is
+// expected to be, for reserving tokens.
+const defaultCompletion = 1024
+
+// reserveFor estimates the tokens a chat request will use: its prompt (a
+// token is about four bytes) and its answers (n of them, each max_tokens or
+// max_completion_tokens, the larger, or a default).
+func reserveFor(req object, size int) int64 {
+	answer, n := int64(0), int64(1)
+	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
+		var v int64
+		if raw := req.get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > 0 {
+			answer = max(answer, min(v, maxReportedTokens))
+		}
+	}
+	if answer == 0 {
+		answer = defaultCompletion
+	}
+	if raw := req.get("n"); raw != nil && json.Unmarshal(raw, &n) == nil {
+		n = min(max(n, 1), 128)
+	}
+	return int64(size/4) + n*answer
+}
+
+// clamp returns t within [0, maxReportedTokens], and whether it was not:
+// an upstream's negative or absurd usage must not move a key's counters.
+func (t tokens) clamp() (tokens, bool) {
+	c := tokens{PromptTokens: min(max(t.PromptTokens, 0), maxReportedTokens),
+		CompletionTokens: min(max(t.CompletionTokens, 0), maxReportedTokens)}
+	return c, c != t
+}
+
+// usageOf returns the usage member of a completion or a stream chunk; the
+// cheap check first, since most chunks have none. Usage comes last in the
+// answers of every upstream seen, so the object after the last "usage" key
+// is decoded alone; anything unusual falls back to decoding the whole.
+func usageOf(data []byte) (tokens, bool) {
+	i := bytes.LastIndex(data, []byte(`"usage"`))
+	if i < 0 {
+		return tokens{}, false
+	}
+	rest := bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n")
+	if len(rest) > 0 && rest[0] == ':' {
+		var u *tokens
+		if json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&u) == nil {
+			if u == nil {
+				return tokens{}, false
+			}
+			return *u, true
+		}
+	}
+	var v struct {
+		Usage *tokens `json:"usage"`
+	}
+	if json.Unmarshal(data, &v) != nil || v.Usage == nil {
+		return tokens{}, false
+	}
+	return *v.Usage, true
+}
