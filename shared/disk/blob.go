@@ -73,7 +73,7 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, contentType st
 	w.WriteString(magic)
 	w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(contentType))))
 	w.WriteString(contentType)
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(w, storage.ContextReader(ctx, r)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write blob %s: %w", key, err)
 	}
@@ -99,19 +99,6 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, contentType st
 		return storage.Unavailable("put blob "+key, err)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Get implements storage.Blobs.

@@ -329,7 +329,7 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, contentType st
 	if len(contentType) > 1024 {
 		return storage.Invalid("content type is longer than 1024 bytes")
 	}
-	body, err := io.ReadAll(ctxReader{ctx, r})
+	body, err := io.ReadAll(storage.ContextReader(ctx, r))
 	if err != nil {
 		return err
 	}
@@ -338,19 +338,6 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, contentType st
 	b.m[key] = blob{body: body, info: info}
 	b.mu.Unlock()
 	return nil
-}
-
-// ctxReader stops a long read when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Get implements storage.Blobs. The reader shares the stored bytes, which

@@ -263,6 +263,22 @@ type Batcher interface {
 	PutNew(ctx context.Context, items []Item) error
 }
 
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// ends, so that a backend's long copy of a body stops with its request.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // QueryAll yields every item of partition pk that q selects, page after
 // page, stopping at the first error.
 func QueryAll(ctx context.Context, r Records, pk string, q Query) iter.Seq2[Item, error] {
