@@ -41,8 +41,8 @@ func (k *KV) Put(ctx context.Context, name string, value []byte) error {
 	if err := storage.CheckKey("key", name); err != nil {
 		return err
 	}
-	if len(value) > storage.MaxValueSize {
-		return storage.Invalid("value of %d bytes is over the limit of %d", len(value), storage.MaxValueSize)
+	if err := storage.CheckValue(value); err != nil {
+		return err
 	}
 	item := key(kvPartition, name)
 	item[attrValue] = &types.AttributeValueMemberB{Value: nonNil(value)}

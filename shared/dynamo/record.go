@@ -51,8 +51,8 @@ func (r *Records) Put(ctx context.Context, item storage.Item, cond storage.Cond)
 	if err := storage.CheckItemKey(item.PK, item.SK); err != nil {
 		return 0, err
 	}
-	if len(item.Value) > storage.MaxValueSize {
-		return 0, storage.Invalid("value of %d bytes is over the limit of %d", len(item.Value), storage.MaxValueSize)
+	if err := storage.CheckValue(item.Value); err != nil {
+		return 0, err
 	}
 	op := "put record " + item.PK + "/" + item.SK
 	for attempt := 0; attempt < 8; attempt++ {
@@ -284,8 +284,8 @@ func (r *Records) PutNew(ctx context.Context, items []storage.Item) error {
 		if err := storage.CheckItemKey(it.PK, it.SK); err != nil {
 			return err
 		}
-		if len(it.Value) > storage.MaxValueSize {
-			return storage.Invalid("value of %d bytes is over the limit of %d", len(it.Value), storage.MaxValueSize)
+		if err := storage.CheckValue(it.Value); err != nil {
+			return err
 		}
 		av := key(recordPre+it.PK, it.SK)
 		av[attrValue] = &types.AttributeValueMemberB{Value: nonNil(it.Value)}

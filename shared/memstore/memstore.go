@@ -78,8 +78,8 @@ func (s *KV) Put(_ context.Context, key string, value []byte) error {
 	if err := storage.CheckKey("key", key); err != nil {
 		return err
 	}
-	if len(value) > storage.MaxValueSize {
-		return storage.Invalid("value of %d bytes is over the limit of %d", len(value), storage.MaxValueSize)
+	if err := storage.CheckValue(value); err != nil {
+		return err
 	}
 	v := append([]byte{}, value...)
 	s.mu.Lock()
@@ -180,8 +180,8 @@ func (r *Records) Put(_ context.Context, item storage.Item, cond storage.Cond) (
 	if err := storage.CheckItemKey(item.PK, item.SK); err != nil {
 		return 0, err
 	}
-	if len(item.Value) > storage.MaxValueSize {
-		return 0, storage.Invalid("value of %d bytes is over the limit of %d", len(item.Value), storage.MaxValueSize)
+	if err := storage.CheckValue(item.Value); err != nil {
+		return 0, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -294,8 +294,8 @@ func (r *Records) PutNew(_ context.Context, items []storage.Item) error {
 		if err := storage.CheckItemKey(it.PK, it.SK); err != nil {
 			return err
 		}
-		if len(it.Value) > storage.MaxValueSize {
-			return storage.Invalid("value of %d bytes is over the limit of %d", len(it.Value), storage.MaxValueSize)
+		if err := storage.CheckValue(it.Value); err != nil {
+			return err
 		}
 	}
 	r.mu.Lock()

@@ -34,8 +34,8 @@ func (s *KV) Put(ctx context.Context, key string, value []byte) error {
 	if err := storage.CheckKey("key", key); err != nil {
 		return err
 	}
-	if len(value) > storage.MaxValueSize {
-		return storage.Invalid("value of %d bytes is over the limit of %d", len(value), storage.MaxValueSize)
+	if err := storage.CheckValue(value); err != nil {
+		return err
 	}
 	if value == nil {
 		value = []byte{}

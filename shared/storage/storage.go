@@ -217,6 +217,15 @@ func CheckBlobKey(key string) error {
 	return nil
 }
 
+// CheckValue returns EInvalid unless value fits every backend (at most
+// MaxValueSize bytes).
+func CheckValue(value []byte) error {
+	if len(value) > MaxValueSize {
+		return Invalid("value of %d bytes is over the limit of %d", len(value), MaxValueSize)
+	}
+	return nil
+}
+
 // CheckItemKey returns EInvalid unless pk and sk are usable record keys.
 func CheckItemKey(pk, sk string) error {
 	if err := CheckKey("partition key", pk); err != nil {
