@@ -7,8 +7,8 @@ import (
 	"net/http"
 
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/imagefn"
 	"github.com/aigateway/aigateway/shared/chat"
-	"github.com/aigateway/aigateway/shared/draw"
 	"github.com/aigateway/aigateway/shared/rag"
 )
 
@@ -18,7 +18,7 @@ var Part = app.Part{Function: app.FnChat, Build: build}
 func build(c *app.Core) (http.Handler, error) {
 	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
 		Conversations: c.Conversations, Knowledge: knowledge(c),
-		Draw:     draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes, Fetcher: c.Extras.ImageFetch}),
+		Draw:     imagefn.Drawing(c),
 		Upstream: c.Upstream, Metrics: c.Metrics},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
 }

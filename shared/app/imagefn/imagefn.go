@@ -17,7 +17,15 @@ var Part = app.Part{Function: app.FnImage, Build: build}
 // chat too; it needs no knowledge bases or conversations for them.
 func build(c *app.Core) (http.Handler, error) {
 	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
-		Draw:     draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes, Fetcher: c.Extras.ImageFetch}),
+		Draw:     Drawing(c),
 		Upstream: c.Upstream, Metrics: c.Metrics},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
+}
+
+// Drawing is the gateway's image service, one per process: the chat and
+// image parts of the local server share it and its pool of fetches.
+func Drawing(c *app.Core) *draw.Service {
+	return c.Shared("draw", func() any {
+		return draw.New(c.Upstream, c.Stores.Blobs, draw.Options{MaxBytes: c.Config.ImageMaxBytes, Fetcher: c.Extras.ImageFetch})
+	}).(*draw.Service)
 }

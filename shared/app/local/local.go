@@ -17,7 +17,6 @@ import (
 	"github.com/aigateway/aigateway/shared/app/imagefn"
 	"github.com/aigateway/aigateway/shared/app/uploadfn"
 	"github.com/aigateway/aigateway/shared/disk"
-	"github.com/aigateway/aigateway/shared/draw"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/sqlite"
@@ -42,9 +41,7 @@ func Open(ctx context.Context, cfg app.Config) (*app.Gateway, error) {
 		return nil, err
 	}
 	g, err := app.Assemble(cfg, app.Stores{KV: db.KV(), Records: db.Records(), Blobs: blobs, Closers: []io.Closer{db}}, master,
-		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond, SingleProcess: true,
-			// one image fetcher for the chat and image parts
-			ImageFetch: draw.FetchClient(draw.DefaultFetchTimeout)},
+		app.Extras{Metrics: metrics.Nop{}, UsageEvery: 100 * time.Millisecond, SingleProcess: true},
 		chatfn.Part, uploadfn.Part, adminfn.Part, imagefn.Part)
 	if err != nil {
 		db.Close()
