@@ -31,8 +31,8 @@ type Keys interface {
 	SetLimits(ctx context.Context, id string, limits gateway.KeyLimits) (gateway.APIKey, error)
 }
 
-// Models stores the extra public models.
-type Models interface {
+// Catalog stores the extra public models.
+type Catalog interface {
 	List(ctx context.Context) ([]gateway.Model, error)
 	Put(ctx context.Context, m gateway.Model) error
 	Delete(ctx context.Context, name string) error
@@ -56,7 +56,7 @@ type Deps struct {
 	Guard         Guard
 	Keys          Keys
 	Settings      Settings
-	Models        Models
+	Catalog       Catalog
 	Conversations Conversations
 	Usage         Usage
 }
@@ -66,53 +66,23 @@ type Handler struct {
 	Deps
 	maxBody       int64
 	uploadOrigins string // " origin origin…" the page may PUT direct uploads to
-	mux           *http.ServeMux
 }
 
 // New returns the admin handler. maxBody bounds request bodies;
 // uploadOrigins are the origins (https://bucket.s3.region.amazonaws.com)
 // the admin page may send direct uploads to, besides its own.
 func New(d Deps, maxBody int64, uploadOrigins ...string) *Handler {
-	h := &Handler{Deps: d, maxBody: maxBody, mux: http.NewServeMux()}
+	h := &Handler{Deps: d, maxBody: maxBody}
 	for _, o := range uploadOrigins {
 		h.uploadOrigins += " " + o
 	}
-	m := h.mux
-	m.HandleFunc("/admin/api/setup", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: respond.Handle(h.setupState), http.MethodPost: respond.Handle(h.setup)}))
-	m.HandleFunc("/admin/api/login", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.login)}))
-	m.HandleFunc("/admin/api/logout", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.logout)}))
-	m.HandleFunc("/admin/api/session", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.session)}))
-	m.HandleFunc("/admin/api/settings", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: h.signedIn(h.getSettings), http.MethodPut: h.signedIn(h.putSettings)}))
-	m.HandleFunc("/admin/api/keys", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: h.signedIn(h.listKeys), http.MethodPost: h.signedIn(h.createKey)}))
-	m.HandleFunc("/admin/api/keys/{id}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodDelete: h.signedIn(h.revokeKey), http.MethodPut: h.signedIn(h.setKeyLimits)}))
-	m.HandleFunc("/admin/api/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.listModels)}))
-	m.HandleFunc("/admin/api/models/{name}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodPut: h.signedIn(h.putModel), http.MethodDelete: h.signedIn(h.deleteModel)}))
-	m.HandleFunc("/admin/api/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.listConversations)}))
-	m.HandleFunc("/admin/api/conversations/{id}", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.getConversation)}))
-	m.HandleFunc("/admin/api/usage", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: h.signedIn(h.usage)}))
-	m.HandleFunc("/admin/api/", respond.NotFound)
-	h.pages()
 	return h
-}
-
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
-
-// signedIn wraps an admin API handler: it needs a valid session, and a
-// state-changing method needs the session's CSRF token too.
-func (h *Handler) signedIn(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return auth.Require(h.Guard, next)
 }
 
 // current returns the session of the request's cookie, or EUnauthorized.
 func (h *Handler) current(r *http.Request) (auth.Session, error) { return auth.Current(h.Guard, r) }
 
-func (h *Handler) setupState(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) SetupState(w http.ResponseWriter, r *http.Request) error {
 	ok, err := h.Guard.Initialized(r.Context())
 	if err != nil {
 		return err
@@ -127,10 +97,10 @@ type setupRequest struct {
 	RAG           *gateway.Upstream `json:"rag"`
 }
 
-// setup claims the gateway: admin password, upstream settings and the first
+// Setup claims the gateway: admin password, upstream settings and the first
 // key, all validated before anything is stored. If a step after the claim
 // fails, the claim is undone so that setup can be tried again.
-func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	var req setupRequest
 	if err := respond.DecodeJSON(w, r, h.maxBody, &req); err != nil {
 		return err
@@ -187,7 +157,7 @@ func clientAddr(r *http.Request) string {
 
 func secure(r *http.Request) bool { return respond.Secure(r) }
 
-func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Password string `json:"password"`
 	}
@@ -206,21 +176,24 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// session returns the CSRF token of the caller's session, so that a
+// Session returns the CSRF token of the caller's session, so that a
 // reloaded panel can go on without signing in again.
-func (h *Handler) session(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.current(r)
-	if err != nil {
-		return err
+func (h *Handler) Session(w http.ResponseWriter, r *http.Request) error {
+	s, ok := auth.SessionOf(r.Context())
+	if !ok {
+		var err error
+		if s, err = h.current(r); err != nil {
+			return err
+		}
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"csrf_token": s.CSRF, "expires_at": s.Expires})
 	return nil
 }
 
-// logout ends the caller's session. With a live session it needs the
-// session's CSRF token, like every other change; without one there is
+// Logout ends the caller's session. With a live session it needs the
+// Session's CSRF token, like every other change; without one there is
 // nothing to end.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) error {
 	if s, err := h.current(r); err == nil {
 		if err := auth.CheckCSRF(s, r.Header.Get("X-CSRF-Token")); err != nil {
 			return err
@@ -235,7 +208,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) GetSettings(w http.ResponseWriter, r *http.Request) error {
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
 		return err
@@ -244,7 +217,7 @@ func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) PutSettings(w http.ResponseWriter, r *http.Request) error {
 	body, err := respond.ReadBody(w, r, h.maxBody)
 	if err != nil {
 		return err
@@ -260,7 +233,7 @@ func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) error {
 	// The default public model may not take an extra model's name: both
 	// would be listed, and the extra one could not be reached.
 	if name := st.PublicModelName(); name != cur.PublicModelName() {
-		extras, err := h.Models.List(r.Context())
+		extras, err := h.Catalog.List(r.Context())
 		if err != nil {
 			return err
 		}
@@ -284,7 +257,7 @@ type keyList struct {
 	Data   []gateway.APIKey `json:"data"`
 }
 
-func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request) error {
 	ks, err := h.Keys.List(r.Context())
 	if err != nil {
 		return err
@@ -296,7 +269,7 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) CreateKey(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Name string `json:"name"`
 		gateway.KeyLimits
@@ -318,9 +291,9 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// setKeyLimits replaces a key's limits: expires_at, rpm, tpm, token_quota
+// SetKeyLimits replaces a key's limits: expires_at, rpm, tpm, token_quota
 // and models (absent fields mean no limit).
-func (h *Handler) setKeyLimits(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) SetKeyLimits(w http.ResponseWriter, r *http.Request) error {
 	var limits gateway.KeyLimits
 	if err := respond.DecodeJSON(w, r, 64<<10, &limits); err != nil {
 		return err
@@ -333,7 +306,7 @@ func (h *Handler) setKeyLimits(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) RevokeKey(w http.ResponseWriter, r *http.Request) error {
 	k, err := h.Keys.Revoke(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ type adminConversation struct {
 	conversations.Conversation
 }
 
-func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) ListConversations(w http.ResponseWriter, r *http.Request) error {
 	ks, err := h.Keys.List(r.Context())
 	if err != nil {
 		return err
@@ -69,11 +69,11 @@ const (
 	conversationBytes   = 2 << 20
 )
 
-// getConversation answers one page of a conversation's messages:
+// GetConversation answers one page of a conversation's messages:
 // ?cursor= (next_cursor of the previous page) and ?limit= (1 to 1000,
 // default 100); a page also stops at 4 MiB of messages. next_cursor is
 // null on the last page.
-func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) GetConversation(w http.ResponseWriter, r *http.Request) error {
 	keyID, id, ok := strings.Cut(r.PathValue("id"), ":")
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "Name the conversation as <key ID>:<conversation ID>, its admin_id.")
@@ -124,9 +124,9 @@ func cut(m json.RawMessage) json.RawMessage {
 	return out
 }
 
-// usage reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,
+// UsageSummary reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,
 // default the last 7 days), ?key_id= and ?model= to narrow it.
-func (h *Handler) usage(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	to := time.Now().UTC()
 	from := to.Add(-6 * 24 * time.Hour)

@@ -12,8 +12,8 @@ type modelList struct {
 	Data   []gateway.Model `json:"data"`
 }
 
-func (h *Handler) listModels(w http.ResponseWriter, r *http.Request) error {
-	ms, err := h.Models.List(r.Context())
+func (h *Handler) ListModels(w http.ResponseWriter, r *http.Request) error {
+	ms, err := h.Catalog.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -24,9 +24,9 @@ func (h *Handler) listModels(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// putModel creates or replaces the public model named in the path. The
+// PutModel creates or replaces the public model named in the path. The
 // default model's name is taken: it is changed through the settings.
-func (h *Handler) putModel(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) PutModel(w http.ResponseWriter, r *http.Request) error {
 	var m gateway.Model
 	if err := respond.DecodeJSON(w, r, h.maxBody, &m); err != nil {
 		return err
@@ -48,16 +48,16 @@ func (h *Handler) putModel(w http.ResponseWriter, r *http.Request) error {
 	if name == st.PublicModelName() {
 		return gateway.Errorf(gateway.EConflict, "%q is the default public model; change it in the settings.", name)
 	}
-	if err := h.Models.Put(r.Context(), m); err != nil {
+	if err := h.Catalog.Put(r.Context(), m); err != nil {
 		return err
 	}
 	respond.JSON(w, http.StatusOK, m)
 	return nil
 }
 
-func (h *Handler) deleteModel(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) DeleteModel(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := h.Models.Delete(r.Context(), name); err != nil {
+	if err := h.Catalog.Delete(r.Context(), name); err != nil {
 		return err
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"name": name, "deleted": true})

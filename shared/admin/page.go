@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 )
 
@@ -45,52 +46,58 @@ func prefix(r *http.Request) string { return respond.Prefix(r) }
 // assetTypes are the static files the pages load, by extension.
 var assetTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
-// asset serves the pages' scripts and style sheet (the pages hold no
-// inline script: the CSP allows none).
-func asset(w http.ResponseWriter, r *http.Request) {
+// Asset serves GET /admin/assets/{name}: the pages' scripts and style
+// sheet (the pages hold no inline script: the CSP allows none).
+func (h *Handler) Asset(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	typ, ok := assetTypes[path.Ext(name)]
 	data, err := assets.ReadFile("assets/" + name)
 	if !ok || err != nil || strings.Contains(name, "/") {
-		respond.NotFound(w, r)
-		return
+		return gateway.Errorf(gateway.ENotFound, "No asset %q.", name)
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", typ)
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	w.Write(data)
+	return nil
 }
 
-func (h *Handler) pages() {
-	h.mux.HandleFunc("GET /admin/assets/{name}", asset)
-	h.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		ok, err := h.Guard.Initialized(r.Context())
-		if err != nil {
-			respond.Error(w, r, err)
-			return
-		}
-		if !ok {
-			http.Redirect(w, r, prefix(r)+"/setup", http.StatusFound)
-			return
-		}
+// Home serves GET /: a redirect to the setup page until the gateway is
+// set up, then to the admin panel.
+func (h *Handler) Home(w http.ResponseWriter, r *http.Request) error {
+	ok, err := h.Guard.Initialized(r.Context())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		http.Redirect(w, r, prefix(r)+"/setup", http.StatusFound)
+		return nil
+	}
+	http.Redirect(w, r, prefix(r)+"/admin", http.StatusFound)
+	return nil
+}
+
+// SetupPage serves GET /setup: the first-run page, until the gateway is
+// set up; then a redirect to the admin panel.
+func (h *Handler) SetupPage(w http.ResponseWriter, r *http.Request) error {
+	ok, err := h.Guard.Initialized(r.Context())
+	if err != nil {
+		return err
+	}
+	if ok {
 		http.Redirect(w, r, prefix(r)+"/admin", http.StatusFound)
-	})
-	h.mux.HandleFunc("/setup", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
-		ok, err := h.Guard.Initialized(r.Context())
-		if err != nil {
-			respond.Error(w, r, err)
-			return
-		}
-		if ok {
-			http.Redirect(w, r, prefix(r)+"/admin", http.StatusFound)
-			return
-		}
-		h.render(w, r, "setup.html")
-	}}))
-	h.mux.HandleFunc("/admin", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
-		h.render(w, r, "admin.html")
-	}}))
+		return nil
+	}
+	h.render(w, r, "setup.html")
+	return nil
+}
+
+// AdminPage serves GET /admin: the admin panel (it signs in through the
+// API).
+func (h *Handler) AdminPage(w http.ResponseWriter, r *http.Request) error {
+	h.render(w, r, "admin.html")
+	return nil
 }
 
 // multipartSlack is what a multipart envelope may add to a file.

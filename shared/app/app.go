@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/auth"
+	"github.com/aigateway/aigateway/shared/catalog"
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
-	"github.com/aigateway/aigateway/shared/models"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
@@ -35,7 +36,7 @@ type Core struct {
 	Box           *seal.Box
 	Keys          *keys.Service
 	Settings      *settings.Store
-	Models        *models.Store
+	Catalog       *catalog.Store
 	Meter         Meter
 	Guard         *auth.Guard
 	Conversations *conversations.Store
@@ -78,18 +79,20 @@ type Meter interface {
 // registered earlier (the stores last).
 func (c *Core) OnClose(cl io.Closer) { c.closers = append([]io.Closer{cl}, c.closers...) }
 
-// Part is one function of the gateway: the routes it serves, built on the
-// core. Each Lambda links only its own part; the local server links all.
+// Part is one function of the gateway: the handlers of its routes, built
+// on the core. Each Lambda links only its own part; the local server links
+// all.
 type Part struct {
 	Function Function
-	Build    func(c *Core) (http.Handler, error)
+	Build    func(c *Core) (Served, error)
 }
 
-// Gateway is the assembled gateway: its core and the handlers of its
-// parts.
+// Gateway is the assembled gateway: its core, the handler of each route
+// ("METHOD pattern") its parts serve, and the values behind them.
 type Gateway struct {
-	core     *Core
-	handlers map[Function]http.Handler
+	core   *Core
+	routes map[string]HandlerFunc
+	values map[Function]any
 }
 
 // Stores are the three storage roles of one backend, and what to close
@@ -131,7 +134,7 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras, parts ...Part) (*
 	c := &Core{Config: cfg, Stores: st, Extras: ex, Box: box, closers: st.Closers,
 		Keys:          keys.New(st.Records, cfg.CacheTTL),
 		Settings:      settings.New(st.KV, box, cfg.CacheTTL),
-		Models:        models.New(st.Records, cfg.CacheTTL),
+		Catalog:       catalog.New(st.Records, cfg.CacheTTL),
 		Meter:         usage.New(st.Records),
 		Guard:         auth.New(st.Records, box.Derive("session"), box.Derive("csrf")),
 		Conversations: conversations.New(st.Records, st.Blobs),
@@ -146,20 +149,27 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras, parts ...Part) (*
 	if c.Metrics == nil {
 		c.Metrics = metrics.Nop{}
 	}
-	g := &Gateway{core: c, handlers: map[Function]http.Handler{}}
+	g := &Gateway{core: c, routes: map[string]HandlerFunc{}, values: map[Function]any{}}
 	for _, p := range parts {
-		h, err := p.Build(c)
+		s, err := p.Build(c)
+		if err == nil {
+			var routes map[string]HandlerFunc
+			if routes, err = bind(p.Function, s); err == nil {
+				maps.Copy(g.routes, routes)
+				g.values[p.Function] = s.Value
+			}
+		}
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("build the %s function: %w", p.Function, err)
 		}
-		g.handlers[p.Function] = h
 	}
 	return g, nil
 }
 
-// Part returns the handler that the part of fn built, or nil.
-func (g *Gateway) Part(fn Function) http.Handler { return g.handlers[fn] }
+// Part returns the value behind the handlers of fn's part (Served.Value),
+// or nil.
+func (g *Gateway) Part(fn Function) any { return g.values[fn] }
 
 // Close releases the gateway's stores, after what its parts registered.
 func (g *Gateway) Close() error {
@@ -181,64 +191,17 @@ const (
 	FnImage  Function = "image"
 )
 
-// Route is one path pattern of the HTTP contract and the function that
-// serves it.
-type Route struct {
-	Pattern  string
-	Function Function
-}
-
-// Routes is the HTTP contract's routing table: every target mounts it (the
-// local server whole, each Lambda its own part), and the SAM template's API
-// must agree with it (a test checks). A route whose function is not part
-// of the gateway answers 404.
-var Routes = []Route{
-	{"/v1/chat/completions", FnChat},
-	{"/v1/models", FnChat},
-	{"/v1/embeddings", FnChat},
-	{"/v1/conversations", FnChat},
-	{"/v1/conversations/", FnChat},
-	{"/v1/images/generations", FnImage},
-	{"/files/", FnImage},
-	{"/admin/api/documents", FnUpload},
-	{"/admin/api/documents/", FnUpload},
-	{"/{$}", FnAdmin},
-	{"/setup", FnAdmin},
-	{"/admin", FnAdmin},
-	{"/admin/assets/", FnAdmin},
-	{"/admin/api/", FnAdmin},
-}
-
 // Handler returns the handler serving the routes of fns (all routes when
 // fns is empty), /healthz, and JSON 404s for everything else.
 func (g *Gateway) Handler(fns ...Function) http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range Routes {
-		if len(fns) > 0 && !containsFn(fns, rt.Function) {
-			continue
-		}
-		if h := g.handlers[rt.Function]; h != nil {
-			mux.Handle(rt.Pattern, h)
-		}
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	g.mount(mux, fns)
 	mux.HandleFunc("/", respond.NotFound)
 	label := "all"
 	if len(fns) == 1 {
 		label = string(fns[0])
 	}
 	return middleware(label, g.core.Metrics, cors(g.core.Config.CORSOrigins, mux))
-}
-
-func containsFn(fns []Function, fn Function) bool {
-	for _, f := range fns {
-		if f == fn {
-			return true
-		}
-	}
-	return false
 }
 
 // Lazy opens the gateway on its first use and serves the routes of some

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
@@ -39,6 +40,24 @@ func Require(v Verifier, next func(http.ResponseWriter, *http.Request) error) ht
 				return err
 			}
 		}
-		return next(w, r)
+		return next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 	})
+}
+
+type sessionKey struct{}
+
+// SessionOf returns the session Require checked for the request of ctx.
+func SessionOf(ctx context.Context) (Session, bool) {
+	s, ok := ctx.Value(sessionKey{}).(Session)
+	return s, ok
+}
+
+// Bearer returns the API key a client sent as "Authorization: Bearer
+// sk-…", or EUnauthorized.
+func Bearer(r *http.Request) (string, error) {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if secret = strings.TrimSpace(secret); !ok || secret == "" {
+		return "", gateway.Errorf(gateway.EUnauthorized, "No API key provided. Send it as \"Authorization: Bearer sk-…\".")
+	}
+	return secret, nil
 }

@@ -13,11 +13,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/upstream"
 	"github.com/aigateway/aigateway/shared/usage"
@@ -34,8 +35,8 @@ type Settings interface {
 	Get(ctx context.Context) (gateway.Settings, error)
 }
 
-// Models supplies the extra public models.
-type Models interface {
+// Catalog supplies the extra public models.
+type Catalog interface {
 	List(ctx context.Context) ([]gateway.Model, error)
 }
 
@@ -76,7 +77,7 @@ type Metrics interface {
 type Deps struct {
 	Keys          Keys
 	Settings      Settings
-	Models        Models
+	Catalog       Catalog
 	Meter         Meter
 	Conversations Conversations
 	Knowledge     Knowledge
@@ -99,38 +100,21 @@ type Options struct {
 type Handler struct {
 	Deps
 	opt Options
-	mux *http.ServeMux
 }
 
 // maxAnswer bounds a non-streamed upstream answer held in memory.
 const maxAnswer = 64 << 20
 
 // New returns the chat handler.
-func New(d Deps, opt Options) *Handler {
-	h := &Handler{Deps: d, opt: opt, mux: http.NewServeMux()}
-	h.mux.HandleFunc("/v1/chat/completions", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: h.completions}))
-	h.mux.HandleFunc("/v1/models", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.models)}))
-	h.mux.HandleFunc("/v1/embeddings", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.embeddings)}))
-	h.mux.HandleFunc("/v1/conversations", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.listConversations)}))
-	h.mux.HandleFunc("/v1/conversations/{id}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: respond.Handle(h.getConversation), http.MethodDelete: respond.Handle(h.deleteConversation)}))
-	h.mux.HandleFunc("/v1/images/generations", respond.Methods(map[string]http.HandlerFunc{http.MethodPost: respond.Handle(h.images)}))
-	h.mux.HandleFunc("/files/{id}", respond.Methods(map[string]http.HandlerFunc{http.MethodGet: respond.Handle(h.file)}))
-	h.mux.HandleFunc("/v1/", respond.NotFound)
-	return h
-}
-
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func New(d Deps, opt Options) *Handler { return &Handler{Deps: d, opt: opt} }
 
 // authenticate returns the key of the request's bearer token.
 func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
-	auth := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || secret == "" {
-		return gateway.APIKey{}, gateway.Errorf(gateway.EUnauthorized, "No API key provided. Send it as \"Authorization: Bearer sk-…\".")
+	secret, err := auth.Bearer(r)
+	if err != nil {
+		return gateway.APIKey{}, err
 	}
-	return h.Keys.Authenticate(r.Context(), strings.TrimSpace(secret))
+	return h.Keys.Authenticate(r.Context(), secret)
 }
 
 // model is a public model resolved to its upstream.
@@ -179,7 +163,7 @@ func (h *Handler) resolve(ctx context.Context, key gateway.APIKey, name string) 
 	if err != nil {
 		return st, model{}, err
 	}
-	extras, err := h.Models.List(ctx)
+	extras, err := h.Catalog.List(ctx)
 	if err != nil {
 		return st, model{}, err
 	}
@@ -193,7 +177,9 @@ func (h *Handler) resolve(ctx context.Context, key gateway.APIKey, name string) 
 	return st, model{}, e
 }
 
-func (h *Handler) models(w http.ResponseWriter, r *http.Request) error {
+// Models serves GET /v1/models: the public models the key may use, in
+// OpenAI's list shape.
+func (h *Handler) Models(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
 		return err
@@ -202,7 +188,7 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	extras, err := h.Models.List(r.Context())
+	extras, err := h.Catalog.List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -226,9 +212,10 @@ func (h *Handler) models(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// embeddings forwards an embeddings request to the RAG upstream, every
-// field untouched; a request without a model gets the configured one.
-func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
+// Embeddings serves POST /v1/embeddings: it forwards the request to the
+// RAG upstream, every field untouched; a request without a model gets the
+// configured one.
+func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	key, err := h.authenticate(r)
 	if err != nil {
@@ -238,11 +225,11 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req, err := parseObject(body)
+	req, err := parseRequest(body)
 	if err != nil {
 		return err
 	}
-	if err := checkEmbeddingInput(req.get("input")); err != nil {
+	if err := checkEmbeddingInput(req.Get("input")); err != nil {
 		return err
 	}
 	st, err := h.Settings.Get(r.Context())
@@ -252,13 +239,13 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 	if st.RAG.BaseURL == "" {
 		return gateway.Errorf(gateway.EUnavailable, "The embeddings upstream (rag.base_url) is not configured.")
 	}
-	name, _, err := req.stringValue("model")
+	name, _, err := req.GetString("model")
 	if err != nil || name == "" {
 		if st.RAG.Model == "" {
-			return invalidField("model", "the name of an embedding model")
+			return jsonobj.Invalid("model", "the name of an embedding model")
 		}
 		name = st.RAG.Model
-		req = req.set("model", mustJSON(name))
+		req = req.Set("model", mustJSON(name))
 	}
 	// The gateway's embedding upstream key serves the configured model to
 	// every key, and another model only to a key whose model list names it.
@@ -278,7 +265,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) error {
 		h.record(r.Context(), rec)
 	}()
 	up := gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.Model}
-	resp, err := h.Upstream.Post(r.Context(), up, "/embeddings", req.bytes())
+	resp, err := h.Upstream.Post(r.Context(), up, "/embeddings", req.Bytes())
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err
@@ -305,7 +292,7 @@ const maxEmbeddingInputs = 2048
 // checkEmbeddingInput checks an embeddings request's input: a text, or an
 // array of 1 to 2048 texts, or token arrays, none empty.
 func checkEmbeddingInput(raw json.RawMessage) error {
-	bad := invalidField("input", fmt.Sprintf("a non-empty text, or an array of 1 to %d non-empty texts or token arrays", maxEmbeddingInputs))
+	bad := jsonobj.Invalid("input", fmt.Sprintf("a non-empty text, or an array of 1 to %d non-empty texts or token arrays", maxEmbeddingInputs))
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
 		if one == "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/upstream"
 	"github.com/aigateway/aigateway/shared/usage"
@@ -34,12 +35,15 @@ type outcome struct {
 	delivered bool
 }
 
-func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
+// Completions serves POST /v1/chat/completions: a chat completion from the
+// public model's upstream, streamed when the client asks, with the model's
+// system prompt, knowledge and the conversation's memory merged in, or a
+// drawing when the message asks for one.
+func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	c, err := h.prepare(w, r)
 	if err != nil {
-		respond.Error(w, r, err)
-		return
+		return err
 	}
 	// The upstream request outlives its client by up to DrainTimeout, so
 	// that the usage of an answer the client left is still learnt.
@@ -52,24 +56,24 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.finish(r, c, start, out) }()
 	if c.drawPrompt != "" {
 		out = h.drawAnswer(w, r, c)
-		return
+		return nil
 	}
 	resp, err := h.post(ctx, c)
 	if err != nil {
 		out.status = respond.Status(err)
 		respond.Error(w, r, err)
-		return
+		return nil
 	}
 	defer resp.Close()
 	if c.stream && resp.IsEventStream() {
 		out = h.relay(w, r, resp, c, func(o outcome) { h.store(r.Context(), c, o) })
-		return
+		return nil
 	}
 	body, err := resp.ReadAll(maxAnswer)
 	if err != nil {
 		out.status = respond.Status(err)
 		respond.Error(w, r, err)
-		return
+		return nil
 	}
 	out = outcome{status: http.StatusOK, delivered: r.Context().Err() == nil}
 	if !out.delivered {
@@ -82,7 +86,7 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	if !out.reported {
 		out.estimated = true
-		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: int64(len(answer) / 4)}
+		out.used = tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: int64(len(answer) / 4)}
 	}
 	h.store(r.Context(), c, out)
 	w.Header().Set("Content-Type", contentType(resp))
@@ -91,6 +95,7 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+	return nil
 }
 
 // drainAfter calls cancel d after ctx ends, unless stop is called first.
@@ -182,14 +187,14 @@ func withoutReasoning(m json.RawMessage) json.RawMessage {
 	if !slices.ContainsFunc(reasoningMembers, func(k string) bool { return bytes.Contains(m, []byte(`"`+k+`"`)) }) {
 		return m
 	}
-	obj, err := parseMember(m)
+	obj, err := jsonobj.Split(m)
 	if err != nil {
 		return m
 	}
 	for _, k := range reasoningMembers {
-		obj = obj.del(k)
+		obj = obj.Del(k)
 	}
-	return obj.bytes()
+	return obj.Bytes()
 }
 
 // record stores a usage record; a failure is logged, since the answer has

@@ -8,9 +8,9 @@ import (
 	"github.com/aigateway/aigateway/shared/respond"
 )
 
-// listConversations lists the calling key's conversations, most recent
-// first.
-func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) error {
+// ListConversations serves GET /v1/conversations: the calling key's
+// conversations, most recent first.
+func (h *Handler) ListConversations(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
 		return err
@@ -26,9 +26,10 @@ func (h *Handler) listConversations(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// getConversation returns one of the calling key's conversations with its
-// messages; another key's is a 404, as if it did not exist.
-func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error {
+// GetConversation serves GET /v1/conversations/{id}: one of the calling key's
+// conversations with its messages; another key's is a 404, as if it did not
+// exist.
+func (h *Handler) GetConversation(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
 		return err
@@ -47,7 +48,9 @@ func (h *Handler) getConversation(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (h *Handler) deleteConversation(w http.ResponseWriter, r *http.Request) error {
+// DeleteConversation serves DELETE /v1/conversations/{id}: the calling
+// key's conversation; another key's is a 404.
+func (h *Handler) DeleteConversation(w http.ResponseWriter, r *http.Request) error {
 	key, err := h.authenticate(r)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/usage"
 )
@@ -22,7 +23,7 @@ type call struct {
 	// clientUsage is whether the client asked for the usage chunk; the
 	// gateway always asks the upstream for it.
 	clientUsage bool
-	req         object // the request as the upstream gets it, model aside
+	req         jsonobj.Object // the request as the upstream gets it, model aside
 	// conversation names the conversation the exchange belongs to; fresh
 	// are the request's messages it does not hold yet.
 	conversation string
@@ -40,14 +41,14 @@ type call struct {
 
 // body returns the upstream request for the upstream model name.
 func (c call) body(upstreamModel string) []byte {
-	return c.req.set("model", mustJSON(upstreamModel)).bytes()
+	return c.req.Set("model", mustJSON(upstreamModel)).Bytes()
 }
 
 // conversationID returns the conversation the request names, by header or
 // body field, or "".
-func conversationID(r *http.Request, req object) (string, error) {
+func conversationID(r *http.Request, req jsonobj.Object) (string, error) {
 	id := r.Header.Get("X-Conversation-ID")
-	if field, ok, err := req.stringValue("conversation_id"); err != nil {
+	if field, ok, err := req.GetString("conversation_id"); err != nil {
 		return "", err
 	} else if ok && id == "" {
 		id = field
@@ -71,22 +72,22 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err e
 	if err != nil {
 		return call{}, err
 	}
-	req, err := parseObject(body)
+	req, err := parseRequest(body)
 	if err != nil {
 		return call{}, err
 	}
-	name, ok, err := req.stringValue("model")
+	name, ok, err := req.GetString("model")
 	if err != nil {
 		return call{}, err
 	}
 	if !ok || name == "" {
-		return call{}, invalidField("model", "the name of a model")
+		return call{}, jsonobj.Invalid("model", "the name of a model")
 	}
 	messages, err := messagesOf(req)
 	if err != nil {
 		return call{}, err
 	}
-	stream, err := req.boolValue("stream")
+	stream, err := req.GetBool("stream")
 	if err != nil {
 		return call{}, err
 	}
@@ -142,12 +143,12 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err e
 	// Untouched messages go as they came; changed ones keep every message
 	// byte for byte.
 	if len(send) != len(messages) || &send[0] != &messages[0] {
-		req = req.set("messages", rawArray(send))
+		req = req.Set("messages", rawArray(send))
 	}
-	c.req = req.del("conversation_id")
+	c.req = req.Del("conversation_id")
 	// What goes upstream is known now (history, system prompt, sources):
 	// the reservation grows to it, so that concurrent requests see it.
-	if more := reserveFor(c.req, len(c.req.bytes())) - c.reservation.Tokens; more > 0 && c.reservation.Tokens > 0 {
+	if more := reserveFor(c.req, len(c.req.Bytes())) - c.reservation.Tokens; more > 0 && c.reservation.Tokens > 0 {
 		if err = h.Meter.Extend(r.Context(), &c.reservation, key, more); err != nil {
 			return call{}, err
 		}
@@ -196,19 +197,19 @@ func (h *Handler) sources(ctx context.Context, st gateway.Settings, m model, mes
 
 // withUsage sets stream_options.include_usage, keeping the other stream
 // options, and reports whether the client had asked for it.
-func withUsage(req object) (object, bool, error) {
-	opts := object{}
-	if raw := req.get("stream_options"); raw != nil && string(raw) != "null" {
+func withUsage(req jsonobj.Object) (jsonobj.Object, bool, error) {
+	opts := jsonobj.Object{}
+	if raw := req.Get("stream_options"); raw != nil && string(raw) != "null" {
 		var err error
-		if opts, err = parseObject(raw); err != nil {
-			return nil, false, invalidField("stream_options", "an object")
+		if opts, err = parseRequest(raw); err != nil {
+			return nil, false, jsonobj.Invalid("stream_options", "an object")
 		}
 	}
-	asked, err := opts.boolValue("include_usage")
+	asked, err := opts.GetBool("include_usage")
 	if err != nil {
-		return nil, false, invalidField("stream_options.include_usage", "a boolean")
+		return nil, false, jsonobj.Invalid("stream_options.include_usage", "a boolean")
 	}
-	return req.set("stream_options", opts.set("include_usage", json.RawMessage("true")).bytes()), asked, nil
+	return req.Set("stream_options", opts.Set("include_usage", json.RawMessage("true")).Bytes()), asked, nil
 }
 
 // history merges a named conversation's stored messages into what the
@@ -238,32 +239,47 @@ func (h *Handler) history(ctx context.Context, keyID, conv string, messages []js
 }
 
 // messagesOf returns the request's messages, each kept byte for byte.
-func messagesOf(req object) ([]json.RawMessage, error) {
-	raw := req.get("messages")
+func messagesOf(req jsonobj.Object) ([]json.RawMessage, error) {
+	raw := req.Get("messages")
 	var messages []json.RawMessage
 	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
-		return nil, invalidField("messages", "a non-empty array of messages")
+		return nil, jsonobj.Invalid("messages", "a non-empty array of messages")
 	}
 	for i, m := range messages {
 		if len(m) == 0 || m[0] != '{' {
-			return nil, invalidField("messages", "an array of message objects")
+			return nil, jsonobj.Invalid("messages", "an array of message objects")
 		}
-		msg, err := parseMember(m)
+		msg, err := jsonobj.Split(m)
 		if err != nil {
 			return nil, err
 		}
-		if err := msg.checkMembers(fmt.Sprintf("messages[%d]", i), messageMembers); err != nil {
+		if err := msg.Check(fmt.Sprintf("messages[%d]", i), messageMembers); err != nil {
 			return nil, err
 		}
 	}
-	if raw := req.get("stream_options"); raw != nil && string(raw) != "null" {
-		opts, err := parseMember(raw)
+	if raw := req.Get("stream_options"); raw != nil && string(raw) != "null" {
+		opts, err := jsonobj.Split(raw)
 		if err != nil {
-			return nil, invalidField("stream_options", "an object")
+			return nil, jsonobj.Invalid("stream_options", "an object")
 		}
-		if err := opts.checkMembers("stream_options", []string{"include_usage"}); err != nil {
+		if err := opts.Check("stream_options", []string{"include_usage"}); err != nil {
 			return nil, err
 		}
 	}
 	return messages, nil
 }
+
+// The members the gateway reads itself, of a request and of a message.
+// Upstreams decode JSON their own way: some take the last of two equal
+// keys, some the first, and Go's decoder takes "Model" (or "ſtream") for
+// "model" ("stream"). So that the upstream can never act on a member the
+// gateway read differently, an object the gateway reads may hold no key
+// twice, not even in another case, and no case variant of these.
+var (
+	requestMembers = []string{"model", "messages", "stream", "stream_options", "conversation_id", "max_tokens",
+		"max_completion_tokens", "n", "input", "prompt", "size", "response_format", "encoding_format", "tools", "tool_choice"}
+	messageMembers = []string{"role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content"}
+)
+
+// parseRequest splits a chat or embeddings request body into its members.
+func parseRequest(data []byte) (jsonobj.Object, error) { return jsonobj.Parse(data, requestMembers) }

@@ -118,7 +118,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 	if !out.reported {
 		out.estimated = true
-		out.used = tokens{PromptTokens: int64(len(c.req.bytes()) / 4), CompletionTokens: chunks}
+		out.used = tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: chunks}
 	}
 	if acc != nil && out.delivered && out.answer == nil {
 		out.answer = acc.message()

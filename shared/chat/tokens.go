@@ -3,6 +3,8 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/aigateway/aigateway/shared/jsonobj"
 )
 
 // tokens is the token count an upstream reported.
@@ -24,18 +26,18 @@ const defaultCompletion = 1024
 // reserveFor estimates the tokens a chat request will use: its prompt (a
 // token is about four bytes) and its answers (n of them, each max_tokens or
 // max_completion_tokens, the larger, or a default).
-func reserveFor(req object, size int) int64 {
+func reserveFor(req jsonobj.Object, size int) int64 {
 	answer, n := int64(0), int64(1)
 	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
 		var v int64
-		if raw := req.get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > 0 {
+		if raw := req.Get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > 0 {
 			answer = max(answer, min(v, maxReportedTokens))
 		}
 	}
 	if answer == 0 {
 		answer = defaultCompletion
 	}
-	if raw := req.get("n"); raw != nil && json.Unmarshal(raw, &n) == nil {
+	if raw := req.Get("n"); raw != nil && json.Unmarshal(raw, &n) == nil {
 		n = min(max(n, 1), 128)
 	}
 	return int64(size/4) + n*answer

@@ -1,7 +1,7 @@
 // Package documents serves the knowledge bases' documents API
 // (/admin/api/documents, the upload function): uploads of files and pasted
-// text, direct uploads of large files, listing and deletion, all behind
-// the admin session.
+// text, direct uploads of large files, listing and deletion; the routing
+// table (shared/app) puts them behind the admin session.
 package documents
 
 import (
@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 )
@@ -40,7 +39,6 @@ type Documents interface {
 
 // Handler serves /admin/api/documents (the upload function).
 type Handler struct {
-	guard     auth.Verifier
 	maxBody   int64
 	documents Documents
 	tokenKey  []byte
@@ -48,7 +46,6 @@ type Handler struct {
 	// process); otherwise they are ingested before the answer.
 	background bool
 	pending    sync.WaitGroup
-	mux        *http.ServeMux
 }
 
 // closeWait bounds how long Close waits for background ingestions; one
@@ -75,31 +72,12 @@ func (d *Handler) Close() error {
 // uploadTTL is how long a direct-upload URL stays valid.
 const uploadTTL = 15 * time.Minute
 
-// New returns the documents handler; it shares the admin's sessions
-// through guard, and signs its own direct-upload URLs (where the blob store
-// signs none) with tokenKey. background ingests direct uploads after
-// answering (a long-running process). maxBody bounds uploads through the
-// API; larger files take the direct upload.
-func New(guard auth.Verifier, docs Documents, tokenKey []byte, background bool, maxBody int64) *Handler {
-	d := &Handler{guard: guard, maxBody: maxBody, documents: docs,
-		tokenKey: tokenKey, background: background, mux: http.NewServeMux()}
-	d.mux.HandleFunc("/admin/api/documents", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: d.signedIn(d.list), http.MethodPost: d.signedIn(d.add)}))
-	d.mux.HandleFunc("/admin/api/documents/uploads", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodPost: d.signedIn(d.prepare)}))
-	d.mux.HandleFunc("/admin/api/documents/{id}/content", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodPut: respond.Handle(d.putContent)}))
-	d.mux.HandleFunc("/admin/api/documents/{id}", respond.Methods(map[string]http.HandlerFunc{
-		http.MethodGet: d.signedIn(d.get), http.MethodDelete: d.signedIn(d.remove)}))
-	d.mux.HandleFunc("/", respond.NotFound)
-	return d
-}
-
-// ServeHTTP implements http.Handler.
-func (d *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.mux.ServeHTTP(w, r) }
-
-func (d *Handler) signedIn(next func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return auth.Require(d.guard, next)
+// New returns the documents handler. It signs its own direct-upload URLs
+// (where the blob store signs none) with tokenKey. background ingests
+// direct uploads after answering (a long-running process). maxBody bounds
+// uploads through the API; larger files take the direct upload.
+func New(docs Documents, tokenKey []byte, background bool, maxBody int64) *Handler {
+	return &Handler{maxBody: maxBody, documents: docs, tokenKey: tokenKey, background: background}
 }
 
 // IngestObject ingests a direct upload that arrived in the blob store at
@@ -116,12 +94,12 @@ func (d *Handler) IngestFailed(ctx context.Context, key, reason string) error {
 	return d.documents.IngestFailed(ctx, key, reason)
 }
 
-// add takes a file (multipart field "file", with optional "title" and
-// "knowledge_base" fields) or pasted text (JSON {"title","text",
-// "knowledge_base"}), and ingests it before answering: 201 with the
-// document, ready or failed with its reason; 200 with the existing document
+// Add serves POST /admin/api/documents: it takes a file (multipart field "file",
+// with optional "title" and "knowledge_base" fields) or pasted text (JSON
+// {"title","text","knowledge_base"}), and ingests it before answering: 201 with
+// the document, ready or failed with its reason; 200 with the existing document
 // when the same content is already in that knowledge base.
-func (d *Handler) add(w http.ResponseWriter, r *http.Request) error {
+func (d *Handler) Add(w http.ResponseWriter, r *http.Request) error {
 	var u gateway.Upload
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
@@ -189,12 +167,13 @@ func tooLarge(limit int64) error {
 	return e
 }
 
-// prepare starts a direct upload, for files too large to post through the
-// API (on AWS, Lambda takes at most 6 MB a request): {"filename","size",
-// "content_type","title","knowledge_base"} → 201 with the document
-// (status "uploading") and where to PUT the file. Once it is there, the
-// document is ingested (on AWS, by the bucket's object-created event).
-func (d *Handler) prepare(w http.ResponseWriter, r *http.Request) error {
+// PrepareUpload serves POST /admin/api/documents/uploads: it starts a direct
+// upload, for files too large to post through the API (on AWS, Lambda takes at
+// most 6 MB a request): {"filename","size",
+// "content_type","title","knowledge_base"} → 201 with the document (status
+// "uploading") and where to PUT the file. Once it is there, the document is
+// ingested (on AWS, by the bucket's object-created event).
+func (d *Handler) PrepareUpload(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Filename      string `json:"filename"`
 		Size          int64  `json:"size"`
@@ -231,10 +210,10 @@ func (d *Handler) sign(id string, expires int64) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// putContent takes a direct upload where the blob store signs no URLs of
-// its own. Its URL is the credential: signed, for one document, for 15
-// minutes.
-func (d *Handler) putContent(w http.ResponseWriter, r *http.Request) error {
+// PutContent serves PUT /admin/api/documents/{id}/content: it takes a direct
+// upload where the blob store signs no URLs of its own. Its URL is the
+// credential: signed, for one document, for 15 minutes.
+func (d *Handler) PutContent(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	expires, err := strconv.ParseInt(r.URL.Query().Get("expires"), 10, 64)
 	if err != nil || time.Now().Unix() > expires ||
@@ -262,7 +241,9 @@ func (d *Handler) putContent(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (d *Handler) list(w http.ResponseWriter, r *http.Request) error {
+// List serves GET /admin/api/documents: the documents, of one knowledge
+// base with ?knowledge_base=.
+func (d *Handler) List(w http.ResponseWriter, r *http.Request) error {
 	docs, err := d.documents.List(r.Context(), r.URL.Query().Get("knowledge_base"))
 	if err != nil {
 		return err
@@ -271,7 +252,8 @@ func (d *Handler) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (d *Handler) get(w http.ResponseWriter, r *http.Request) error {
+// Get serves GET /admin/api/documents/{id}: one document.
+func (d *Handler) Get(w http.ResponseWriter, r *http.Request) error {
 	doc, err := d.documents.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -280,7 +262,9 @@ func (d *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (d *Handler) remove(w http.ResponseWriter, r *http.Request) error {
+// Delete serves DELETE /admin/api/documents/{id}: the document, its
+// chunks, index entries and blob.
+func (d *Handler) Delete(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if err := d.documents.Delete(r.Context(), id); err != nil {
 		return err

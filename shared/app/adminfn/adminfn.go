@@ -16,19 +16,24 @@ import (
 // Part is the admin function.
 var Part = app.Part{Function: app.FnAdmin, Build: build}
 
-func build(c *app.Core) (http.Handler, error) {
+func build(c *app.Core) (app.Served, error) {
 	var origins []string
 	// The admin page PUTs large files straight to the blob store, at URLs
 	// it signs (S3): its CSP must allow that origin. Signing is local work.
 	if signer, ok := c.Stores.Blobs.(storage.Signer); ok {
 		link, err := signer.SignURL(context.Background(), http.MethodPut, "incoming/origin", time.Minute)
 		if err != nil {
-			return nil, err
+			return app.Served{}, err
 		}
 		if u, err := url.Parse(link); err == nil && u.Host != "" {
 			origins = append(origins, u.Scheme+"://"+u.Host)
 		}
 	}
-	return admin.New(admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Models: c.Models,
-		Conversations: c.Conversations, Usage: c.Meter}, c.Config.MaxBody, origins...), nil
+	h := admin.New(admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog,
+		Conversations: c.Conversations, Usage: c.Meter}, c.Config.MaxBody, origins...)
+	return app.Served{Value: h, Handlers: []app.HandlerFunc{
+		h.SetupState, h.Setup, h.Login, h.Logout, h.Session,
+		h.GetSettings, h.PutSettings, h.ListKeys, h.CreateKey, h.SetKeyLimits, h.RevokeKey,
+		h.ListModels, h.PutModel, h.DeleteModel, h.ListConversations, h.GetConversation, h.UsageSummary,
+		h.Home, h.SetupPage, h.AdminPage, h.Asset}}, nil
 }

@@ -4,8 +4,6 @@
 package chatfn
 
 import (
-	"net/http"
-
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/app/imagefn"
 	"github.com/aigateway/aigateway/shared/chat"
@@ -15,12 +13,14 @@ import (
 // Part is the chat function.
 var Part = app.Part{Function: app.FnChat, Build: build}
 
-func build(c *app.Core) (http.Handler, error) {
-	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
+func build(c *app.Core) (app.Served, error) {
+	h := chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog, Meter: c.Meter,
 		Conversations: c.Conversations, Knowledge: knowledge(c),
 		Draw:     imagefn.Drawing(c),
 		Upstream: c.Upstream, Metrics: c.Metrics},
-		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
+		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout})
+	return app.Served{Handlers: []app.HandlerFunc{h.Models, h.Completions, h.Embeddings,
+		h.ListConversations, h.GetConversation, h.DeleteConversation}, Value: h}, nil
 }
 
 // knowledge is the knowledge bases' index and retrieval, one per gateway

@@ -3,23 +3,17 @@
 package imagefn
 
 import (
-	"net/http"
-
 	"github.com/aigateway/aigateway/shared/app"
-	"github.com/aigateway/aigateway/shared/chat"
 	"github.com/aigateway/aigateway/shared/draw"
+	"github.com/aigateway/aigateway/shared/images"
 )
 
 // Part is the image function.
 var Part = app.Part{Function: app.FnImage, Build: build}
 
-// build serves the image routes with the chat handler, which draws for
-// chat too; it needs no knowledge bases or conversations for them.
-func build(c *app.Core) (http.Handler, error) {
-	return chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Models: c.Models, Meter: c.Meter,
-		Draw:     Drawing(c),
-		Upstream: c.Upstream, Metrics: c.Metrics},
-		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout}), nil
+func build(c *app.Core) (app.Served, error) {
+	h := images.New(images.Deps{Keys: c.Keys, Settings: c.Settings, Meter: c.Meter, Draw: Drawing(c)}, c.Config.MaxBody)
+	return app.Served{Handlers: []app.HandlerFunc{h.Generate, h.File}, Value: h}, nil
 }
 
 // Drawing is the gateway's image service, one per process: the chat and

@@ -5,7 +5,6 @@ package uploadfn
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/app"
@@ -19,19 +18,19 @@ import (
 // (see documents.Handler.IngestObject and IngestFailed).
 var Part = app.Part{Function: app.FnUpload, Build: build}
 
-func build(c *app.Core) (http.Handler, error) {
+func build(c *app.Core) (app.Served, error) {
 	docs := ingest.New(c.Stores.Records, c.Stores.Blobs, knowledge(c))
 	if c.Extras.SingleProcess {
 		// No ingestion can be running before this process starts one.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := docs.Recover(ctx); err != nil {
-			return nil, err
+			return app.Served{}, err
 		}
 	}
-	h := documents.New(c.Guard, docs, c.Box.Derive("upload"), c.Extras.SingleProcess, c.Config.MaxBody)
+	h := documents.New(docs, c.Box.Derive("upload"), c.Extras.SingleProcess, c.Config.MaxBody)
 	c.OnClose(h) // background ingestions finish before the stores close
-	return h, nil
+	return app.Served{Value: h, Handlers: []app.HandlerFunc{h.List, h.Add, h.PrepareUpload, h.PutContent, h.Get, h.Delete}}, nil
 }
 
 // knowledge is the knowledge bases' index and retrieval, one per gateway

@@ -1,7 +1,7 @@
-// Package models stores the extra public models on the Records role: each
+// Package catalog stores the extra public models on the Records role: each
 // a name over an upstream model with its own system prompt, knowledge bases
 // and drawing switch.
-package models
+package catalog
 
 import (
 	"context"
