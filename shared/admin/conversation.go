@@ -12,18 +12,17 @@ import (
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
-	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Conversations reads the keys' conversations.
 type Conversations interface {
-	List(ctx context.Context, keyID string) ([]conversations.Conversation, error)
-	Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (conversations.Conversation, []json.RawMessage, string, error)
+	List(ctx context.Context, keyID string) ([]gateway.Conversation, error)
+	Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (gateway.Conversation, []json.RawMessage, string, error)
 }
 
 // Usage reads the usage summaries.
 type Usage interface {
-	Summary(ctx context.Context, f usage.Filter) ([]usage.Row, error)
+	Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error)
 }
 
 // adminConversation is a conversation as the admin sees it: AdminID
@@ -31,7 +30,7 @@ type Usage interface {
 type adminConversation struct {
 	AdminID string `json:"admin_id"`
 	KeyName string `json:"key_name"`
-	conversations.Conversation
+	gateway.Conversation
 }
 
 func (h *Handler) ListConversations(w http.ResponseWriter, r *http.Request) error {
@@ -103,7 +102,7 @@ func (h *Handler) GetConversation(w http.ResponseWriter, r *http.Request) error 
 	}
 	respond.JSON(w, http.StatusOK, struct {
 		AdminID string `json:"admin_id"`
-		conversations.Conversation
+		gateway.Conversation
 		Messages   []json.RawMessage `json:"messages"`
 		NextCursor *string           `json:"next_cursor"`
 	}{keyID + ":" + c.ID, c, msgs, cursor})
@@ -144,11 +143,11 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 	if f, ok := h.Usage.(interface{ Flush(context.Context) }); ok {
 		f.Flush(r.Context()) // batched records first, so the report is whole
 	}
-	rows, err := h.Usage.Summary(r.Context(), usage.Filter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")})
+	rows, err := h.Usage.Summary(r.Context(), gateway.UsageFilter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")})
 	if err != nil {
 		return err
 	}
-	var total usage.Row
+	var total gateway.UsageRow
 	for _, row := range rows {
 		total.Requests += row.Requests
 		total.Errors += row.Errors

@@ -68,11 +68,11 @@ func (c *Core) Shared(name string, make func() any) any {
 // Meter admits requests under their key's limits, records usage and sums
 // it up.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
-	Release(ctx context.Context, res usage.Reservation)
-	Extend(ctx context.Context, res *usage.Reservation, key gateway.APIKey, more int64) error
-	Record(ctx context.Context, r usage.Record) error
-	Summary(ctx context.Context, f usage.Filter) ([]usage.Row, error)
+	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error)
+	Release(ctx context.Context, res gateway.Reservation)
+	Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error
+	Record(ctx context.Context, r gateway.UsageRecord) error
+	Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error)
 }
 
 // OnClose has the gateway close c when it closes, before whatever was

@@ -16,12 +16,9 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/shared/auth"
-	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
-	"github.com/aigateway/aigateway/shared/upstream"
-	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Keys authenticates client API keys.
@@ -42,10 +39,10 @@ type Catalog interface {
 
 // Meter holds keys to their limits and records usage.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
-	Release(ctx context.Context, res usage.Reservation)
-	Extend(ctx context.Context, res *usage.Reservation, key gateway.APIKey, more int64) error
-	Record(ctx context.Context, r usage.Record) error
+	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error)
+	Release(ctx context.Context, res gateway.Reservation)
+	Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error
+	Record(ctx context.Context, r gateway.UsageRecord) error
 }
 
 // Conversations stores the keys' conversations.
@@ -53,19 +50,14 @@ type Conversations interface {
 	History(ctx context.Context, keyID, id string) ([]json.RawMessage, error)
 	Last(ctx context.Context, keyID, id string) (int, json.RawMessage, error)
 	Append(ctx context.Context, keyID, id string, msgs []json.RawMessage, keep int) error
-	List(ctx context.Context, keyID string) ([]conversations.Conversation, error)
-	Get(ctx context.Context, keyID, id string) (conversations.Conversation, []json.RawMessage, error)
+	List(ctx context.Context, keyID string) ([]gateway.Conversation, error)
+	Get(ctx context.Context, keyID, id string) (gateway.Conversation, []json.RawMessage, error)
 	Delete(ctx context.Context, keyID, id string) error
 }
 
 // Knowledge retrieves from the knowledge bases.
 type Knowledge interface {
 	Retrieve(ctx context.Context, kbs []string, query string, rag gateway.RAGSettings) ([]gateway.Hit, error)
-}
-
-// Upstream calls the upstream API.
-type Upstream interface {
-	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
 }
 
 // Metrics records chat metrics.
@@ -82,7 +74,7 @@ type Deps struct {
 	Conversations Conversations
 	Knowledge     Knowledge
 	Draw          Drawer
-	Upstream      Upstream
+	Upstream      gateway.Poster
 	Metrics       Metrics
 }
 
@@ -258,7 +250,7 @@ func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec := usage.Record{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK,
+	rec := gateway.UsageRecord{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK,
 		PerMinute: key.TPM > 0, Reservation: &res}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
@@ -324,7 +316,7 @@ func checkEmbeddingInput(raw json.RawMessage) error {
 // answer reads a whole upstream answer and writes it to the client as it
 // came, and returns it. It writes nothing when reading fails, so the caller
 // can still answer with an error.
-func answer(w http.ResponseWriter, resp *upstream.Response) ([]byte, error) {
+func answer(w http.ResponseWriter, resp gateway.Answer) ([]byte, error) {
 	body, err := resp.ReadAll(maxAnswer)
 	if err != nil {
 		return nil, err
@@ -337,8 +329,8 @@ func answer(w http.ResponseWriter, resp *upstream.Response) ([]byte, error) {
 	return body, nil
 }
 
-func contentType(resp *upstream.Response) string {
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
+func contentType(resp gateway.Answer) string {
+	if ct := resp.ContentType(); ct != "" {
 		return ct
 	}
 	return "application/json"

@@ -14,8 +14,6 @@ import (
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
-	"github.com/aigateway/aigateway/shared/upstream"
-	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // outcome is what became of a call, for the usage record, the metrics and
@@ -65,7 +63,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer resp.Close()
-	if c.stream && resp.IsEventStream() {
+	if c.stream && resp.Stream() {
 		out = h.relay(w, r, resp, c, func(o outcome) { h.store(r.Context(), c, o) })
 		return nil
 	}
@@ -120,7 +118,7 @@ func drainAfter(ctx context.Context, d time.Duration, cancel context.CancelFunc)
 // post sends the call to its model's upstream, and to the fallback
 // upstream when the primary keeps failing (after its own retries) with an
 // error that another upstream may not have.
-func (h *Handler) post(ctx context.Context, c call) (*upstream.Response, error) {
+func (h *Handler) post(ctx context.Context, c call) (gateway.Answer, error) {
 	resp, err := h.Upstream.Post(ctx, c.model.upstream, "/chat/completions", c.body(c.model.upstream.Model))
 	if err == nil || c.model.fallback.BaseURL == "" || ctx.Err() != nil {
 		return resp, err
@@ -149,7 +147,7 @@ func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) 
 		kind = "image"
 	}
 	out.used, out.clamped = out.used.clampOr(out.clamped)
-	h.record(ctx, usage.Record{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
+	h.record(ctx, gateway.UsageRecord{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
 		Reservation: &c.reservation, Images: out.images})
@@ -199,7 +197,7 @@ func withoutReasoning(m json.RawMessage) json.RawMessage {
 
 // record stores a usage record; a failure is logged, since the answer has
 // gone out already.
-func (h *Handler) record(ctx context.Context, rec usage.Record) {
+func (h *Handler) record(ctx context.Context, rec gateway.UsageRecord) {
 	if rec.RequestID == "" {
 		rec.RequestID = "none"
 	}

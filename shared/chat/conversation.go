@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/aigateway/aigateway/shared/conversations"
+	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 )
 
@@ -20,7 +20,7 @@ func (h *Handler) ListConversations(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	if cs == nil {
-		cs = []conversations.Conversation{}
+		cs = []gateway.Conversation{}
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": cs})
 	return nil
@@ -42,7 +42,7 @@ func (h *Handler) GetConversation(w http.ResponseWriter, r *http.Request) error 
 		msgs = []json.RawMessage{}
 	}
 	respond.JSON(w, http.StatusOK, struct {
-		conversations.Conversation
+		gateway.Conversation
 		Messages []json.RawMessage `json:"messages"`
 	}{c, msgs})
 	return nil

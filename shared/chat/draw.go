@@ -18,7 +18,7 @@ import (
 
 // Drawer draws images and keeps them.
 type Drawer interface {
-	Generate(ctx context.Context, up gateway.Upstream, req draw.Request) ([]draw.Image, error)
+	Generate(ctx context.Context, up gateway.Upstream, req gateway.ImageRequest) ([]draw.Image, error)
 }
 
 // drawPrompt returns what to draw when the last user message starts with
@@ -54,7 +54,7 @@ func markdownImage(prompt, url string) string {
 // drawAnswer draws c's prompt and answers as a chat completion, streamed
 // when the client streams.
 func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) outcome {
-	images, err := h.Draw.Generate(r.Context(), c.image, draw.Request{Prompt: c.drawPrompt, N: 1, Size: c.imageSize})
+	images, err := h.Draw.Generate(r.Context(), c.image, gateway.ImageRequest{Prompt: c.drawPrompt, N: 1, Size: c.imageSize})
 	if err != nil {
 		respond.Error(w, r, err)
 		return outcome{status: respond.Status(err)}

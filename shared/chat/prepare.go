@@ -12,7 +12,6 @@ import (
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
-	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // call is a chat request, checked and resolved, ready to go upstream.
@@ -36,7 +35,7 @@ type call struct {
 	imageSize  string
 	requestID  string
 	// reservation is what the request holds of its key's token limits.
-	reservation usage.Reservation
+	reservation gateway.Reservation
 }
 
 // body returns the upstream request for the upstream model name.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -25,7 +26,7 @@ const statusClientGone = 499
 // upstream failure ends the stream with an error event and [DONE]; the
 // upstream's [DONE] ends it, whether or not the upstream closes. store is
 // called with the complete exchange before [DONE] goes to the client.
-func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.Response, c call, store func(outcome)) outcome {
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Answer, c call, store func(outcome)) outcome {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache")
@@ -41,7 +42,11 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 	}
 	gone, done := false, false
 	chunks := int64(0)
-	for ev, err := range resp.Events() {
+	for {
+		ev, err := resp.Next()
+		if err == io.EOF {
+			break
+		}
 		gone = gone || r.Context().Err() != nil
 		if err != nil {
 			out.partial = true
@@ -92,7 +97,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp *upstream.R
 			gone = true
 			continue
 		}
-		if !resp.EventReady() {
+		if !resp.Ready() {
 			// A writer that cannot flush (http.ErrNotSupported) has not lost
 			// its client: only a failed write or the request's end says so.
 			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {

@@ -41,28 +41,6 @@ const (
 	maxIDLen    = 128
 )
 
-// Conversation summarises one conversation.
-type Conversation struct {
-	ID        string    `json:"id"`
-	KeyID     string    `json:"key_id"`
-	Title     string    `json:"title"`
-	Messages  int       `json:"message_count"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// Next is the sequence number of the next message; messages below
-	// First have been dropped.
-	Next  int `json:"next"`
-	First int `json:"first"`
-	// Bytes is the size of the messages kept, and Sizes each one's, from
-	// First on.
-	Bytes int   `json:"bytes"`
-	Sizes []int `json:"sizes,omitempty"`
-	// Whole is where messages started being marked in exchanges (End):
-	// older ones are replayed one by one. Marked says Whole is set.
-	Whole  int  `json:"whole,omitempty"`
-	Marked bool `json:"marked,omitempty"`
-}
-
 // kept returns m as it is kept: itself, or, past MaxMessageBytes, a note of
 // its role and size (a tool result keeps its call's ID, so that the
 // exchange stays whole).
@@ -132,14 +110,14 @@ type stored struct {
 	End bool `json:"e,omitempty"`
 }
 
-func (s *Store) meta(ctx context.Context, keyID, id string) (Conversation, int64, error) {
+func (s *Store) meta(ctx context.Context, keyID, id string) (gateway.Conversation, int64, error) {
 	it, err := s.records.Get(ctx, metaPK(keyID), id)
 	if err != nil {
-		return Conversation{}, 0, err
+		return gateway.Conversation{}, 0, err
 	}
-	var c Conversation
+	var c gateway.Conversation
 	if err := json.Unmarshal(it.Value, &c); err != nil {
-		return Conversation{}, 0, fmt.Errorf("decode conversation %s: %w", id, err)
+		return gateway.Conversation{}, 0, fmt.Errorf("decode conversation %s: %w", id, err)
 	}
 	return c, it.Version, nil
 }
@@ -256,14 +234,14 @@ func (s *Store) Append(ctx context.Context, keyID, id string, msgs []json.RawMes
 	}
 	// Reserve the sequence numbers with a conditional write, so that two
 	// exchanges on one conversation never write the same slot.
-	var c Conversation
+	var c gateway.Conversation
 	created := false
 	for {
 		now := s.now().UTC()
 		cur, version, err := s.meta(ctx, keyID, id)
 		switch {
 		case gateway.IsNotFound(err):
-			c = Conversation{ID: id, KeyID: keyID, Title: title(msgs), CreatedAt: now}
+			c = gateway.Conversation{ID: id, KeyID: keyID, Title: title(msgs), CreatedAt: now}
 		case err != nil:
 			return fmt.Errorf("append to conversation %s: %w", id, err)
 		default:
@@ -382,37 +360,37 @@ func (s *Store) evict(ctx context.Context, keyID, current string, keep int) erro
 }
 
 // List returns the conversations of keyID, most recently used first.
-func (s *Store) List(ctx context.Context, keyID string) ([]Conversation, error) {
-	var out []Conversation
+func (s *Store) List(ctx context.Context, keyID string) ([]gateway.Conversation, error) {
+	var out []gateway.Conversation
 	for it, err := range storage.QueryAll(ctx, s.records, metaPK(keyID), storage.Query{}) {
 		if err != nil {
 			return nil, fmt.Errorf("list conversations: %w", err)
 		}
-		var c Conversation
+		var c gateway.Conversation
 		if err := json.Unmarshal(it.Value, &c); err != nil {
 			return nil, fmt.Errorf("decode conversation %s: %w", it.SK, err)
 		}
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b Conversation) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
+	slices.SortFunc(out, func(a, b gateway.Conversation) int { return b.UpdatedAt.Compare(a.UpdatedAt) })
 	return out, nil
 }
 
 // Get returns a conversation of keyID with its messages, or ENotFound.
-func (s *Store) Get(ctx context.Context, keyID, id string) (Conversation, []json.RawMessage, error) {
+func (s *Store) Get(ctx context.Context, keyID, id string) (gateway.Conversation, []json.RawMessage, error) {
 	if CheckID(id) != nil {
-		return Conversation{}, nil, notFound(id)
+		return gateway.Conversation{}, nil, notFound(id)
 	}
 	c, _, err := s.meta(ctx, keyID, id)
 	if gateway.IsNotFound(err) {
-		return Conversation{}, nil, notFound(id)
+		return gateway.Conversation{}, nil, notFound(id)
 	}
 	if err != nil {
-		return Conversation{}, nil, fmt.Errorf("read conversation %s: %w", id, err)
+		return gateway.Conversation{}, nil, fmt.Errorf("read conversation %s: %w", id, err)
 	}
 	msgs, err := s.History(ctx, keyID, id)
 	if err != nil {
-		return Conversation{}, nil, err
+		return gateway.Conversation{}, nil, err
 	}
 	return c, msgs, nil
 }
@@ -422,34 +400,34 @@ func (s *Store) Get(ctx context.Context, keyID, id string) (Conversation, []json
 // messages and, past the first, at most maxBytes of them. next is the
 // cursor of the following page, "" after the last. An unknown conversation
 // or a cursor it did not return is ENotFound or EInvalid.
-func (s *Store) Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (c Conversation, msgs []json.RawMessage, next string, err error) {
+func (s *Store) Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (c gateway.Conversation, msgs []json.RawMessage, next string, err error) {
 	if CheckID(id) != nil {
-		return Conversation{}, nil, "", notFound(id)
+		return gateway.Conversation{}, nil, "", notFound(id)
 	}
 	if cursor != "" && (len(cursor) != len(seqSK(0)) || strings.Trim(cursor, "0123456789") != "") {
 		e := gateway.Errorf(gateway.EInvalid, "The cursor %q is not one this conversation returned.", cursor)
 		e.Param = "cursor"
-		return Conversation{}, nil, "", e
+		return gateway.Conversation{}, nil, "", e
 	}
 	c, _, err = s.meta(ctx, keyID, id)
 	if gateway.IsNotFound(err) {
-		return Conversation{}, nil, "", notFound(id)
+		return gateway.Conversation{}, nil, "", notFound(id)
 	}
 	if err != nil {
-		return Conversation{}, nil, "", fmt.Errorf("read conversation %s: %w", id, err)
+		return gateway.Conversation{}, nil, "", fmt.Errorf("read conversation %s: %w", id, err)
 	}
 	size := 0
 	msgs = []json.RawMessage{}
 	for it, err := range storage.QueryAll(ctx, s.records, msgPK(keyID, id), storage.Query{Start: cursor, Limit: min(limit+1, storage.MaxLimit)}) {
 		if err != nil {
-			return Conversation{}, nil, "", fmt.Errorf("read conversation %s: %w", id, err)
+			return gateway.Conversation{}, nil, "", fmt.Errorf("read conversation %s: %w", id, err)
 		}
 		if len(msgs) == limit {
 			return c, msgs, it.SK, nil
 		}
 		m, err := s.message(ctx, it.Value)
 		if err != nil {
-			return Conversation{}, nil, "", err
+			return gateway.Conversation{}, nil, "", err
 		}
 		if len(msgs) > 0 && size+len(m) > maxBytes {
 			return c, msgs, it.SK, nil

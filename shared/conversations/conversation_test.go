@@ -197,7 +197,7 @@ func TestHalfWrittenExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var meta conversations.Conversation
+	var meta gateway.Conversation
 	json.Unmarshal(it.Value, &meta)
 	meta.Next += 2
 	meta.Sizes = append(meta.Sizes, 10, 10)

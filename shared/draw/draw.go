@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,13 +23,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage"
-	"github.com/aigateway/aigateway/shared/upstream"
 )
-
-// Upstream calls the image upstream.
-type Upstream interface {
-	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
-}
 
 // Options bound what is fetched.
 type Options struct {
@@ -47,7 +40,7 @@ type Options struct {
 
 // Service draws and keeps images.
 type Service struct {
-	upstream Upstream
+	upstream gateway.ImageGenerator
 	blobs    storage.Blobs
 	opt      Options
 	fetcher  *http.Client
@@ -55,7 +48,7 @@ type Service struct {
 
 // New returns a Service. It fetches images with opt.Fetcher, or one
 // client of its own whose connections are pooled and closed when idle.
-func New(up Upstream, blobs storage.Blobs, opt Options) *Service {
+func New(up gateway.ImageGenerator, blobs storage.Blobs, opt Options) *Service {
 	if opt.MaxBytes <= 0 {
 		opt.MaxBytes = 20 << 20
 	}
@@ -137,25 +130,14 @@ type Image struct {
 // Path is the image's link on the gateway.
 func (i Image) Path() string { return "/files/" + i.ID }
 
-// Request is what to draw.
-type Request struct {
-	Prompt string
-	N      int
-	Size   string
-	// Options are further members of the OpenAI images request (quality,
-	// style, background, output_format…), passed to the upstream as they
-	// came.
-	Options map[string]json.RawMessage
-}
-
 func blobKey(id string) string { return "images/" + id }
 
-// Generate asks the upstream up for images and stores each. It understands
-// both answer shapes: SiliconFlow's images[].url and OpenAI's data[].url or
-// data[].b64_json. An image that is too large, not an image, or behind a
+// Generate asks the upstream up for images and stores each, fetching the
+// ones it links to and decoding the ones it sends inline. An image that is
+// too large, not an image, or behind a
 // redirect to a private address is refused (EUpstream with the reason), and
 // no image of the request is kept.
-func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req Request) ([]Image, error) {
+func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req gateway.ImageRequest) ([]Image, error) {
 	if strings.TrimSpace(req.Prompt) == "" {
 		e := gateway.Errorf(gateway.EInvalid, "Say what to draw.")
 		e.Param = "prompt"
@@ -164,71 +146,24 @@ func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req Request
 	if req.N < 1 {
 		req.N = 1
 	}
-	body := map[string]any{"model": up.Model, "prompt": req.Prompt, "n": req.N, "size": req.Size}
-	for k, v := range req.Options {
-		if _, set := body[k]; !set {
-			body[k] = v
-		}
-	}
-	if siliconFlow(up.BaseURL) {
-		// SiliconFlow names these its own way.
-		body["image_size"], body["batch_size"] = req.Size, req.N
-		delete(body, "n")
-		delete(body, "size")
-	}
-	raw, _ := json.Marshal(body)
-	resp, err := s.upstream.Post(ctx, up, "/images/generations", raw)
+	sources, err := s.upstream.GenerateImages(ctx, up, req)
 	if err != nil {
 		return nil, err
-	}
-	answer, err := resp.ReadAll(64 << 20)
-	resp.Close()
-	if err != nil {
-		return nil, err
-	}
-	var parsed struct {
-		Images []struct {
-			URL string `json:"url"`
-		} `json:"images"`
-		Data []struct {
-			URL           string `json:"url"`
-			B64JSON       string `json:"b64_json"`
-			RevisedPrompt string `json:"revised_prompt"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(answer, &parsed); err != nil {
-		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream's answer could not be read.")
-	}
-	// One shape: OpenAI's data[] when present (an answer may carry
-	// SiliconFlow's images[] as well, the same pictures), and no more
-	// pictures than were asked for.
-	type source struct{ url, b64, revised string }
-	var sources []source
-	for _, d := range parsed.Data {
-		sources = append(sources, source{url: d.URL, b64: d.B64JSON, revised: d.RevisedPrompt})
-	}
-	if len(sources) == 0 {
-		for _, im := range parsed.Images {
-			sources = append(sources, source{url: im.URL})
-		}
-	}
-	if len(sources) == 0 {
-		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream answered no image.")
 	}
 	sources = sources[:min(len(sources), req.N)]
 	var images []Image
 	for _, src := range sources {
 		var data []byte
 		var ct string
-		if src.b64 != "" {
-			data, ct, err = s.decode(src.b64)
+		if src.B64JSON != "" {
+			data, ct, err = s.decode(src.B64JSON)
 		} else {
-			data, ct, err = s.fetch(ctx, up.BaseURL, src.url)
+			data, ct, err = s.fetch(ctx, up.BaseURL, src.URL)
 		}
 		if err != nil {
 			return nil, err
 		}
-		images = append(images, Image{ID: strings.ToLower(rand.Text()), ContentType: ct, Data: data, RevisedPrompt: src.revised})
+		images = append(images, Image{ID: strings.ToLower(rand.Text()), ContentType: ct, Data: data, RevisedPrompt: src.RevisedPrompt})
 	}
 	// Stored only once every image passed, so a refusal keeps nothing.
 	for i, im := range images {
@@ -240,11 +175,6 @@ func (s *Service) Generate(ctx context.Context, up gateway.Upstream, req Request
 		}
 	}
 	return images, nil
-}
-
-func siliconFlow(base string) bool {
-	u, err := url.Parse(base)
-	return err == nil && (strings.HasSuffix(u.Hostname(), "siliconflow.cn") || strings.HasSuffix(u.Hostname(), "siliconflow.com"))
 }
 
 func refused(format string, args ...any) error {

@@ -49,7 +49,7 @@ func TestShapesAreStoredByteForByte(t *testing.T) {
 	ctx := context.Background()
 	for _, prompt := range []string{"a cat", "#openai a dog", "#b64 a fox"} {
 		t.Run(prompt, func(t *testing.T) {
-			images, err := s.Generate(ctx, up, draw.Request{Prompt: prompt, N: 2, Size: "512x512"})
+			images, err := s.Generate(ctx, up, gateway.ImageRequest{Prompt: prompt, N: 2, Size: "512x512"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestRefusalsStoreNothing(t *testing.T) {
 	for prompt, want := range tests {
 		t.Run(prompt, func(t *testing.T) {
 			log.Reset()
-			_, err := s.Generate(ctx, up, draw.Request{Prompt: prompt, N: 1, Size: "512x512"})
+			_, err := s.Generate(ctx, up, gateway.ImageRequest{Prompt: prompt, N: 1, Size: "512x512"})
 			if gateway.ErrorCode(err) != gateway.EUpstream {
 				t.Fatalf("err = %v, want EUpstream", err)
 			}
@@ -126,7 +126,7 @@ func TestRefusalsStoreNothing(t *testing.T) {
 	if n := stored(t, blobs); n != 0 {
 		t.Fatalf("%d images stored after refusals, want none", n)
 	}
-	if _, err := s.Generate(ctx, up, draw.Request{Prompt: "  ", N: 1}); gateway.ErrorCode(err) != gateway.EInvalid {
+	if _, err := s.Generate(ctx, up, gateway.ImageRequest{Prompt: "  ", N: 1}); gateway.ErrorCode(err) != gateway.EInvalid {
 		t.Fatalf("empty prompt: %v", err)
 	}
 }
@@ -137,11 +137,11 @@ func TestRefusalsStoreNothing(t *testing.T) {
 func TestOneShapeAtMostN(t *testing.T) {
 	s, blobs, up := service(t)
 	ctx := context.Background()
-	images, err := s.Generate(ctx, up, draw.Request{Prompt: "#both two cats", N: 2, Size: "512x512"})
+	images, err := s.Generate(ctx, up, gateway.ImageRequest{Prompt: "#both two cats", N: 2, Size: "512x512"})
 	if err != nil || len(images) != 2 {
 		t.Fatalf("both shapes: %d images, %v; want 2", len(images), err)
 	}
-	images, err = s.Generate(ctx, up, draw.Request{Prompt: "#many one dog", N: 1, Size: "512x512"})
+	images, err = s.Generate(ctx, up, gateway.ImageRequest{Prompt: "#many one dog", N: 1, Size: "512x512"})
 	if err != nil || len(images) != 1 {
 		t.Fatalf("40 pictures for n=1: %d images, %v; want 1", len(images), err)
 	}
@@ -155,12 +155,12 @@ func TestOneShapeAtMostN(t *testing.T) {
 func TestFetchesShareOneClient(t *testing.T) {
 	s, _, up := service(t)
 	ctx := context.Background()
-	if _, err := s.Generate(ctx, up, draw.Request{Prompt: "warm up", N: 1}); err != nil {
+	if _, err := s.Generate(ctx, up, gateway.ImageRequest{Prompt: "warm up", N: 1}); err != nil {
 		t.Fatal(err)
 	}
 	before := runtime.NumGoroutine()
 	for i := range 20 {
-		if _, err := s.Generate(ctx, up, draw.Request{Prompt: fmt.Sprintf("picture %d", i), N: 1}); err != nil {
+		if _, err := s.Generate(ctx, up, gateway.ImageRequest{Prompt: fmt.Sprintf("picture %d", i), N: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +192,7 @@ func TestInjectedFetcherIsUsed(t *testing.T) {
 	tr := &countingTransport{}
 	s := draw.New(up, blobs, draw.Options{MaxBytes: 1 << 20, Fetcher: &http.Client{Transport: tr}})
 	images, err := s.Generate(context.Background(), gateway.Upstream{BaseURL: fake.URL, Model: "fake/kolors"},
-		draw.Request{Prompt: "#otherport a neighbour", N: 1})
+		gateway.ImageRequest{Prompt: "#otherport a neighbour", N: 1})
 	if err != nil || len(images) != 1 {
 		t.Fatalf("Generate = %d images, %v; want 1 through the injected fetcher", len(images), err)
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/storage"
-	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Keys authenticates client API keys.
@@ -38,13 +37,13 @@ type Settings interface {
 
 // Meter holds keys to their limits and records usage.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (usage.Reservation, error)
-	Record(ctx context.Context, r usage.Record) error
+	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error)
+	Record(ctx context.Context, r gateway.UsageRecord) error
 }
 
 // Drawer draws images and keeps them.
 type Drawer interface {
-	Generate(ctx context.Context, up gateway.Upstream, req draw.Request) ([]draw.Image, error)
+	Generate(ctx context.Context, up gateway.Upstream, req gateway.ImageRequest) ([]draw.Image, error)
 	Open(ctx context.Context, id string) (io.ReadCloser, storage.BlobInfo, error)
 	SignedURL(ctx context.Context, id string, ttl time.Duration) (string, error)
 }
@@ -170,17 +169,17 @@ func (h *Handler) Generate(w http.ResponseWriter, r *http.Request) error {
 	if req.Size == "" {
 		req.Size = st.ImageSize
 	}
-	res, err := h.Meter.Admit(r.Context(), key, int64(req.N)*usage.ImageTokens)
+	res, err := h.Meter.Admit(r.Context(), key, int64(req.N)*gateway.ImageTokens)
 	if err != nil {
 		return err
 	}
-	rec := usage.Record{RequestID: w.Header().Get("X-Request-ID"), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK,
+	rec := gateway.UsageRecord{RequestID: w.Header().Get("X-Request-ID"), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK,
 		Reservation: &res, PerMinute: key.TPM > 0}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)
 	}()
-	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), draw.Request{Prompt: req.Prompt, N: req.N, Size: req.Size, Options: req.Options})
+	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), gateway.ImageRequest{Prompt: req.Prompt, N: req.N, Size: req.Size, Options: req.Options})
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err
@@ -241,7 +240,7 @@ func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
 
 // record stores a usage record; a failure is logged, since the answer has
 // gone out already.
-func (h *Handler) record(ctx context.Context, rec usage.Record) {
+func (h *Handler) record(ctx context.Context, rec gateway.UsageRecord) {
 	if rec.RequestID == "" {
 		rec.RequestID = "none"
 	}

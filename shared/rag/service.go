@@ -2,15 +2,12 @@ package rag
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/aigateway/aigateway/shared/chunk"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/upstream"
 )
 
 // Settings supplies the current settings.
@@ -18,22 +15,19 @@ type Settings interface {
 	Get(ctx context.Context) (gateway.Settings, error)
 }
 
-// Upstream calls the RAG upstream.
-type Upstream interface {
-	Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*upstream.Response, error)
-}
-
 // Service indexes documents' text into the library and retrieves from it,
 // through the RAG upstream (embeddings, rerank).
 type Service struct {
 	settings Settings
-	upstream Upstream
+	embedder gateway.Embedder
+	reranker gateway.Reranker
 	lib      *Library
 }
 
-// NewService returns a Service over lib.
-func NewService(lib *Library, st Settings, up Upstream) *Service {
-	return &Service{settings: st, upstream: up, lib: lib}
+// NewService returns a Service over lib, embedding with e and reranking
+// with r.
+func NewService(lib *Library, st Settings, e gateway.Embedder, r gateway.Reranker) *Service {
+	return &Service{settings: st, embedder: e, reranker: r, lib: lib}
 }
 
 // Index chunks text, the text of doc, embeds the chunks through the RAG
@@ -100,7 +94,7 @@ func (s *Service) embed(ctx context.Context, rag gateway.RAGSettings, inputs []s
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			vs, err := s.embedBatch(ctx, up, inputs[start:end])
+			vs, err := s.embedder.Embed(ctx, up, inputs[start:end])
 			if err != nil {
 				cancel(err)
 				return
@@ -111,39 +105,6 @@ func (s *Service) embed(ctx context.Context, rag gateway.RAGSettings, inputs []s
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
-	}
-	return out, nil
-}
-
-func (s *Service) embedBatch(ctx context.Context, up gateway.Upstream, inputs []string) ([][]float32, error) {
-	body, err := json.Marshal(map[string]any{"model": up.Model, "input": inputs, "encoding_format": "float"})
-	if err != nil {
-		return nil, fmt.Errorf("encode embeddings request: %w", err)
-	}
-	resp, err := s.upstream.Post(ctx, up, "/embeddings", body)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Close()
-	raw, err := resp.ReadAll(64 << 20)
-	if err != nil {
-		return nil, err
-	}
-	var answer struct {
-		Data []struct {
-			Index     int       `json:"index"`
-			Embedding []float32 `json:"embedding"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Data) != len(inputs) {
-		return nil, gateway.Errorf(gateway.EUpstream, "The embedding upstream's answer is not an embeddings list for the inputs.")
-	}
-	out := make([][]float32, len(inputs))
-	for _, d := range answer.Data {
-		if d.Index < 0 || d.Index >= len(out) || len(d.Embedding) == 0 {
-			return nil, gateway.Errorf(gateway.EUpstream, "The embedding upstream's answer is not an embeddings list for the inputs.")
-		}
-		out[d.Index] = d.Embedding
 	}
 	return out, nil
 }
@@ -198,28 +159,13 @@ func (s *Service) rerank(ctx context.Context, rag gateway.RAGSettings, query str
 	for i, h := range hits {
 		docs[i] = h.Text
 	}
-	body, _ := json.Marshal(map[string]any{"model": rag.RerankModel, "query": query, "documents": docs, "top_n": len(docs)})
 	up := gateway.Upstream{BaseURL: rag.BaseURL, APIKey: rag.APIKey, Model: rag.RerankModel}
-	resp, err := s.upstream.Post(ctx, up, "/rerank", body)
+	ranked, err := s.reranker.Rerank(ctx, up, query, docs)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Close()
-	raw, err := resp.ReadAll(16 << 20)
-	if err != nil {
-		return nil, err
-	}
-	var answer struct {
-		Results []struct {
-			Index int     `json:"index"`
-			Score float64 `json:"relevance_score"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(raw, &answer); err != nil {
-		return nil, gateway.Errorf(gateway.EUpstream, "The rerank upstream's answer could not be read.")
-	}
-	out := make([]Hit, 0, len(answer.Results))
-	for _, r := range answer.Results {
+	out := make([]Hit, 0, len(ranked))
+	for _, r := range ranked {
 		if r.Index >= 0 && r.Index < len(hits) {
 			h := hits[r.Index]
 			h.Rerank = r.Score

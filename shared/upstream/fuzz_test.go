@@ -26,8 +26,12 @@ func FuzzEvents(f *testing.F) {
 		r.timer = time.AfterFunc(time.Minute, func() {})
 		defer r.timer.Stop()
 		n := 0
-		for ev, err := range r.Events() {
+		for {
+			ev, err := r.Next()
 			if err != nil {
+				if again, err2 := r.Next(); err2 != err || again.Raw != nil {
+					t.Fatalf("after %v, Next returned %q, %v", err, again.Raw, err2)
+				}
 				break
 			}
 			if len(ev.Raw) > MaxEvent+2 || len(ev.Data) > len(ev.Raw) {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -105,8 +104,17 @@ func Endpoint(base, path string) string {
 // times with jittered exponential backoff, honouring a short Retry-After.
 // What still fails comes back as a gateway error (EUpstream, ETimeout,
 // EUnavailable, EInvalid for a request the upstream refused as bad). The
-// caller closes the response.
-func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (*Response, error) {
+// caller closes the answer. It is the gateway.Poster of the chat handler.
+func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (gateway.Answer, error) {
+	resp, err := c.send(ctx, up, path, body)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// send is Post with the concrete answer.
+func (c *Client) send(ctx context.Context, up gateway.Upstream, path string, body []byte) (*Response, error) {
 	if up.BaseURL == "" {
 		return nil, gateway.Errorf(gateway.EUnavailable, "The upstream API is not configured yet; set it in the admin panel.")
 	}
@@ -269,7 +277,8 @@ func upstreamMessage(data []byte) string {
 }
 
 // Response is a 2xx upstream answer whose body is read as one value
-// (ReadAll) or as server-sent events (Events).
+// (ReadAll) or as server-sent events (Next): the gateway.Answer of the HTTP
+// upstreams.
 type Response struct {
 	StatusCode int
 	Header     http.Header
@@ -279,22 +288,30 @@ type Response struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	idle   time.Duration
-	br     *bufio.Reader // set while Events runs
 
 	contentLength int64
+
+	// The event reader, from the first Next to the end of the stream.
+	br        *bufio.Reader
+	raw, data []byte // the event being read
+	long      []byte // a line longer than br's buffer
+	err       error  // what every later Next returns
 }
 
-// IsEventStream reports whether the upstream answered with server-sent
-// events.
-func (r *Response) IsEventStream() bool {
+// Stream reports whether the upstream answered with server-sent events.
+func (r *Response) Stream() bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream")
 }
+
+// ContentType is the Content-Type the upstream sent.
+func (r *Response) ContentType() string { return r.Header.Get("Content-Type") }
 
 // Close releases the response and its connection.
 func (r *Response) Close() {
 	r.timer.Stop()
 	r.cancel(nil)
 	r.body.Close()
+	r.release()
 }
 
 // readErr turns a body read failure into a gateway error.
@@ -345,23 +362,11 @@ func (r *Response) ReadAll(limit int64) ([]byte, error) {
 	}
 }
 
-// Event is one server-sent event.
-type Event struct {
-	// Raw is the event as received, its lines and the blank line ending it,
-	// with line ends normalised to "\n".
-	Raw []byte
-	// Data is the event's data: its data fields joined by "\n".
-	Data []byte
-}
-
-// Done reports whether this is the OpenAI end-of-stream marker.
-func (e Event) Done() bool { return string(e.Data) == "[DONE]" }
-
-// EventReady reports whether another complete event has already been
-// received and can be yielded without waiting on the network. A relay
-// flushes when it is false, so that events that arrive together leave
-// together, and no event waits for one that has not arrived.
-func (r *Response) EventReady() bool {
+// Ready reports whether another complete event has already been received
+// and Next can return it without waiting on the network. A relay flushes
+// when it is false, so that events that arrive together leave together,
+// and no event waits for one that has not arrived.
+func (r *Response) Ready() bool {
 	if r.br == nil || r.br.Buffered() == 0 {
 		return false
 	}
@@ -380,60 +385,66 @@ const (
 // readers recycles the buffered readers of event streams.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
-// Events yields the body's events as they arrive; each one resets the idle
-// timeout. An event's Raw and Data are valid only until the next iteration.
-// Reading stops at the end of the body, at the first error, or when the
-// caller stops iterating.
-func (r *Response) Events() iter.Seq2[Event, error] {
-	return func(yield func(Event, error) bool) {
-		br := readers.Get().(*bufio.Reader)
-		br.Reset(r.body)
-		r.br = br
-		defer func() {
-			r.br = nil
-			br.Reset(nil)
-			readers.Put(br)
-		}()
-		raw := make([]byte, 0, 1024)
-		data := make([]byte, 0, 1024)
-		var long []byte
-		hasData := false
-		for {
-			line, err := readLine(br, &long)
-			r.timer.Reset(r.idle)
-			if err != nil {
-				if err == io.EOF && len(raw) > 0 {
-					yield(Event{Raw: append(raw, '\n'), Data: data}, nil)
-					return
-				}
-				if err != io.EOF {
-					yield(Event{}, r.readErr(err))
-				}
-				return
+// Next returns the body's next event as it arrives; each read resets the
+// idle timeout. The event's Raw and Data are valid until the next call.
+// After the last event it returns io.EOF; after a failure, the failure
+// again.
+func (r *Response) Next() (gateway.Event, error) {
+	if r.err != nil {
+		return gateway.Event{}, r.err
+	}
+	if r.br == nil {
+		r.br = readers.Get().(*bufio.Reader)
+		r.br.Reset(r.body)
+		if r.raw == nil {
+			r.raw, r.data = make([]byte, 0, 1024), make([]byte, 0, 1024)
+		}
+	}
+	r.raw, r.data = r.raw[:0], r.data[:0]
+	hasData := false
+	for {
+		line, err := readLine(r.br, &r.long)
+		r.timer.Reset(r.idle)
+		if err != nil {
+			r.release()
+			if err != io.EOF {
+				r.err = r.readErr(err)
+				return gateway.Event{}, r.err
 			}
-			if len(line) == 0 {
-				if len(raw) == 0 {
-					continue
-				}
-				if !yield(Event{Raw: append(raw, '\n'), Data: data}, nil) {
-					return
-				}
-				raw, data, hasData = raw[:0], data[:0], false
+			r.err = io.EOF
+			if len(r.raw) > 0 { // the last event, without its blank line
+				return gateway.Event{Raw: append(r.raw, '\n'), Data: r.data}, nil
+			}
+			return gateway.Event{}, io.EOF
+		}
+		if len(line) == 0 {
+			if len(r.raw) == 0 {
 				continue
 			}
-			if len(raw)+len(line) > MaxEvent {
-				yield(Event{}, r.readErr(errEventTooLong))
-				return
-			}
-			raw = append(append(raw, line...), '\n')
-			if v, ok := field(line, "data"); ok {
-				if hasData {
-					data = append(data, '\n')
-				}
-				data = append(data, v...)
-				hasData = true
-			}
+			return gateway.Event{Raw: append(r.raw, '\n'), Data: r.data}, nil
 		}
+		if len(r.raw)+len(line) > MaxEvent {
+			r.release()
+			r.err = r.readErr(errEventTooLong)
+			return gateway.Event{}, r.err
+		}
+		r.raw = append(append(r.raw, line...), '\n')
+		if v, ok := field(line, "data"); ok {
+			if hasData {
+				r.data = append(r.data, '\n')
+			}
+			r.data = append(r.data, v...)
+			hasData = true
+		}
+	}
+}
+
+// release returns the event reader to the pool.
+func (r *Response) release() {
+	if r.br != nil {
+		r.br.Reset(nil)
+		readers.Put(r.br)
+		r.br = nil
 	}
 }
 

@@ -3,6 +3,8 @@ package upstream_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,11 +60,11 @@ func TestEventsParsing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Close()
-	if !resp.IsEventStream() {
-		t.Fatal("IsEventStream = false")
+	if !resp.Stream() {
+		t.Fatal("Stream = false")
 	}
 	var data, raws []string
-	for ev, err := range resp.Events() {
+	for ev, err := range events(resp) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +145,7 @@ func TestTimeouts(t *testing.T) {
 		defer resp.Close()
 		var got []string
 		var last error
-		for ev, err := range resp.Events() {
+		for ev, err := range events(resp) {
 			if err != nil {
 				last = err
 				break
@@ -334,5 +336,18 @@ func TestInjectedClientCarriesEveryCall(t *testing.T) {
 	}
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Fatalf("the first-byte timeout fired after %v on the injected client", d)
+	}
+}
+
+// events ranges over an answer's events, pulled with Next, ending with a
+// failure or before io.EOF.
+func events(a gateway.Answer) iter.Seq2[gateway.Event, error] {
+	return func(yield func(gateway.Event, error) bool) {
+		for {
+			ev, err := a.Next()
+			if err == io.EOF || !yield(ev, err) || err != nil {
+				return
+			}
+		}
 	}
 }

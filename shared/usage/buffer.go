@@ -62,8 +62,8 @@ func (b *Buffer) loop() {
 	}
 }
 
-// Record queues r. After Close it writes r at once.
-func (b *Buffer) Record(ctx context.Context, r Record) error {
+// gateway.UsageRecord queues r. After Close it writes r at once.
+func (b *Buffer) Record(ctx context.Context, r gateway.UsageRecord) error {
 	item, incrs, err := b.writes(r)
 	if err != nil {
 		return err
@@ -98,7 +98,7 @@ func (b *Buffer) Record(ctx context.Context, r Record) error {
 
 // Admit implements Meter.Admit, counting the tokens still waiting or
 // being written.
-func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (Reservation, error) {
+func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error) {
 	return b.admit(ctx, key, reserve, b.pendingTokens)
 }
 
@@ -171,12 +171,12 @@ func (b *Buffer) putItems(ctx context.Context, items []storage.Item) error {
 func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
 
 // Extend implements Meter.Extend.
-func (b *Buffer) Extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64) error {
+func (b *Buffer) Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error {
 	return b.extend(ctx, res, key, more, b.pendingTokens)
 }
 
 // Release implements Meter.Release.
-func (b *Buffer) Release(ctx context.Context, res Reservation) { b.Meter.Release(ctx, res) }
+func (b *Buffer) Release(ctx context.Context, res gateway.Reservation) { b.Meter.Release(ctx, res) }
 
 // Close writes what waits and stops the buffer; later records are written
 // at once.

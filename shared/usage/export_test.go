@@ -14,14 +14,14 @@ import (
 
 // Requests returns the request records of one day, newest first, at most
 // limit, after cursor.
-func (m *Meter) Requests(ctx context.Context, day time.Time, cursor string, limit int) ([]Record, string, error) {
+func (m *Meter) Requests(ctx context.Context, day time.Time, cursor string, limit int) ([]gateway.UsageRecord, string, error) {
 	page, err := m.records.Query(ctx, requestPK+day.UTC().Format(time.DateOnly), storage.Query{Desc: true, Limit: limit, Cursor: cursor})
 	if err != nil {
 		return nil, "", fmt.Errorf("read requests: %w", err)
 	}
-	out := make([]Record, 0, len(page.Items))
+	out := make([]gateway.UsageRecord, 0, len(page.Items))
 	for _, it := range page.Items {
-		var r Record
+		var r gateway.UsageRecord
 		if err := json.Unmarshal(it.Value, &r); err != nil {
 			return nil, "", fmt.Errorf("decode usage %s: %w", it.SK, err)
 		}

@@ -49,22 +49,6 @@ func retryAfter(now, next time.Time) int {
 // any model's context, so that only an upstream's nonsense is cut.
 const MaxTokens = 10_000_000
 
-// ImageTokens is what one drawn image counts against a key's token limits
-// (its quota and tokens per minute), so that limits stop drawing too.
-const ImageTokens = 1000
-
-// Reservation is what a request admitted under token limits holds of
-// them until its usage is recorded.
-type Reservation struct {
-	KeyID  string
-	Tokens int64
-	// Window is the minute its tokens count in, for tokens per minute.
-	Window  string
-	quota   bool
-	perMin  bool
-	expires time.Time
-}
-
 // Admit counts a request of key against its limits, and reserves tokens
 // (an estimate of what it will use) of its token quota and tokens per
 // minute, so that concurrent requests cannot all pass on the same room:
@@ -72,54 +56,54 @@ type Reservation struct {
 // ELimited with RetryAfter when the key is over its requests or tokens per
 // minute, and ELimited with the code insufficient_quota (no Retry-After:
 // waiting does not help) when its token quota is used up. The request's
-// Record settles the reservation with the tokens really used; a request
+// gateway.UsageRecord settles the reservation with the tokens really used; a request
 // that never gets that far gives it back with Release.
-func (m *Meter) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (Reservation, error) {
+func (m *Meter) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error) {
 	return m.admit(ctx, key, reserve, func(string, string) int64 { return 0 })
 }
 
 // admit is Admit with pending: tokens counted but not yet written, by item.
-func (m *Meter) admit(ctx context.Context, key gateway.APIKey, reserve int64, pending func(pk, sk string) int64) (Reservation, error) {
+func (m *Meter) admit(ctx context.Context, key gateway.APIKey, reserve int64, pending func(pk, sk string) int64) (gateway.Reservation, error) {
 	now := m.now()
 	win, next := minute(now)
-	res := Reservation{KeyID: key.ID, Window: win, expires: next.Add(time.Minute)}
+	res := gateway.Reservation{KeyID: key.ID, Window: win, Expires: next.Add(time.Minute)}
 	reserve = max(reserve, 1)
 	if key.TokenQuota > 0 {
 		c, err := m.records.Incr(ctx, quotaPK, key.ID, map[string]int64{"tokens": reserve}, time.Time{})
 		if err != nil {
-			return Reservation{}, fmt.Errorf("reserve quota of %s: %w", key.ID, err)
+			return gateway.Reservation{}, fmt.Errorf("reserve quota of %s: %w", key.ID, err)
 		}
-		res.Tokens, res.quota = reserve, true
+		res.Tokens, res.Quota = reserve, true
 		if c["tokens"]-reserve+pending(quotaPK, key.ID) >= key.TokenQuota {
 			m.Release(ctx, res)
-			return Reservation{}, gateway.Errorf(gateway.EQuota, "This API key has used its token quota of %d tokens.", key.TokenQuota)
+			return gateway.Reservation{}, gateway.Errorf(gateway.EQuota, "This API key has used its token quota of %d tokens.", key.TokenQuota)
 		}
 	}
 	if key.TPM > 0 {
-		c, err := m.records.Incr(ctx, limitPK+key.ID, "tpm#"+win, map[string]int64{"tokens": reserve}, res.expires)
+		c, err := m.records.Incr(ctx, limitPK+key.ID, "tpm#"+win, map[string]int64{"tokens": reserve}, res.Expires)
 		if err != nil {
 			m.Release(ctx, res)
-			return Reservation{}, fmt.Errorf("reserve tokens per minute of %s: %w", key.ID, err)
+			return gateway.Reservation{}, fmt.Errorf("reserve tokens per minute of %s: %w", key.ID, err)
 		}
-		res.Tokens, res.perMin = reserve, true
+		res.Tokens, res.PerMinute = reserve, true
 		if c["tokens"]-reserve+pending(limitPK+key.ID, "tpm#"+win) >= key.TPM {
 			m.Release(ctx, res)
 			e := gateway.Errorf(gateway.ELimited, "Rate limit reached: this key may use %d tokens per minute.", key.TPM)
 			e.RetryAfter = retryAfter(now, next)
-			return Reservation{}, e
+			return gateway.Reservation{}, e
 		}
 	}
 	if key.RPM > 0 {
 		c, err := m.records.Incr(ctx, limitPK+key.ID, "rpm#"+win, map[string]int64{"requests": 1}, next.Add(time.Minute))
 		if err != nil {
 			m.Release(ctx, res)
-			return Reservation{}, fmt.Errorf("count request of %s: %w", key.ID, err)
+			return gateway.Reservation{}, fmt.Errorf("count request of %s: %w", key.ID, err)
 		}
 		if c["requests"] > key.RPM {
 			m.Release(ctx, res)
 			e := gateway.Errorf(gateway.ELimited, "Rate limit reached: this key may make %d requests per minute.", key.RPM)
 			e.RetryAfter = retryAfter(now, next)
-			return Reservation{}, e
+			return gateway.Reservation{}, e
 		}
 	}
 	return res, nil
@@ -127,9 +111,9 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, reserve int64, pe
 
 // Release gives back the tokens of a reservation whose request ended
 // before its usage could be recorded.
-func (m *Meter) Release(ctx context.Context, res Reservation) {
+func (m *Meter) Release(ctx context.Context, res gateway.Reservation) {
 	ctx = context.WithoutCancel(ctx)
-	for _, in := range res.settle(0) {
+	for _, in := range settle(res, 0) {
 		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
 			slog.ErrorContext(ctx, "give back reserved tokens", "key", res.KeyID, "err", err)
 		}
@@ -141,14 +125,14 @@ func (m *Meter) Release(ctx context.Context, res Reservation) {
 // it will use. Like Admit, it refuses (ELimited or insufficient_quota, the
 // extension given back) when the key's other requests already hold its
 // limit; the reservation is then as it was.
-func (m *Meter) Extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64) error {
+func (m *Meter) Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error {
 	return m.extend(ctx, res, key, more, func(string, string) int64 { return 0 })
 }
 
 // extend is Extend with pending: tokens counted but not yet written, by
 // item.
-func (m *Meter) extend(ctx context.Context, res *Reservation, key gateway.APIKey, more int64, pending func(pk, sk string) int64) error {
-	if more <= 0 || (!res.quota && !res.perMin) {
+func (m *Meter) extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64, pending func(pk, sk string) int64) error {
+	if more <= 0 || (!res.Quota && !res.PerMinute) {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -161,7 +145,7 @@ func (m *Meter) extend(ctx context.Context, res *Reservation, key gateway.APIKey
 	}
 	grown := *res
 	grown.Tokens = -more // settle(0) adds what was reserved: here, more
-	for _, in := range grown.settle(0) {
+	for _, in := range settle(grown, 0) {
 		c, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
 		if err != nil {
 			undo()
@@ -186,53 +170,20 @@ func (m *Meter) extend(ctx context.Context, res *Reservation, key gateway.APIKey
 
 // settle returns the counter changes that turn the reservation into used
 // tokens.
-func (res Reservation) settle(used int64) []incr {
+func settle(res gateway.Reservation, used int64) []incr {
 	var out []incr
-	if res.quota {
+	if res.Quota {
 		out = append(out, incr{pk: quotaPK, sk: res.KeyID, deltas: map[string]int64{"tokens": used - res.Tokens}})
 	}
-	if res.perMin {
-		out = append(out, incr{pk: limitPK + res.KeyID, sk: "tpm#" + res.Window, deltas: map[string]int64{"tokens": used - res.Tokens}, expires: res.expires})
+	if res.PerMinute {
+		out = append(out, incr{pk: limitPK + res.KeyID, sk: "tpm#" + res.Window, deltas: map[string]int64{"tokens": used - res.Tokens}, expires: res.Expires})
 	}
 	return out
 }
 
-// Record is one metered request.
-type Record struct {
-	RequestID        string `json:"request_id"`
-	KeyID            string `json:"key_id"`
-	Model            string `json:"model"`
-	Kind             string `json:"kind"` // "chat", "embeddings", "image"
-	Stream           bool   `json:"stream"`
-	Status           int    `json:"status"`
-	PromptTokens     int64  `json:"prompt_tokens"`
-	CompletionTokens int64  `json:"completion_tokens"`
-	LatencyMS        int64  `json:"latency_ms"`
-	// Partial marks a request whose answer broke off (the upstream failed
-	// or the client left); its tokens are what was received.
-	Partial bool `json:"partial,omitempty"`
-	// Estimated marks tokens the gateway estimated because the upstream
-	// reported none.
-	Estimated bool `json:"estimated,omitempty"`
-	// Clamped marks usage the upstream reported out of bounds (negative,
-	// or absurdly large), recorded clamped.
-	Clamped bool `json:"clamped,omitempty"`
-	// Images counts the images drawn; each counts ImageTokens against the
-	// key's token quota and tokens per minute.
-	Images int64 `json:"images,omitempty"`
-	// PerMinute asks for the tokens to count against the key's tokens per
-	// minute (only keys with such a limit need the extra write), when the
-	// request holds no Reservation.
-	PerMinute bool `json:"-"`
-	// Reservation, when the request was admitted with one, is settled with
-	// the tokens recorded.
-	Reservation *Reservation `json:"-"`
-	Time        time.Time    `json:"time"`
-}
-
-// Record stores r, adds it to its day's summary and counts its tokens
+// gateway.UsageRecord stores r, adds it to its day's summary and counts its tokens
 // against the key's limits, before it returns.
-func (m *Meter) Record(ctx context.Context, r Record) error {
+func (m *Meter) Record(ctx context.Context, r gateway.UsageRecord) error {
 	item, incrs, err := m.writes(r)
 	if err != nil {
 		return err
@@ -262,7 +213,7 @@ type incr struct {
 
 // writes returns what recording r writes: the request's item and the
 // counter changes (day summary, tokens per minute, quota).
-func (m *Meter) writes(r Record) (storage.Item, []incr, error) {
+func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 	// Whatever path the tokens came by, nonsense never moves a counter.
 	for _, n := range []*int64{&r.PromptTokens, &r.CompletionTokens, &r.Images} {
 		if c := min(max(*n, 0), MaxTokens); c != *n {
@@ -285,10 +236,10 @@ func (m *Meter) writes(r Record) (storage.Item, []incr, error) {
 		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
 		"images": r.Images,
 	}}}
-	tokens := r.PromptTokens + r.CompletionTokens + r.Images*ImageTokens
+	tokens := r.PromptTokens + r.CompletionTokens + r.Images*gateway.ImageTokens
 	if r.Reservation != nil && r.Reservation.Tokens > 0 {
-		incrs = append(incrs, r.Reservation.settle(tokens)...)
-		if !r.Reservation.quota {
+		incrs = append(incrs, settle(*r.Reservation, tokens)...)
+		if !r.Reservation.Quota {
 			incrs = append(incrs, incr{pk: quotaPK, sk: r.KeyID, deltas: map[string]int64{"tokens": tokens}})
 		}
 		return item, incrs, nil
@@ -311,33 +262,11 @@ func flag(b bool) int64 {
 	return 0
 }
 
-// Row is one day's usage of one key and model.
-type Row struct {
-	Day              string `json:"day"`
-	KeyID            string `json:"key_id"`
-	Model            string `json:"model"`
-	Requests         int64  `json:"requests"`
-	Errors           int64  `json:"errors"`
-	Partial          int64  `json:"partial"`
-	PromptTokens     int64  `json:"prompt_tokens"`
-	CompletionTokens int64  `json:"completion_tokens"`
-	TotalTokens      int64  `json:"total_tokens"`
-	Images           int64  `json:"images"`
-	AvgLatencyMS     int64  `json:"avg_latency_ms"`
-}
-
-// Filter selects summary rows.
-type Filter struct {
-	From, To time.Time // days, inclusive
-	KeyID    string
-	Model    string
-}
-
 // MaxDays bounds one report.
 const MaxDays = 366
 
 // Summary returns the rows of f's days, oldest day first.
-func (m *Meter) Summary(ctx context.Context, f Filter) ([]Row, error) {
+func (m *Meter) Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error) {
 	from, to := f.From.UTC().Truncate(24*time.Hour), f.To.UTC().Truncate(24*time.Hour)
 	if to.Before(from) {
 		return nil, gateway.Errorf(gateway.EInvalid, "The range ends before it starts.")
@@ -345,7 +274,7 @@ func (m *Meter) Summary(ctx context.Context, f Filter) ([]Row, error) {
 	if to.Sub(from) > MaxDays*24*time.Hour {
 		return nil, gateway.Errorf(gateway.EInvalid, "A report covers at most %d days.", MaxDays)
 	}
-	rows := []Row{}
+	rows := []gateway.UsageRow{}
 	for d := from; !d.After(to); d = d.Add(24 * time.Hour) {
 		day := d.Format(time.DateOnly)
 		q := storage.Query{Limit: storage.MaxLimit}
@@ -363,7 +292,7 @@ func (m *Meter) Summary(ctx context.Context, f Filter) ([]Row, error) {
 					continue
 				}
 				c := it.Counters
-				row := Row{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
+				row := gateway.UsageRow{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
 					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"]}
 				row.TotalTokens = row.PromptTokens + row.CompletionTokens
 				if row.Requests > 0 {

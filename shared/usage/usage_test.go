@@ -16,10 +16,10 @@ import (
 func records(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }
 
 type meter interface {
-	Admit(context.Context, gateway.APIKey, int64) (usage.Reservation, error)
-	Release(context.Context, usage.Reservation)
-	Record(context.Context, usage.Record) error
-	Summary(context.Context, usage.Filter) ([]usage.Row, error)
+	Admit(context.Context, gateway.APIKey, int64) (gateway.Reservation, error)
+	Release(context.Context, gateway.Reservation)
+	Record(context.Context, gateway.UsageRecord) error
+	Summary(context.Context, gateway.UsageFilter) ([]gateway.UsageRow, error)
 }
 
 func admit(m meter, key gateway.APIKey) error {
@@ -47,7 +47,7 @@ func TestMeterAndBuffer(t *testing.T) {
 				if err != nil {
 					t.Fatalf("request %d refused: %v", i+1, err)
 				}
-				if err := m.Record(ctx, usage.Record{RequestID: fmt.Sprint(i), KeyID: key.ID, Model: "m", Status: 200,
+				if err := m.Record(ctx, gateway.UsageRecord{RequestID: fmt.Sprint(i), KeyID: key.ID, Model: "m", Status: 200,
 					PromptTokens: 11, CompletionTokens: 7, LatencyMS: 10, PerMinute: true, Reservation: &res}); err != nil {
 					t.Fatal(err)
 				}
@@ -62,7 +62,7 @@ func TestMeterAndBuffer(t *testing.T) {
 			}
 			closeIt()
 			now := time.Now()
-			rows, err := m.Summary(ctx, usage.Filter{From: now, To: now})
+			rows, err := m.Summary(ctx, gateway.UsageFilter{From: now, To: now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func TestQuotaUnderConcurrency(t *testing.T) {
 							return
 						}
 						time.Sleep(20 * time.Millisecond) // the stream
-						m.Record(context.Background(), usage.Record{RequestID: fmt.Sprint(key.ID, i), KeyID: key.ID, Model: "m",
+						m.Record(context.Background(), gateway.UsageRecord{RequestID: fmt.Sprint(key.ID, i), KeyID: key.ID, Model: "m",
 							Status: 200, PromptTokens: 60, CompletionTokens: 40, PerMinute: key.TPM > 0, Reservation: &res})
 						mu.Lock()
 						used += 100
@@ -154,14 +154,14 @@ func TestNonsenseUsageClamped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Record(ctx, usage.Record{RequestID: "1", KeyID: "k", Model: "emb", Kind: "embeddings", Status: 200,
+	if err := m.Record(ctx, gateway.UsageRecord{RequestID: "1", KeyID: "k", Model: "emb", Kind: "embeddings", Status: 200,
 		PromptTokens: -1000000, Reservation: &res}); err != nil {
 		t.Fatal(err)
 	}
 	if used, _ := m.Used(ctx, "k"); used < 0 {
 		t.Fatalf("quota counter went negative: %d", used)
 	}
-	if err := m.Record(ctx, usage.Record{RequestID: "2", KeyID: "k", Model: "emb", Status: 200, PromptTokens: 1 << 50}); err != nil {
+	if err := m.Record(ctx, gateway.UsageRecord{RequestID: "2", KeyID: "k", Model: "emb", Status: 200, PromptTokens: 1 << 50}); err != nil {
 		t.Fatal(err)
 	}
 	if used, _ := m.Used(ctx, "k"); used > usage.MaxTokens {
@@ -190,7 +190,7 @@ func TestExtendReservation(t *testing.T) {
 	if used, _ := m.Used(ctx, "k"); used != 100 {
 		t.Fatalf("counter after extending = %d, want 100", used)
 	}
-	if err := m.Record(ctx, usage.Record{RequestID: "1", KeyID: "k", Model: "m", Status: 200, PromptTokens: 40, CompletionTokens: 10, Reservation: &res}); err != nil {
+	if err := m.Record(ctx, gateway.UsageRecord{RequestID: "1", KeyID: "k", Model: "m", Status: 200, PromptTokens: 40, CompletionTokens: 10, Reservation: &res}); err != nil {
 		t.Fatal(err)
 	}
 	if used, _ := m.Used(ctx, "k"); used != 50 {
@@ -205,7 +205,7 @@ func TestExtendUnderBurst(t *testing.T) {
 	ctx := context.Background()
 	m := usage.New(records(t))
 	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 5000}}
-	var held []usage.Reservation
+	var held []gateway.Reservation
 	for range 30 {
 		res, err := m.Admit(ctx, key, 1030)
 		if err != nil {

@@ -6,8 +6,8 @@ package chatfn
 import (
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/app/imagefn"
+	"github.com/aigateway/aigateway/shared/app/knowledge"
 	"github.com/aigateway/aigateway/shared/chat"
-	"github.com/aigateway/aigateway/shared/rag"
 )
 
 // Part is the chat function.
@@ -15,18 +15,10 @@ var Part = app.Part{Function: app.FnChat, Build: build}
 
 func build(c *app.Core) (app.Served, error) {
 	h := chat.New(chat.Deps{Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog, Meter: c.Meter,
-		Conversations: c.Conversations, Knowledge: knowledge(c),
+		Conversations: c.Conversations, Knowledge: knowledge.Of(c),
 		Draw:     imagefn.Drawing(c),
 		Upstream: c.Upstream, Metrics: c.Metrics},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout})
 	return app.Served{Handlers: []app.HandlerFunc{h.Models, h.Completions, h.Embeddings,
 		h.ListConversations, h.GetConversation, h.DeleteConversation}, Value: h}, nil
-}
-
-// knowledge is the knowledge bases' index and retrieval, one per gateway
-// (the chat and upload functions of one process share it).
-func knowledge(c *app.Core) *rag.Service {
-	return c.Shared("rag", func() any {
-		return rag.NewService(rag.NewLibrary(c.Stores.Blobs, c.Stores.KV, c.Config.CacheTTL), c.Settings, c.Upstream)
-	}).(*rag.Service)
 }

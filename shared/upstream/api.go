@@ -1,0 +1,147 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/aigateway/aigateway/shared/gateway"
+)
+
+// The typed calls of OpenAI-compatible APIs: the gateway.Embedder,
+// gateway.Reranker and gateway.ImageGenerator of the HTTP upstreams.
+
+// Embed returns the embeddings of inputs from up's /embeddings, in one
+// request (batching is the caller's).
+func (c *Client) Embed(ctx context.Context, up gateway.Upstream, inputs []string) ([][]float32, error) {
+	body, err := json.Marshal(map[string]any{"model": up.Model, "input": inputs, "encoding_format": "float"})
+	if err != nil {
+		return nil, fmt.Errorf("encode embeddings request: %w", err)
+	}
+	raw, err := c.read(ctx, up, "/embeddings", body, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	var answer struct {
+		Data []struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		} `json:"data"`
+	}
+	bad := gateway.Errorf(gateway.EUpstream, "The embedding upstream's answer is not an embeddings list for the inputs.")
+	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Data) != len(inputs) {
+		return nil, bad
+	}
+	out := make([][]float32, len(inputs))
+	for _, d := range answer.Data {
+		if d.Index < 0 || d.Index >= len(out) || len(d.Embedding) == 0 || out[d.Index] != nil {
+			return nil, bad
+		}
+		out[d.Index] = d.Embedding
+	}
+	return out, nil
+}
+
+// Rerank scores docs against query through up's /rerank (the SiliconFlow
+// and Jina shape: results of index and relevance_score), best first.
+func (c *Client) Rerank(ctx context.Context, up gateway.Upstream, query string, docs []string) ([]gateway.Ranked, error) {
+	body, err := json.Marshal(map[string]any{"model": up.Model, "query": query, "documents": docs, "top_n": len(docs)})
+	if err != nil {
+		return nil, fmt.Errorf("encode rerank request: %w", err)
+	}
+	raw, err := c.read(ctx, up, "/rerank", body, 16<<20)
+	if err != nil {
+		return nil, err
+	}
+	var answer struct {
+		Results []struct {
+			Index int     `json:"index"`
+			Score float64 `json:"relevance_score"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil {
+		return nil, gateway.Errorf(gateway.EUpstream, "The rerank upstream's answer could not be read.")
+	}
+	out := make([]gateway.Ranked, 0, len(answer.Results))
+	seen := make(map[int]bool, len(answer.Results))
+	for _, r := range answer.Results {
+		if r.Index >= 0 && r.Index < len(docs) && !seen[r.Index] {
+			seen[r.Index] = true
+			out = append(out, gateway.Ranked{Index: r.Index, Score: r.Score})
+		}
+	}
+	return out, nil
+}
+
+// GenerateImages asks up's /images/generations for pictures. It speaks
+// both dialects: OpenAI's (n, size; data[].url or data[].b64_json) and
+// SiliconFlow's (batch_size, image_size; images[].url), and returns no
+// more pictures than asked for.
+func (c *Client) GenerateImages(ctx context.Context, up gateway.Upstream, req gateway.ImageRequest) ([]gateway.GeneratedImage, error) {
+	n := max(req.N, 1)
+	body := map[string]any{"model": up.Model, "prompt": req.Prompt, "n": n, "size": req.Size}
+	for k, v := range req.Options {
+		if _, set := body[k]; !set {
+			body[k] = v
+		}
+	}
+	if siliconFlow(up.BaseURL) {
+		// SiliconFlow names these its own way.
+		body["image_size"], body["batch_size"] = req.Size, n
+		delete(body, "n")
+		delete(body, "size")
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode images request: %w", err)
+	}
+	answer, err := c.read(ctx, up, "/images/generations", raw, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	var parsed struct {
+		Images []struct {
+			URL string `json:"url"`
+		} `json:"images"`
+		Data []struct {
+			URL           string `json:"url"`
+			B64JSON       string `json:"b64_json"`
+			RevisedPrompt string `json:"revised_prompt"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(answer, &parsed); err != nil {
+		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream's answer could not be read.")
+	}
+	// One shape: OpenAI's data[] when present (an answer may carry
+	// SiliconFlow's images[] as well, the same pictures).
+	var out []gateway.GeneratedImage
+	for _, d := range parsed.Data {
+		out = append(out, gateway.GeneratedImage{URL: d.URL, B64JSON: d.B64JSON, RevisedPrompt: d.RevisedPrompt})
+	}
+	if len(out) == 0 {
+		for _, im := range parsed.Images {
+			out = append(out, gateway.GeneratedImage{URL: im.URL})
+		}
+	}
+	if len(out) == 0 {
+		return nil, gateway.Errorf(gateway.EUpstream, "The image upstream answered no image.")
+	}
+	return out[:min(len(out), n)], nil
+}
+
+// read posts body and reads the whole answer, at most limit bytes.
+func (c *Client) read(ctx context.Context, up gateway.Upstream, path string, body []byte, limit int64) ([]byte, error) {
+	resp, err := c.send(ctx, up, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Close()
+	return resp.ReadAll(limit)
+}
+
+func siliconFlow(base string) bool {
+	u, err := url.Parse(base)
+	return err == nil && (strings.HasSuffix(u.Hostname(), "siliconflow.cn") || strings.HasSuffix(u.Hostname(), "siliconflow.com"))
+}
