@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/acceptance"
-	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/acceptance"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
 )
 
 // TestAcceptance runs the acceptance suite against the four functions under

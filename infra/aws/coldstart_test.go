@@ -13,7 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
 )
 
 // BenchmarkColdStart measures each function's cold start under the runtime

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/awslocal"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // TestIngestionFailureRecords hands the upload function what the

@@ -12,8 +12,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/aigateway/aigateway/shared/awslocal"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // invoke posts an API Gateway REST proxy event to a function under the

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
 	"github.com/aigateway/aigateway/shared/bucket"
 	"github.com/aigateway/aigateway/shared/dynamo"
 )

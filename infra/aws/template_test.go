@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
 	"github.com/aigateway/aigateway/shared/app"
-	"github.com/aigateway/aigateway/shared/awslocal"
 )
 
 // logicalID is the template's resource of a function of the gateway.

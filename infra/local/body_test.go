@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // TestSlowBodies runs the server with a one-second body timeout: a client

@@ -13,8 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/aigateway/aigateway/shared/acceptance"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/acceptance"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // chromium returns the headless browser to drive, skipping (or failing,

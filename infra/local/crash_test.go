@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // client is an admin session against one gateway process.

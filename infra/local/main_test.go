@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/acceptance"
+	"github.com/aigateway/aigateway/internal/testkit/acceptance"
 )
 
 // TestAcceptance builds the local server, starts it as a real process on a

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/app/local"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
 )
 
 func TestLoad(t *testing.T) {

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 	"github.com/aigateway/aigateway/shared/app"
 	"github.com/aigateway/aigateway/shared/app/adminfn"
 	"github.com/aigateway/aigateway/shared/app/chatfn"
 	"github.com/aigateway/aigateway/shared/app/imagefn"
 	"github.com/aigateway/aigateway/shared/app/uploadfn"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
 	"github.com/aigateway/aigateway/shared/memstore"
 	"github.com/aigateway/aigateway/shared/metrics"
 )
@@ -21,6 +21,12 @@ import (
 // fake upstream, and returns its handler and the first API key: a whole
 // gateway in process, no disk, no port but the fake upstream's.
 func memGateway(t *testing.T) (http.Handler, string) {
+	h, key, _ := memGatewayUp(t)
+	return h, key
+}
+
+// memGatewayUp is memGateway that also returns the fake upstream's URL.
+func memGatewayUp(t *testing.T) (http.Handler, string, string) {
 	t.Helper()
 	cfg, err := app.Load()
 	if err != nil {
@@ -47,7 +53,7 @@ func memGateway(t *testing.T) (http.Handler, string) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || rec.Code != http.StatusCreated || created.APIKey == "" {
 		t.Fatalf("setup = %d %s", rec.Code, rec.Body)
 	}
-	return h, created.APIKey
+	return h, created.APIKey, up.URL
 }
 
 func do(h http.Handler, method, path, key, body string, header ...string) *httptest.ResponseRecorder {
@@ -125,8 +131,14 @@ func TestConversationOnMemstore(t *testing.T) {
 	}
 }
 
-// putSettings signs in to the admin API and changes settings.
-func putSettings(t *testing.T, h http.Handler, patch string) {
+// session is a signed-in admin: its cookie and CSRF token.
+type session struct {
+	h            http.Handler
+	cookie, csrf string
+}
+
+// signIn signs in to the admin API.
+func signIn(t *testing.T, h http.Handler) session {
 	t.Helper()
 	rec := do(h, "POST", "/admin/api/login", "", `{"password":"correct horse battery"}`)
 	var out struct {
@@ -139,8 +151,18 @@ func putSettings(t *testing.T, h http.Handler, patch string) {
 	for _, c := range rec.Result().Cookies() {
 		cookies = append(cookies, c.Name+"="+c.Value)
 	}
-	rec = do(h, "PUT", "/admin/api/settings", "", patch, "Cookie", strings.Join(cookies, "; "), "X-Csrf-Token", out.CSRF)
-	if rec.Code != http.StatusOK {
+	return session{h: h, cookie: strings.Join(cookies, "; "), csrf: out.CSRF}
+}
+
+// call sends an admin API request with the session's cookie and token.
+func (s session) call(method, path, body string, header ...string) *httptest.ResponseRecorder {
+	return do(s.h, method, path, "", body, append([]string{"Cookie", s.cookie, "X-Csrf-Token", s.csrf}, header...)...)
+}
+
+// putSettings signs in to the admin API and changes settings.
+func putSettings(t *testing.T, h http.Handler, patch string) {
+	t.Helper()
+	if rec := signIn(t, h).call("PUT", "/admin/api/settings", patch); rec.Code != http.StatusOK {
 		t.Fatalf("PUT settings = %d %s", rec.Code, rec.Body)
 	}
 }

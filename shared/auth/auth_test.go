@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/sqlite"
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
 func guard(t *testing.T, key byte) (*auth.Guard, *sqlite.Records) {

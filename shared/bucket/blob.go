@@ -15,6 +15,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,6 +34,13 @@ var (
 // PartSize is the size of multipart upload parts (S3's minimum is 5 MiB).
 const PartSize = 8 << 20
 
+// partBuffers recycles the part buffers, so that a put (most are small
+// images and documents) does not allocate 8 MiB. A hand-written multipart
+// upload rather than the SDK's transfer manager: feature/s3/manager is
+// deprecated and its successor is not yet 1.0, and one sequential part at
+// a time keeps a Lambda's memory to one buffer.
+var partBuffers = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
+
 // Blobs stores blobs in one bucket.
 type Blobs struct {
 	client  *s3.Client
@@ -50,7 +58,9 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, contentType st
 	if err := storage.CheckBlobKey(key); err != nil {
 		return err
 	}
-	first := make([]byte, PartSize)
+	bp := partBuffers.Get().(*[]byte)
+	defer partBuffers.Put(bp)
+	first := *bp
 	n, err := io.ReadFull(r, first)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:

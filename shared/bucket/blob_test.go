@@ -13,10 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/storagetest"
 	"github.com/aigateway/aigateway/shared/bucket"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/storage/storagetest"
 )
 
 // TestConformance runs the storage conformance suite, and the signed-URL

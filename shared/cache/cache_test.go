@@ -51,3 +51,37 @@ func TestSetIfAfterWrite(t *testing.T) {
 		t.Fatal("a load begun before Forget was cached")
 	}
 }
+
+func TestMap(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := cache.Map[string, int]{TTL: time.Second, Max: 2}
+	c.SetIf("a", 1, now, c.Generation())
+	if v, ok := c.Get("a", now.Add(999*time.Millisecond)); !ok || v != 1 {
+		t.Fatalf("Get a = %d, %v", v, ok)
+	}
+	if _, ok := c.Get("a", now.Add(time.Second)); ok {
+		t.Fatal("a outlived its TTL")
+	}
+	// A load that began before a Forget is not cached.
+	gen := c.Generation()
+	c.Forget("b")
+	c.SetIf("b", 2, now, gen)
+	if _, ok := c.Get("b", now); ok {
+		t.Fatal("a load from before Forget was cached")
+	}
+	// Full: a new key waits for room; expired entries make room.
+	c.SetIf("b", 2, now, c.Generation())
+	c.SetIf("c", 3, now, c.Generation())
+	if _, ok := c.Get("c", now); ok {
+		t.Fatal("the map went past Max")
+	}
+	c.SetIf("c", 3, now.Add(2*time.Second), c.Generation())
+	if v, ok := c.Get("c", now.Add(2*time.Second)); !ok || v != 3 {
+		t.Fatal("expired entries did not make room")
+	}
+	var zero cache.Map[string, int]
+	zero.SetIf("a", 1, now, zero.Generation())
+	if _, ok := zero.Get("a", now); ok {
+		t.Fatal("the zero Map cached")
+	}
+}

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/disk"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 	"github.com/aigateway/aigateway/shared/storage"
 )
 

@@ -3,8 +3,8 @@ package disk_test
 import (
 	"testing"
 
+	"github.com/aigateway/aigateway/internal/testkit/storagetest"
 	"github.com/aigateway/aigateway/shared/disk"
-	"github.com/aigateway/aigateway/shared/storage/storagetest"
 )
 
 func TestBlobs(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 	"github.com/aigateway/aigateway/shared/disk"
 	"github.com/aigateway/aigateway/shared/draw"
-	"github.com/aigateway/aigateway/shared/fakeupstream"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/upstream"
 )
@@ -164,8 +164,13 @@ func TestFetchesShareOneClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	if after := runtime.NumGoroutine(); after > before+4 {
+	// Finished requests' goroutines wind down; unpooled connections' would
+	// stay (20 of them, with their readers and writers).
+	after := runtime.NumGoroutine()
+	for deadline := time.Now().Add(2 * time.Second); after > before+4 && time.Now().Before(deadline); after = runtime.NumGoroutine() {
+		runtime.Gosched()
+	}
+	if after > before+4 {
 		t.Fatalf("goroutines %d → %d after 20 images: connections are not pooled", before, after)
 	}
 }

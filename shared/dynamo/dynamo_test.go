@@ -4,9 +4,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/aigateway/aigateway/shared/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/storagetest"
 	"github.com/aigateway/aigateway/shared/dynamo"
-	"github.com/aigateway/aigateway/shared/storage/storagetest"
 )
 
 // TestConformance runs the storage conformance suite against DynamoDB Local.

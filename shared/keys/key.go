@@ -19,9 +19,9 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/cache"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage"
 )
@@ -32,29 +32,21 @@ const partition = "apikey"
 // Service manages API keys.
 type Service struct {
 	records storage.Records
-	ttl     time.Duration
 	now     func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached // by hash
-	// gen counts the writes to keys: a lookup caches what it read only if
-	// no write came after it began, so that a revocation is never undone
-	// by a lookup that read the key just before it.
-	gen uint64
+	// cache holds authenticated keys by hash. A lookup caches what it read
+	// only if no write came after it began, so that a revocation is never
+	// undone by a lookup that read the key just before it.
+	cache cache.Map[string, gateway.APIKey]
 }
 
 // maxCached bounds the cache; expired entries go when it is full.
 const maxCached = 10000
 
-type cached struct {
-	key   gateway.APIKey
-	until time.Time
-}
-
 // New returns a Service that caches authenticated keys for ttl (zero
 // disables the cache).
 func New(records storage.Records, ttl time.Duration) *Service {
-	return &Service{records: records, ttl: ttl, now: time.Now, cache: map[string]cached{}}
+	return &Service{records: records, now: time.Now, cache: cache.Map[string, gateway.APIKey]{TTL: ttl, Max: maxCached}}
 }
 
 // record is the stored form of a key: the key and its hash, which the
@@ -145,15 +137,12 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 	}
 	hash := hashOf(secret)
 	now := s.now()
-	s.mu.Lock()
-	c, ok := s.cache[hash]
-	gen := s.gen
-	s.mu.Unlock()
-	if ok && now.Before(c.until) {
-		if !c.key.Active(now) {
+	gen := s.cache.Generation()
+	if k, ok := s.cache.Get(hash, now); ok {
+		if !k.Active(now) {
 			return gateway.APIKey{}, expired()
 		}
-		return c.key, nil
+		return k, nil
 	}
 	it, err := s.records.Get(ctx, partition, idOf(hash))
 	if gateway.IsNotFound(err) {
@@ -173,22 +162,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 		return gateway.APIKey{}, expired()
 	}
 	k := r.key()
-	if s.ttl > 0 {
-		s.mu.Lock()
-		if s.gen == gen {
-			if len(s.cache) >= maxCached {
-				for h, c := range s.cache {
-					if !now.Before(c.until) {
-						delete(s.cache, h)
-					}
-				}
-			}
-			if len(s.cache) < maxCached {
-				s.cache[hash] = cached{key: k, until: now.Add(s.ttl)}
-			}
-		}
-		s.mu.Unlock()
-	}
+	s.cache.SetIf(hash, k, now, gen)
 	s.touch(ctx, it, r, now)
 	return k, nil
 }
@@ -295,8 +269,5 @@ func (s *Service) update(ctx context.Context, id string, change func(*record) bo
 // forget drops a key from this instance's cache, and keeps any lookup in
 // flight from caching what it read.
 func (s *Service) forget(hash string) {
-	s.mu.Lock()
-	s.gen++
-	delete(s.cache, hash)
-	s.mu.Unlock()
+	s.cache.Forget(hash)
 }

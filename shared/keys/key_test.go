@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/sqlite"
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
 func open(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }

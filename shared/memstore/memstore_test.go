@@ -7,8 +7,8 @@ import (
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage"
 
+	"github.com/aigateway/aigateway/internal/testkit/storagetest"
 	"github.com/aigateway/aigateway/shared/memstore"
-	"github.com/aigateway/aigateway/shared/storage/storagetest"
 )
 
 func TestKV(t *testing.T)      { storagetest.TestKV(t, memstore.New(nil).KV()) }

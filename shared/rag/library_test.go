@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/disk"
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
 // TestLibrariesShareSegments checks that two instances over one store see

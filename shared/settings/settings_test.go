@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
 	"github.com/aigateway/aigateway/shared/sqlite"
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 )
 
 func store(t *testing.T) (*settings.Store, *sqlite.KV) {

@@ -3,8 +3,8 @@ package sqlite_test
 import (
 	"testing"
 
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
-	"github.com/aigateway/aigateway/shared/storage/storagetest"
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
+	"github.com/aigateway/aigateway/internal/testkit/storagetest"
 )
 
 func TestKV(t *testing.T)      { storagetest.TestKV(t, sqlitetest.Open(t).KV()) }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/upstream"
 )

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/sqlite"
-	"github.com/aigateway/aigateway/shared/sqlite/sqlitetest"
 	"github.com/aigateway/aigateway/shared/usage"
 )
 

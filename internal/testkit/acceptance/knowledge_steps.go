@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 type document struct {

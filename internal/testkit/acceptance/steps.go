@@ -17,7 +17,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 func (s *suite) health(t *testing.T) {
@@ -639,12 +639,19 @@ func (s *suite) settingsPartial(t *testing.T) {
 	}
 }
 
-func (s *suite) settingsChangeChat(t *testing.T) {
+// namedModel names the default model my-bot, with the support bot's
+// prompt.
+func (s *suite) namedModel(t *testing.T) {
+	t.Helper()
 	resp, body := s.admin.call(t, s, "PUT", "/admin/api/settings", map[string]any{
 		"public_model": "my-bot", "system_prompt": "You are the support bot of ACME."})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT = %d %s", resp.StatusCode, body)
 	}
+}
+
+func (s *suite) settingsChangeChat(t *testing.T) {
+	s.namedModel(t)
 	c := s.client(s.key)
 	// The old name is gone at once on this instance, or within the cache
 	// lifetime on others.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 var imageLink = regexp.MustCompile(`^!\[([^\]]*)\]\((https?://[^)]+/files/[a-z2-7]{26})\)$`)

@@ -15,7 +15,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // newKey creates a key with limits through the admin API and returns its
@@ -87,7 +87,10 @@ func (s *suite) chatAs(t *testing.T, key, model, text string, opts ...option.Req
 	return s.client(key, opts...).Chat.Completions.New(ctxTimeout(t, 30*time.Second), p)
 }
 
-func (s *suite) publicModels(t *testing.T) {
+// extraModels adds the public models support and legal, each over its
+// own upstream model with its own prompt and knowledge base.
+func (s *suite) extraModels(t *testing.T) {
+	t.Helper()
 	for name, prompt := range map[string]string{"support": "You are the support desk.", "legal": "You are the legal assistant."} {
 		resp, body := s.admin.call(t, s, "PUT", "/admin/api/models/"+name, map[string]any{
 			"upstream_model": "fake/" + name + "-upstream", "system_prompt": prompt, "knowledge_bases": []string{name}})
@@ -95,6 +98,10 @@ func (s *suite) publicModels(t *testing.T) {
 			t.Fatalf("PUT model %s = %d %s", name, resp.StatusCode, body)
 		}
 	}
+}
+
+func (s *suite) publicModels(t *testing.T) {
+	s.extraModels(t)
 	s.settle()
 	for name, want := range map[string][2]string{
 		"support": {"fake/support-upstream", "You are the support desk."},

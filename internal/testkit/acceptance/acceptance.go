@@ -22,7 +22,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // Target is a gateway under test.
@@ -86,8 +86,10 @@ type suite struct {
 	admin *adminClient
 }
 
-// Run runs the whole suite against t. The steps depend on each other (setup
-// first, login throttling last), so they run in order.
+// Run runs the suite against t, in order (setup first, login throttling
+// last). Any step also runs alone (go test -run 'TestAcceptance/KeyTokensPerMinute$'):
+// the steps after Setup set the gateway up first when no step did, and each
+// step makes the keys, models and settings it needs.
 func Run(t *testing.T, target Target) {
 	s := &suite{Target: target}
 	steps := []struct {
@@ -147,8 +149,29 @@ func Run(t *testing.T, target Target) {
 		{"Logout", s.logout},
 		{"LoginWrongPasswordAndThrottle", s.loginThrottle},
 	}
-	for _, st := range steps {
-		if !t.Run(st.name, st.fn) && st.name == "Setup" {
+	// What later steps rely on, made directly when its step did not run
+	// (a step run alone): each idempotent.
+	fixtures := map[string]func(*testing.T){
+		"Setup":                       s.setup,
+		"SettingsChangeWhatChatSends": s.namedModel,
+		"PublicModels":                s.extraModels,
+	}
+	done := map[string]bool{}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			for _, before := range steps[:i] {
+				if f := fixtures[before.name]; f != nil && !done[before.name] {
+					f(t)
+					done[before.name] = true
+					s.settle()
+				}
+			}
+			st.fn(t)
+			if !t.Failed() {
+				done[st.name] = true
+			}
+		})
+		if st.name == "Setup" && t.Failed() {
 			t.Fatal("setup failed; the remaining steps need it")
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/shared/fakeupstream"
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // Env is the configuration a target runs with for the suite: short
