@@ -141,7 +141,11 @@ func HandlerName(h HandlerFunc) string {
 func bind(fn Function, s Served) (map[string]HandlerFunc, error) {
 	byName := map[string]HandlerFunc{}
 	for _, h := range s.Handlers {
-		byName[HandlerName(h)] = h
+		name := HandlerName(h)
+		if _, dup := byName[name]; dup {
+			return nil, fmt.Errorf("the %s function serves %s twice", fn, name)
+		}
+		byName[name] = h
 	}
 	out := map[string]HandlerFunc{}
 	for _, rt := range Routes {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/app/adminfn"
+	"github.com/aigateway/aigateway/shared/memstore"
 )
 
 // readmeRoute is one method and path of the README's HTTP table, with its
@@ -59,6 +61,9 @@ func readmeRoutes(t *testing.T) []readmeRoute {
 					methods[i] = "+" + strings.TrimPrefix(m, "+")
 				}
 			}
+			if len(methods) > 0 && !strings.HasPrefix(methods[len(methods)-1], "+") {
+				t.Fatalf("the README's HTTP table lists %v without a path in %q", methods, group)
+			}
 		}
 	}
 	if len(out) < 20 {
@@ -76,7 +81,7 @@ func TestRoutesAreTheREADMEs(t *testing.T) {
 		for _, rt := range app.Routes {
 			if rt.Method == r.method && strings.TrimSuffix(rt.Pattern, "{$}") == r.path {
 				n++
-				if !strings.HasPrefix(r.auth, string(rt.Access)) {
+				if auth, _, _ := strings.Cut(r.auth, " ("); strings.TrimSuffix(strings.TrimSuffix(auth, " + CSRF"), ", once") != string(rt.Access) {
 					t.Errorf("%s %s: the README says %q, the routing table %q", r.method, r.path, r.auth, rt.Access)
 				}
 			}
@@ -127,6 +132,47 @@ func TestHandlerNames(t *testing.T) {
 	for _, rt := range app.Routes {
 		if strings.Count(rt.Handler, ".") != 2 && rt.Handler != "app.Health" {
 			t.Errorf("%s %s: handler %q is not package.Type.Method", rt.Method, rt.Pattern, rt.Handler)
+		}
+	}
+}
+
+// TestHeadIsGet: monitors probe with HEAD; every GET route answers it.
+func TestHeadIsGet(t *testing.T) {
+	h := open(t).Handler()
+	for _, path := range []string{"/healthz", "/admin/assets/admin.js", "/admin"} {
+		if rec := serve(h, "HEAD", path, nil); rec.Code != http.StatusOK {
+			t.Errorf("HEAD %s = %d, want 200", path, rec.Code)
+		}
+	}
+	if rec := serve(h, "POST", "/healthz", nil); rec.Code != http.StatusMethodNotAllowed || !strings.Contains(rec.Header().Get("Allow"), "HEAD") {
+		t.Errorf("POST /healthz = %d, Allow %q; want 405 allowing GET, HEAD", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+// TestPartServesEachHandlerOnce: a part that lists a handler twice, or one
+// no route names, is refused when the gateway is assembled.
+func TestPartServesEachHandlerOnce(t *testing.T) {
+	cfg, err := app.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memstore.New(nil)
+	stores := app.Stores{KV: mem.KV(), Records: mem.Records(), Blobs: mem.Blobs()}
+	extra := map[string]app.HandlerFunc{
+		"twice":          app.Health,
+		"no route names": func(http.ResponseWriter, *http.Request) error { return nil },
+	}
+	for want, h := range extra {
+		part := app.Part{Function: app.FnAdmin, Build: func(c *app.Core) (app.Served, error) {
+			s, err := adminfn.Part.Build(c)
+			s.Handlers = append(s.Handlers, h)
+			if want == "twice" {
+				s.Handlers = append(s.Handlers, h)
+			}
+			return s, err
+		}}
+		if _, err := app.Assemble(cfg, stores, make([]byte, 32), app.Extras{}, part); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Assemble with a handler listed %q: %v", want, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -152,7 +153,13 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 
 // Methods returns a handler that dispatches on the request method and
 // answers any other method with a 405 OpenAI error and an Allow header.
+// HEAD is served by the GET handler where there is one (net/http sends no
+// body).
 func Methods(byMethod map[string]http.HandlerFunc) http.HandlerFunc {
+	if get, ok := byMethod[http.MethodGet]; ok && byMethod[http.MethodHead] == nil {
+		byMethod = maps.Clone(byMethod)
+		byMethod[http.MethodHead] = get
+	}
 	allow := make([]string, 0, len(byMethod))
 	for m := range byMethod {
 		allow = append(allow, m)

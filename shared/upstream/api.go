@@ -1,10 +1,13 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -66,12 +69,13 @@ func (c *Client) Rerank(ctx context.Context, up gateway.Upstream, query string, 
 	}
 	out := make([]gateway.Ranked, 0, len(answer.Results))
 	seen := make(map[int]bool, len(answer.Results))
-	for _, r := range answer.Results {
-		if r.Index >= 0 && r.Index < len(docs) && !seen[r.Index] {
+	for _, r := range answer.Results { // an index answered twice counts once
+		if r.Index >= 0 && r.Index < len(docs) && !seen[r.Index] && !math.IsNaN(r.Score) {
 			seen[r.Index] = true
 			out = append(out, gateway.Ranked{Index: r.Index, Score: r.Score})
 		}
 	}
+	slices.SortStableFunc(out, func(a, b gateway.Ranked) int { return cmp.Compare(b.Score, a.Score) })
 	return out, nil
 }
 

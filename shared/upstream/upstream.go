@@ -371,6 +371,7 @@ func (r *Response) Ready() bool {
 		return false
 	}
 	rest, _ := r.br.Peek(r.br.Buffered())
+	rest = bytes.TrimLeft(rest, "\r\n") // blank lines before an event are no event
 	return bytes.Contains(rest, []byte("\n\n")) || bytes.Contains(rest, []byte("\n\r\n"))
 }
 

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -349,5 +350,47 @@ func events(a gateway.Answer) iter.Seq2[gateway.Event, error] {
 				return
 			}
 		}
+	}
+}
+
+// TestReadyMeansAnEvent: Ready is true only when a whole event is waiting,
+// not for blank lines, so that a relay flushes what it wrote.
+func TestReadyMeansAnEvent(t *testing.T) {
+	release := make(chan struct{})
+	up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: a\n\n\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		fmt.Fprint(w, "data: b\n\ndata: c\n\n")
+	})
+	defer close(release)
+	resp, err := client(time.Second, 5*time.Second).Post(context.Background(), up, "/chat/completions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	ev, err := resp.Next()
+	if err != nil || string(ev.Data) != "a" {
+		t.Fatalf("first event %q, %v", ev.Data, err)
+	}
+	if resp.Ready() {
+		t.Fatal("Ready with only blank lines received")
+	}
+}
+
+// TestRerankBestFirst: the reranker's answer comes back best first, each
+// document once, whatever order the upstream used.
+func TestRerankBestFirst(t *testing.T) {
+	up := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"results":[{"index":0,"relevance_score":0.1},{"index":2,"relevance_score":0.9},{"index":0,"relevance_score":0.95},{"index":7,"relevance_score":1},{"index":1,"relevance_score":0.5}]}`)
+	})
+	got, err := client(time.Second, time.Second).Rerank(context.Background(), up, "q", []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []gateway.Ranked{{Index: 2, Score: 0.9}, {Index: 1, Score: 0.5}, {Index: 0, Score: 0.1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Rerank = %v, want %v", got, want)
 	}
 }

@@ -158,7 +158,7 @@ func Run(t *testing.T, target Target) {
 	}
 	done := map[string]bool{}
 	for i, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
+		ok := t.Run(st.name, func(t *testing.T) {
 			for _, before := range steps[:i] {
 				if f := fixtures[before.name]; f != nil && !done[before.name] {
 					f(t)
@@ -171,7 +171,7 @@ func Run(t *testing.T, target Target) {
 				done[st.name] = true
 			}
 		})
-		if st.name == "Setup" && t.Failed() {
+		if st.name == "Setup" && !ok {
 			t.Fatal("setup failed; the remaining steps need it")
 		}
 	}
