@@ -12,10 +12,10 @@ import (
 	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlstore"
 )
 
-func guard(t *testing.T, key byte) (*auth.Guard, *sqlite.Records) {
+func guard(t *testing.T, key byte) (*auth.Guard, *sqlstore.Records) {
 	t.Helper()
 	db := sqlitetest.Open(t)
 	return auth.New(db.Records(), bytes.Repeat([]byte{key}, 32), bytes.Repeat([]byte{key + 1}, 32)), db.Records()

@@ -10,10 +10,10 @@ import (
 	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/keys"
-	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlstore"
 )
 
-func open(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }
+func open(t *testing.T) *sqlstore.Records { return sqlitetest.Open(t).Records() }
 
 func TestLifecycle(t *testing.T) {
 	records := open(t)

@@ -12,10 +12,10 @@ import (
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/settings"
-	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlstore"
 )
 
-func store(t *testing.T) (*settings.Store, *sqlite.KV) {
+func store(t *testing.T) (*settings.Store, *sqlstore.KV) {
 	t.Helper()
 	db := sqlitetest.Open(t)
 	box, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))

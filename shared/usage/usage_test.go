@@ -9,11 +9,11 @@ import (
 
 	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/gateway"
-	"github.com/aigateway/aigateway/shared/sqlite"
+	"github.com/aigateway/aigateway/shared/sqlstore"
 	"github.com/aigateway/aigateway/shared/usage"
 )
 
-func records(t *testing.T) *sqlite.Records { return sqlitetest.Open(t).Records() }
+func records(t *testing.T) *sqlstore.Records { return sqlitetest.Open(t).Records() }
 
 type meter interface {
 	Admit(context.Context, gateway.APIKey, int64) (gateway.Reservation, error)
