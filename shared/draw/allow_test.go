@@ -3,6 +3,7 @@ package draw
 import (
 	"context"
 	"net"
+	"net/url"
 	"testing"
 )
 
@@ -35,6 +36,36 @@ func TestAllowedPrivate(t *testing.T) {
 			if !got[w] {
 				t.Errorf("%s allows %v, want %v", base, got, want)
 			}
+		}
+	}
+}
+
+func TestNamesPrivate(t *testing.T) {
+	allowed := map[string]bool{"127.0.0.1:8000": true}
+	for link, want := range map[string]bool{
+		"http://127.0.0.1:8000/a.png":      false, // the upstream's own
+		"http://127.0.0.1:8001/a.png":      true,
+		"http://localhost:8000/a.png":      false,
+		"http://LOCALHOST.:9/a.png":        true,
+		"http://a.localhost/a.png":         true,
+		"http://169.254.169.254/latest":    true,
+		"http://[::1]/a.png":               true,
+		"http://[fd00::1]/a.png":           true,
+		"http://2130706433/a.png":          true,
+		"http://0x7f.1/a.png":              true,
+		"http://127.1/a.png":               true,
+		"http://10.1.2.3/a.png":            true,
+		"https://images.example.com/a.png": false,
+		"https://8.8.8.8/a.png":            false,
+		"https://cafe.be/a.png":            false,
+		"https://a1.example/a.png":         false,
+	} {
+		u, err := url.Parse(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := namesPrivate(u, allowed); got != want {
+			t.Errorf("namesPrivate(%s) = %v, want %v", link, got, want)
 		}
 	}
 }

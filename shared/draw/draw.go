@@ -212,11 +212,30 @@ func (s *Service) fetch(ctx context.Context, upstreamBase, link string) ([]byte,
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return failed("the link is not an http(s) URL")
 	}
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, allowedKey{}, allowedPrivate(ctx, upstreamBase)), http.MethodGet, link, nil)
+	allowed := allowedPrivate(ctx, upstreamBase)
+	if namesPrivate(u, allowed) {
+		return failed("the link leads to a private address", "host", u.Host)
+	}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, allowedKey{}, allowed), http.MethodGet, link, nil)
 	if err != nil {
 		return failed("the link is not usable", "err", err)
 	}
-	resp, err := s.fetcher.Do(req)
+	// Redirects are held to the same rule, before the client's own.
+	client := *s.fetcher
+	next := client.CheckRedirect
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if namesPrivate(req.URL, allowed) {
+			return errPrivate
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("too many redirects")
+		}
+		return nil
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, errPrivate) {
 			return failed("the link leads to a private address", "host", u.Host)
@@ -249,6 +268,45 @@ func (s *Service) fetch(ctx context.Context, upstreamBase, link string) ([]byte,
 }
 
 var errPrivate = errors.New("private address")
+
+// endsInNumber reports whether a host's last label is a number (decimal,
+// or 0x hexadecimal): the WHATWG URL parser (the Fetch API's) then reads the
+// host as an IPv4 address, however it is written. No domain ends so.
+func endsInNumber(host string) bool {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if hex, ok := strings.CutPrefix(last, "0x"); ok {
+		return strings.Trim(hex, "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
+}
+
+// namesPrivate reports whether u names a private address by itself (an IP
+// literal, localhost, or a number that a browser-style URL parser reads as
+// an IPv4 address) that allowed does not list. Every fetcher is held to
+// it, before the fetch and on each redirect: on Workers, where no dialer
+// can check the address a name resolves to, it is the only check; the
+// native fetcher checks that address too.
+func namesPrivate(u *url.URL, allowed map[string]bool) bool {
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case host == "localhost" || strings.HasSuffix(host, ".localhost"):
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip == nil && endsInNumber(host):
+		return true // 2130706433, 0x7f.1, 127.1: what a browser-style parser reads as IPv4
+	}
+	if ip == nil || !private(ip) {
+		return false
+	}
+	return !allowed[net.JoinHostPort(ip.String(), port)]
+}
 
 // private reports whether ip is not on the public internet: loopback,
 // private, link-local (cloud metadata lives there), unspecified, CGNAT,

@@ -184,9 +184,9 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestInjectedFetcherIsUsed gives the service a fetcher of its own (as the
-// Worker target does, whose network has no private addresses to guard):
-// every image is fetched through it, so the default guard is not in the
-// way of the neighbour port it would refuse.
+// Worker target does, whose Fetch API has no dialer to guard): images are
+// fetched through it, and a link that names a private address itself is
+// still refused before any fetch.
 func TestInjectedFetcherIsUsed(t *testing.T) {
 	blobs, err := disk.New(t.TempDir())
 	if err != nil {
@@ -197,11 +197,22 @@ func TestInjectedFetcherIsUsed(t *testing.T) {
 	tr := &countingTransport{}
 	s := draw.New(up, blobs, draw.Options{MaxBytes: 1 << 20, Fetcher: &http.Client{Transport: tr}})
 	images, err := s.Generate(context.Background(), gateway.Upstream{BaseURL: fake.URL, Model: "fake/kolors"},
-		gateway.ImageRequest{Prompt: "#otherport a neighbour", N: 1})
+		gateway.ImageRequest{Prompt: "a fox", N: 1})
 	if err != nil || len(images) != 1 {
 		t.Fatalf("Generate = %d images, %v; want 1 through the injected fetcher", len(images), err)
 	}
 	if tr.n.Load() != 1 {
 		t.Fatalf("the injected fetcher carried %d requests, want 1", tr.n.Load())
+	}
+	for _, prompt := range []string{"#otherport a neighbour", "#private a secret"} {
+		if _, err := s.Generate(context.Background(), gateway.Upstream{BaseURL: fake.URL, Model: "fake/kolors"},
+			gateway.ImageRequest{Prompt: prompt, N: 1}); gateway.ErrorCode(err) != gateway.EUpstream {
+			t.Fatalf("%s through the injected fetcher: %v, want refused", prompt, err)
+		}
+	}
+	// The neighbour port is refused before any fetch; the redirect to a
+	// private address after the first hop.
+	if tr.n.Load() != 2 {
+		t.Fatalf("the injected fetcher carried %d requests, want 2 (the fox, the redirect's first hop)", tr.n.Load())
 	}
 }

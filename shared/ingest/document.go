@@ -245,9 +245,6 @@ func incomingKey(d gateway.Document) string {
 // left there after a day.
 const IncomingPrefix = "incoming/"
 
-// MaxDirectUpload bounds a file uploaded straight to the blob store.
-const MaxDirectUpload = 512 << 20
-
 // Prepare records a document that waits for its direct upload, and returns
 // it; its Object is the key the file must be put at.
 func (s *Service) Prepare(ctx context.Context, p gateway.PendingUpload) (gateway.Document, error) {

@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/aigateway/aigateway/shared/extract"
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -80,10 +77,7 @@ func (s *Service) ingestStored(ctx context.Context, r *run) gateway.Document {
 	if err != nil {
 		return r.finish(ctx, 0, err)
 	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
+	defer f.Close()
 	kind, _ := extract.Kind(doc.Filename, doc.ContentType)
 	text, err := extract.TextAt(kind, f, size)
 	if err != nil {
@@ -115,27 +109,15 @@ func (s *Service) ingestStored(ctx context.Context, r *run) gateway.Document {
 	return r.finish(ctx, n, err)
 }
 
-// spoolPrefix names the temporary files uploads are spooled to.
-const spoolPrefix = "gateway-ingest-"
-
-// spool copies the blob at key into a temporary file, and returns it with
-// the SHA-256 and size of its content. Spooled files a killed ingestion
-// left behind (older than any live one) are removed first, so that they do
-// not fill the disk of the next.
-func (s *Service) spool(ctx context.Context, key string) (*os.File, string, int64, error) {
-	if old, err := filepath.Glob(filepath.Join(os.TempDir(), spoolPrefix+"*")); err == nil {
-		for _, name := range old {
-			if fi, err := os.Stat(name); err == nil && time.Since(fi.ModTime()) > IngestTimeout+leaseTime {
-				os.Remove(name)
-			}
-		}
-	}
+// spool copies the blob at key into a spool (a temporary file, or memory on
+// a Worker), and returns it with the SHA-256 and size of its content.
+func (s *Service) spool(ctx context.Context, key string) (spoolFile, string, int64, error) {
 	rc, _, err := s.blobs.Get(ctx, key)
 	if err != nil {
 		return nil, "", 0, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp("", spoolPrefix+"*")
+	f, err := newSpool()
 	if err != nil {
 		return nil, "", 0, fmt.Errorf("spool upload: %w", err)
 	}
@@ -148,10 +130,17 @@ func (s *Service) spool(ctx context.Context, key string) (*os.File, string, int6
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(f.Name())
 		return nil, "", 0, err
 	}
 	return f, hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// spoolFile holds an upload while it is read in place (PDF and DOCX
+// readers seek) and copied to its final key; Close discards it.
+type spoolFile interface {
+	io.ReadWriteSeeker
+	io.ReaderAt
+	io.Closer
 }
 
 // claim makes doc the one document of its content in its knowledge base.

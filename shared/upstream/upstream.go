@@ -175,10 +175,15 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 		defer resp.Body.Close()
 		return nil, resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, statusError(resp, string(up.APIKey))
 	}
-	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, body: resp.Body, cancel: cancel,
+	r := &Response{StatusCode: resp.StatusCode, Header: resp.Header, cancel: cancel,
 		idle: c.cfg.IdleTimeout, contentLength: resp.ContentLength}
 	r.timer = time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(errIdle) })
+	r.body = idleReader{resp.Body, r.timer, c.cfg.IdleTimeout}
 	r.ctx = ctx
+	// A cancelled answer stops a read in progress: the native transport
+	// breaks its connection by itself, but the Fetch API's body (GOOS=js)
+	// does not watch the context, so the body is closed as well.
+	context.AfterFunc(ctx, func() { resp.Body.Close() })
 	return r, false, nil
 }
 
@@ -348,18 +353,34 @@ func (r *Response) ReadAll(limit int64) ([]byte, error) {
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := r.body.Read(buf[len(buf):cap(buf)])
-		r.timer.Reset(r.idle)
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
 			return nil, gateway.Errorf(gateway.EUpstream, "The upstream answer is larger than %d bytes.", limit)
 		}
-		if err == io.EOF {
+		if err == io.EOF && r.ctx.Err() == nil {
 			return buf, nil
 		}
 		if err != nil {
 			return nil, r.readErr(err)
 		}
 	}
+}
+
+// idleReader restarts the idle timer whenever bytes arrive: silence is
+// what it measures, so a long line that keeps arriving (slowly, on a
+// Worker's Fetch API) is no silence.
+type idleReader struct {
+	io.ReadCloser
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
+	}
+	return n, err
 }
 
 // Ready reports whether another complete event has already been received
@@ -405,10 +426,9 @@ func (r *Response) Next() (gateway.Event, error) {
 	hasData := false
 	for {
 		line, err := readLine(r.br, &r.long)
-		r.timer.Reset(r.idle)
 		if err != nil {
 			r.release()
-			if err != io.EOF {
+			if err != io.EOF || r.ctx.Err() != nil { // a closed body ends with EOF too
 				r.err = r.readErr(err)
 				return gateway.Event{}, r.err
 			}

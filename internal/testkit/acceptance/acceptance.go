@@ -60,6 +60,11 @@ type Target struct {
 	// arrive one by one, or a client to leave mid-stream, check only what
 	// such a target can show.
 	StreamsBuffered bool
+	// ChunkedFetch says the target reads upstream answers through the Fetch
+	// API, a promise per chunk the runtime hands over (a Worker): an event
+	// of 20 MB sent in short lines costs more CPU time there than a request
+	// has, so that one fault is not sent to it.
+	ChunkedFetch bool
 	// TextBodiesReencoded says the platform hands text bodies to the
 	// gateway re-encoded (API Gateway puts them in a JSON string, with
 	// bytes that are not UTF-8 replaced): such bytes never reach it.

@@ -1,0 +1,153 @@
+// Package cflocal runs the gateway's Worker for tests as a developer does:
+// built with the Go toolchain and syumai/workers' shim, its D1 migrations
+// applied, served by `wrangler dev --local` (workerd, with local KV, D1 and
+// R2). wrangler comes from `make tools`; without it the tests skip, or fail
+// under GATEWAY_REQUIRE_TOOLS=1.
+package cflocal
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
+)
+
+// Wrangler is wrangler's path under the tools folder.
+const Wrangler = "wrangler/node_modules/.bin/wrangler"
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]error{}
+)
+
+// Build builds the Worker into dir/out (dir holds wrangler.toml) with the
+// build tags, once per test binary, and returns the script to serve.
+func Build(t testing.TB, dir, out string, tags ...string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	err, done := built[out]
+	if !done {
+		err = build(dir, out, tags)
+		built[out] = err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(out, "worker.mjs")
+}
+
+func build(dir, out string, tags []string) error {
+	gen := exec.Command("go", "run", "github.com/syumai/workers/cmd/workers-assets-gen", "-mode=go", "-o", out)
+	gen.Dir = dir
+	if b, err := gen.CombinedOutput(); err != nil {
+		return fmt.Errorf("workers-assets-gen: %v\n%s", err, b)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", strings.Join(tags, ","), "-o", filepath.Join(out, "app.wasm"), ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the Worker: %v\n%s", err, b)
+	}
+	return nil
+}
+
+// Worker is a running `wrangler dev --local`.
+type Worker struct {
+	URL   string
+	State string // the --persist-to folder
+	mu    sync.Mutex
+	logs  strings.Builder
+}
+
+// Logs returns what wrangler and the Worker printed so far.
+func (w *Worker) Logs() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.logs.String()
+}
+
+func (w *Worker) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.logs.Write(p)
+}
+
+// Start applies the migrations of dir's wrangler.toml to a fresh local
+// state and serves script (from Build) with vars (its variables and
+// secrets) until the test ends.
+func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
+	t.Helper()
+	wrangler := awslocal.Tool(t, Wrangler)
+	w := &Worker{State: t.TempDir()}
+	env := append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=1", "NO_COLOR=1")
+	migrate := exec.Command(wrangler, "d1", "migrations", "apply", "AI_DB", "--local", "--persist-to", w.State)
+	migrate.Dir, migrate.Env = dir, env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("wrangler d1 migrations apply: %v\n%s", err, out)
+	}
+	port := awslocal.FreePort(t)
+	args := []string{"dev", script, "--local", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--persist-to", w.State,
+		"--show-interactive-dev-session=false"}
+	for k, v := range vars {
+		args = append(args, "--var", k+":"+v)
+	}
+	cmd := exec.Command(wrangler, args...)
+	cmd.Dir, cmd.Env = dir, env
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // wrangler starts workerd
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("wrangler dev:\n%s", w.Logs())
+		}
+	})
+	w.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "GET", w.URL+"/healthz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return w
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("wrangler dev did not answer /healthz within 90 s:\n%s", w.Logs())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Dir returns the folder of the Worker (infra/cloudflare) from a test in
+// the module.
+func Dir(t testing.TB) string {
+	t.Helper()
+	d := filepath.Join(filepath.Dir(awslocal.ToolsDir()), "infra", "cloudflare")
+	if _, err := os.Stat(filepath.Join(d, "wrangler.toml")); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -1,0 +1,229 @@
+//go:build js && wasm
+
+package cloudflare
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"syscall/js"
+
+	"github.com/syumai/workers"
+)
+
+// Serve serves h to the Worker's fetch events and returns when every
+// request it took has been answered and its handler has returned, so that
+// main may end then (the shim runs one Go instance per event). An instance
+// started for another event (a Cron Trigger) never returns: the runtime
+// drops it when the event is done.
+//
+// It replaces syumai/workers' handleRequest, whose response stream panics
+// (ending the Go program) when a client leaves during a stream: here a
+// client that leaves cancels the request's context and fails the handler's
+// writes, and the handler runs on as a waitUntil task of the request, so
+// that what it writes after (usage, conversations) is not lost. Write
+// hands each chunk to the client's stream as written; Flush is implied.
+func Serve(h http.Handler) {
+	var running sync.WaitGroup
+	first := make(chan struct{})
+	var once sync.Once
+	handle := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		running.Add(1)
+		once.Do(func() { close(first) })
+		return newPromise(func(resolve, reject js.Value) {
+			go func() {
+				defer running.Done()
+				serveOne(h, args[0], resolve)
+			}()
+		})
+	})
+	js.Global().Get("context").Get("binding").Set("handleRequest", handle)
+	workers.Ready()
+	<-first
+	running.Wait()
+	// Let the call that handed the request over return to JavaScript before
+	// the program ends (a quick handler finishes within it).
+	await(newPromise(func(resolve, _ js.Value) { js.Global().Get("globalThis").Call("setTimeout", resolve, 0) }))
+}
+
+// newPromise returns a Promise run by fn with its resolve and reject.
+func newPromise(fn func(resolve, reject js.Value)) js.Value {
+	var cb js.Func
+	cb = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		defer cb.Release()
+		fn(args[0], args[1])
+		return nil
+	})
+	return js.Global().Get("Promise").New(cb)
+}
+
+// serveOne runs h on the JavaScript Request req and resolves with the
+// Response as soon as the handler writes its head (or returns).
+func serveOne(h http.Handler, jsReq js.Value, resolve js.Value) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := toRequest(ctx, jsReq)
+	if err != nil {
+		resolve.Invoke(js.Global().Get("Response").New("bad request: "+err.Error(), obj(map[string]any{"status": 400})))
+		return
+	}
+	w := &responseWriter{header: http.Header{}, resolve: resolve, clientGone: cancel}
+	w.body, _ = req.Body.(*streamReader)
+	finished := make(chan struct{})
+	waitUntil(finished)
+	defer close(finished)
+	h.ServeHTTP(w, req)
+	w.end()
+	req.Body.Close()
+}
+
+// maxDiscard bounds what is read of a body the handler left: Cloudflare
+// takes request bodies of at most 100 MB (500 MB on Enterprise).
+const maxDiscard = 100 << 20
+
+// waitUntil keeps the request alive until done closes, also when its
+// client left.
+func waitUntil(done <-chan struct{}) {
+	exec := js.Global().Get("context").Get("ctx")
+	if exec.IsUndefined() {
+		return
+	}
+	exec.Call("waitUntil", newPromise(func(resolve, _ js.Value) {
+		go func() {
+			<-done
+			resolve.Invoke()
+		}()
+	}))
+}
+
+func toRequest(ctx context.Context, jsReq js.Value) (*http.Request, error) {
+	u, err := url.Parse(jsReq.Get("url").String())
+	if err != nil {
+		return nil, err
+	}
+	var body io.ReadCloser = http.NoBody
+	if b := jsReq.Get("body"); !b.IsNull() && !b.IsUndefined() {
+		body = newStreamReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, jsReq.Get("method").String(), u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	entries := js.Global().Get("Array").Call("from", jsReq.Get("headers").Call("entries"))
+	for i := range entries.Length() {
+		kv := entries.Index(i)
+		req.Header.Add(kv.Index(0).String(), kv.Index(1).String())
+	}
+	req.Host = u.Host
+	if n, err := strconv.ParseInt(req.Header.Get("Content-Length"), 10, 64); err == nil {
+		req.ContentLength = n
+	} else if body == http.NoBody {
+		req.ContentLength = 0
+	} else {
+		req.ContentLength = -1
+	}
+	req.RemoteAddr = req.Header.Get("CF-Connecting-IP") + ":0"
+	if u.Scheme == "https" && req.Header.Get("X-Forwarded-Proto") == "" {
+		req.Header.Set("X-Forwarded-Proto", "https")
+	}
+	return req, nil
+}
+
+// responseWriter streams a handler's answer into a ReadableStream.
+type responseWriter struct {
+	header     http.Header
+	status     int
+	resolve    js.Value
+	clientGone context.CancelFunc
+	body       *streamReader // the request's, if it has one
+
+	mu         sync.Mutex
+	controller js.Value // the stream's controller, once the head went out
+	gone       bool     // the client cancelled the stream
+	ended      bool
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+// WriteHeader sends the head: the promise resolves with a Response whose
+// body is the stream the handler's writes go to.
+func (w *responseWriter) WriteHeader(status int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.status != 0 {
+		return
+	}
+	w.status = status
+	if w.body != nil && !w.body.done {
+		// An answer before the body was read (an early refusal): the rest
+		// is read and dropped first, as net/http's server does (up to a
+		// bound, past which it closes the connection). A client sends its
+		// whole body before it reads an answer, and wrangler's local proxy
+		// holds its next request until then.
+		io.Copy(io.Discard, io.LimitReader(w.body, maxDiscard))
+	}
+	headers := js.Global().Get("Headers").New()
+	for k, vs := range w.header {
+		for _, v := range vs {
+			headers.Call("append", k, v)
+		}
+	}
+	var body any = nil
+	if status != http.StatusNoContent && status != http.StatusNotModified && status/100 != 1 {
+		started := make(chan js.Value, 1)
+		var start, cancel js.Func
+		start = js.FuncOf(func(_ js.Value, args []js.Value) any {
+			started <- args[0]
+			return nil
+		})
+		cancel = js.FuncOf(func(_ js.Value, _ []js.Value) any {
+			w.mu.Lock()
+			w.gone = true
+			w.mu.Unlock()
+			w.clientGone()
+			return nil
+		})
+		body = js.Global().Get("ReadableStream").New(obj(map[string]any{"start": start, "cancel": cancel}))
+		w.controller = <-started
+		start.Release()
+	}
+	w.resolve.Invoke(js.Global().Get("Response").New(body, obj(map[string]any{"status": status, "headers": headers})))
+}
+
+// Write hands p to the client's stream at once.
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gone || w.ended {
+		return 0, io.ErrClosedPipe
+	}
+	if w.controller.IsUndefined() || len(p) == 0 {
+		return len(p), nil
+	}
+	if _, err := call(w.controller, "enqueue", jsBytes(p)); err != nil {
+		w.gone = true
+		return 0, io.ErrClosedPipe
+	}
+	return len(p), nil
+}
+
+// Flush is a no-op: every Write is handed over as it is made.
+func (w *responseWriter) Flush() {}
+
+// end closes the stream once the handler returned.
+func (w *responseWriter) end() {
+	w.WriteHeader(http.StatusOK)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return
+	}
+	w.ended = true
+	if !w.gone && !w.controller.IsUndefined() {
+		call(w.controller, "close")
+	}
+}
