@@ -23,7 +23,7 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 WRANGLER_VERSION := 4.85.0
 WRANGLER := $(TOOLS)/wrangler/node_modules/.bin/wrangler
 
-.PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck cf-build cf-dev cf-deploy $(addprefix build-,$(FUNCTIONS))
+.PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck cf-build cf-dev cf-deploy wrangler $(addprefix build-,$(FUNCTIONS))
 
 ## run: start the gateway on 127.0.0.1:8080 with data in ./data
 run:
@@ -149,6 +149,9 @@ cf-dev: cf-build $(WRANGLER)
 ## README's Cloudflare steps: the KV, D1 and R2 ids in wrangler.toml, the secret)
 cf-deploy: cf-build $(WRANGLER)
 	cd $(CF_DIR) && $(WRANGLER) d1 migrations apply AI_DB --remote && $(WRANGLER) deploy
+
+## wrangler: wrangler into .tools/wrangler (make cf-dev and cf-deploy do it too)
+wrangler: $(WRANGLER)
 
 $(WRANGLER):
 	@command -v npm >/dev/null || { echo "wrangler needs npm (Node 20)"; exit 1; }
