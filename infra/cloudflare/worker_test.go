@@ -80,3 +80,24 @@ func TestMigrationIsTheSchema(t *testing.T) {
 		t.Fatal("migrations/0001_schema.sql differs from shared/sqlstore/schema.sql; copy it over (a schema change is a new migration)")
 	}
 }
+
+// TestScheduledSweep: the Cron Trigger deletes expired records and keeps
+// live ones.
+func TestScheduledSweep(t *testing.T) {
+	dir := cflocal.Dir(t)
+	w := cflocal.Start(t, dir, cflocal.Build(t, dir, "build"), vars())
+	w.D1(t, `INSERT INTO records (pk, sk, value, counters, version, expires_at) VALUES
+		('sweep', 'expired', x'', '{}', 1, 1), ('sweep', 'live', x'', '{}', 1, 0)`)
+	resp, err := http.Get(w.URL + "/cdn-cgi/handler/scheduled?cron=*/10+*+*+*+*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scheduled event = %d", resp.StatusCode)
+	}
+	out := w.D1(t, `SELECT sk FROM records WHERE pk = 'sweep' ORDER BY sk`)
+	if !strings.Contains(out, `"live"`) || strings.Contains(out, `"expired"`) {
+		t.Fatalf("records after the sweep: %s", out)
+	}
+}

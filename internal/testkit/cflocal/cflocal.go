@@ -65,6 +65,8 @@ func build(dir, out string, tags []string) error {
 type Worker struct {
 	URL   string
 	State string // the --persist-to folder
+	dir   string
+	bin   string
 	mu    sync.Mutex
 	logs  strings.Builder
 }
@@ -88,7 +90,7 @@ func (w *Worker) Write(p []byte) (int, error) {
 func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
 	t.Helper()
 	wrangler := awslocal.Tool(t, Wrangler)
-	w := &Worker{State: t.TempDir()}
+	w := &Worker{State: t.TempDir(), dir: dir, bin: wrangler}
 	env := append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=1", "NO_COLOR=1")
 	migrate := exec.Command(wrangler, "d1", "migrations", "apply", "AI_DB", "--local", "--persist-to", w.State)
 	migrate.Dir, migrate.Env = dir, env
@@ -139,6 +141,19 @@ func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// D1 runs sql on the Worker's local D1 database, as `wrangler d1 execute`
+// does, and returns wrangler's JSON answer.
+func (w *Worker) D1(t testing.TB, sql string) string {
+	t.Helper()
+	cmd := exec.Command(w.bin, "d1", "execute", "AI_DB", "--local", "--persist-to", w.State, "--json", "--command", sql)
+	cmd.Dir, cmd.Env = w.dir, append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=1", "NO_COLOR=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("wrangler d1 execute %q: %v\n%s", sql, err, out)
+	}
+	return string(out)
 }
 
 // Dir returns the folder of the Worker (infra/cloudflare) from a test in
