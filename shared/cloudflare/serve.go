@@ -4,7 +4,10 @@ package cloudflare
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,9 +78,20 @@ func serveOne(h http.Handler, jsReq js.Value, resolve js.Value) {
 	finished := make(chan struct{})
 	waitUntil(finished)
 	defer close(finished)
+	defer func() {
+		// A handler that panics (http.ErrAbortHandler among them) breaks its
+		// answer visibly, as net/http's server does, instead of ending the
+		// Go program with the stream looking complete.
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				slog.Error("handler panic", "panic", fmt.Sprint(p))
+			}
+			w.abort()
+		}
+		req.Body.Close()
+	}()
 	h.ServeHTTP(w, req)
 	w.end()
-	req.Body.Close()
 }
 
 // maxDiscard bounds what is read of a body the handler left: Cloudflare
@@ -125,7 +139,7 @@ func toRequest(ctx context.Context, jsReq js.Value) (*http.Request, error) {
 	} else {
 		req.ContentLength = -1
 	}
-	req.RemoteAddr = req.Header.Get("CF-Connecting-IP") + ":0"
+	req.RemoteAddr = net.JoinHostPort(req.Header.Get("CF-Connecting-IP"), "0")
 	if u.Scheme == "https" && req.Header.Get("X-Forwarded-Proto") == "" {
 		req.Header.Set("X-Forwarded-Proto", "https")
 	}
@@ -151,6 +165,9 @@ func (w *responseWriter) Header() http.Header { return w.header }
 // WriteHeader sends the head: the promise resolves with a Response whose
 // body is the stream the handler's writes go to.
 func (w *responseWriter) WriteHeader(status int) {
+	if status < 200 || status > 599 {
+		return // informational heads are not sent; a Response cannot hold them
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.status != 0 {
@@ -172,7 +189,7 @@ func (w *responseWriter) WriteHeader(status int) {
 		}
 	}
 	var body any = nil
-	if status != http.StatusNoContent && status != http.StatusNotModified && status/100 != 1 {
+	if status != http.StatusNoContent && status != http.StatusResetContent && status != http.StatusNotModified {
 		started := make(chan js.Value, 1)
 		var start, cancel js.Func
 		start = js.FuncOf(func(_ js.Value, args []js.Value) any {
@@ -213,6 +230,27 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 
 // Flush is a no-op: every Write is handed over as it is made.
 func (w *responseWriter) Flush() {}
+
+// abort ends the answer of a handler that panicked: a 500 when nothing was
+// sent yet, else an error on the stream, so that the client sees it broke.
+func (w *responseWriter) abort() {
+	w.mu.Lock()
+	sent := w.status != 0
+	w.mu.Unlock()
+	if !sent {
+		w.header = http.Header{"Content-Type": {"application/json"}}
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"error":{"message":"An internal error occurred.","type":"server_error","code":"internal","param":null}}`))
+		w.end()
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ended && !w.gone && !w.controller.IsUndefined() {
+		w.ended = true
+		call(w.controller, "error", js.Global().Get("Error").New("the answer broke off"))
+	}
+}
 
 // end closes the stream once the handler returned.
 func (w *responseWriter) end() {

@@ -59,6 +59,12 @@ func TestNamesPrivate(t *testing.T) {
 		"https://8.8.8.8/a.png":            false,
 		"https://cafe.be/a.png":            false,
 		"https://a1.example/a.png":         false,
+		"http://１２７.０.０.１/a.png":           true,
+		"http://127。0。0。1/a.png":           true,
+		"http://ｌｏｃａｌｈｏｓｔ/a.png":           true,
+		"http://evil@127.0.0.1/a.png":      true,
+		"http://0177.0.0.1/a.png":          true,
+		"http://[::ffff:127.0.0.1]/a.png":  true,
 	} {
 		u, err := url.Parse(link)
 		if err != nil {

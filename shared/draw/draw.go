@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage"
 )
@@ -287,7 +289,18 @@ func endsInNumber(host string) bool {
 // can check the address a name resolves to, it is the only check; the
 // native fetcher checks that address too.
 func namesPrivate(u *url.URL, allowed map[string]bool) bool {
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	host := u.Hostname()
+	if net.ParseIP(host) == nil {
+		// What the Fetch API's parser will make of the name: full-width
+		// digits and ideographic full stops fold to ASCII (１２７。０。０。１
+		// is 127.0.0.1), so the check reads the name the same way.
+		ascii, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return true
+		}
+		host = ascii
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	port := u.Port()
 	if port == "" {
 		port = "80"

@@ -24,10 +24,10 @@ func (t tempSpool) Close() error {
 	return err
 }
 
-// newSpool makes a temporary file. Spooled files a killed ingestion left
+// newSpool makes a temporary file (size, the blob's, is not needed). Spooled files a killed ingestion left
 // behind (older than any live one) are removed first, so that they do not
 // fill the disk of the next.
-func newSpool() (spoolFile, error) {
+func newSpool(int64) (spoolFile, error) {
 	if old, err := filepath.Glob(filepath.Join(os.TempDir(), spoolPrefix+"*")); err == nil {
 		for _, name := range old {
 			if fi, err := os.Stat(name); err == nil && time.Since(fi.ModTime()) > IngestTimeout+leaseTime {

@@ -18,7 +18,12 @@ type memSpool struct {
 	off int64
 }
 
-func newSpool() (spoolFile, error) { return &memSpool{}, nil }
+// newSpool makes a spool of the blob's size at once: WebAssembly memory
+// never shrinks, so a buffer grown by doubling would hold the peak of its
+// copies (about four times a 32 MB file) for the rest of the request.
+func newSpool(size int64) (spoolFile, error) {
+	return &memSpool{buf: make([]byte, 0, max(size, 0))}, nil
+}
 
 func (m *memSpool) Write(p []byte) (int, error) {
 	m.buf = append(m.buf, p...)

@@ -112,12 +112,15 @@ func (s *Service) ingestStored(ctx context.Context, r *run) gateway.Document {
 // spool copies the blob at key into a spool (a temporary file, or memory on
 // a Worker), and returns it with the SHA-256 and size of its content.
 func (s *Service) spool(ctx context.Context, key string) (spoolFile, string, int64, error) {
-	rc, _, err := s.blobs.Get(ctx, key)
+	rc, info, err := s.blobs.Get(ctx, key)
 	if err != nil {
 		return nil, "", 0, err
 	}
 	defer rc.Close()
-	f, err := newSpool()
+	if info.Size > MaxDirectUpload {
+		return nil, "", 0, gateway.Errorf(gateway.ETooLarge, "A direct upload may be at most %d MB.", MaxDirectUpload>>20)
+	}
+	f, err := newSpool(info.Size)
 	if err != nil {
 		return nil, "", 0, fmt.Errorf("spool upload: %w", err)
 	}

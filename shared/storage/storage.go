@@ -16,6 +16,7 @@ import (
 	"iter"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 )
@@ -251,6 +252,22 @@ func (q Query) Bounds() (lo, hi string) {
 // PrefixRange returns the half-open range [lo, hi) of the strings that
 // start with prefix; hi is "" when the range is open above.
 func PrefixRange(prefix string) (lo, hi string) {
+	if utf8.ValidString(prefix) {
+		// The next code point after the last one: valid UTF-8 too (D1 hands
+		// bounds to JavaScript as strings), and in byte order the same bound.
+		r := []rune(prefix)
+		for i := len(r) - 1; i >= 0; i-- {
+			next := r[i] + 1
+			if next == 0xD800 { // the surrogates are not characters
+				next = 0xE000
+			}
+			if next <= utf8.MaxRune {
+				r[i] = next
+				return prefix, string(r[:i+1])
+			}
+		}
+		return prefix, ""
+	}
 	b := []byte(prefix)
 	for i := len(b) - 1; i >= 0; i-- {
 		if b[i] < 0xff {
