@@ -158,7 +158,16 @@ type responseWriter struct {
 	controller js.Value // the stream's controller, once the head went out
 	gone       bool     // the client cancelled the stream
 	ended      bool
+	// room is signalled when the stream's queue has room again (its pull,
+	// or its cancel): a Write past the queue's high-water mark waits for
+	// it, so that a slow client holds the handler back rather than the
+	// whole answer piling up in the isolate's memory.
+	room chan struct{}
 }
+
+// highWater is how many bytes the client's stream queues before a Write
+// waits for the client to read.
+const highWater = 1 << 20
 
 func (w *responseWriter) Header() http.Header { return w.header }
 
@@ -201,31 +210,61 @@ func (w *responseWriter) WriteHeader(status int) {
 			w.gone = true
 			w.mu.Unlock()
 			w.clientGone()
+			w.signal()
 			return nil
 		})
-		body = js.Global().Get("ReadableStream").New(obj(map[string]any{"start": start, "cancel": cancel}))
+		pull := js.FuncOf(func(_ js.Value, _ []js.Value) any {
+			w.signal()
+			return nil
+		})
+		w.room = make(chan struct{}, 1)
+		strategy := js.Global().Get("ByteLengthQueuingStrategy").New(obj(map[string]any{"highWaterMark": highWater}))
+		body = js.Global().Get("ReadableStream").New(obj(map[string]any{"start": start, "pull": pull, "cancel": cancel}), strategy)
 		w.controller = <-started
 		start.Release()
 	}
 	w.resolve.Invoke(js.Global().Get("Response").New(body, obj(map[string]any{"status": status, "headers": headers})))
 }
 
-// Write hands p to the client's stream at once.
+// signal tells a waiting Write that the stream has room (or is gone).
+func (w *responseWriter) signal() {
+	select {
+	case w.room <- struct{}{}:
+	default:
+	}
+}
+
+// Write hands p to the client's stream at once, then waits while the
+// stream holds more than highWater bytes the client has not read.
 func (w *responseWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.gone || w.ended {
+		w.mu.Unlock()
 		return 0, io.ErrClosedPipe
 	}
 	if w.controller.IsUndefined() || len(p) == 0 {
+		w.mu.Unlock()
 		return len(p), nil
 	}
 	if _, err := call(w.controller, "enqueue", jsBytes(p)); err != nil {
 		w.gone = true
+		w.mu.Unlock()
 		return 0, io.ErrClosedPipe
 	}
-	return len(p), nil
+	for {
+		if w.gone {
+			w.mu.Unlock()
+			return len(p), nil
+		}
+		ds := w.controller.Get("desiredSize") // null once the stream errored
+		w.mu.Unlock()
+		if ds.Type() != js.TypeNumber || ds.Float() > 0 {
+			return len(p), nil
+		}
+		<-w.room
+		w.mu.Lock()
+	}
 }
 
 // Flush is a no-op: every Write is handed over as it is made.
