@@ -3,12 +3,16 @@
 package main_test
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,5 +103,75 @@ func TestScheduledSweep(t *testing.T) {
 	out := w.D1(t, `SELECT sk FROM records WHERE pk = 'sweep' ORDER BY sk`)
 	if !strings.Contains(out, `"live"`) || strings.Contains(out, `"expired"`) {
 		t.Fatalf("records after the sweep: %s", out)
+	}
+}
+
+// TestFirstToken: under wrangler dev, a streamed answer's first event
+// reaches the client while the upstream still holds back the rest, and the
+// time from the upstream sending it to the client reading it is logged.
+func TestFirstToken(t *testing.T) {
+	release := make(chan struct{})
+	var sentAt atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(content string) {
+			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", content)
+			w.(http.Flusher).Flush()
+		}
+		sentAt.Store(time.Now().UnixNano())
+		chunk("first")
+		select {
+		case <-release:
+		case <-time.After(20 * time.Second):
+		}
+		chunk(" last")
+		fmt.Fprint(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	dir := cflocal.Dir(t)
+	w := cflocal.Start(t, dir, cflocal.Build(t, dir, "build"), vars())
+
+	body := `{"admin_password":"correct horse battery","ai":{"base_url":"` + up.URL + `","api_key":"sk-up-123456789012","model":"m"}}`
+	resp, err := http.Post(w.URL+"/admin/api/setup", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var setup struct {
+		APIKey string `json:"api_key"`
+	}
+	json.NewDecoder(resp.Body).Decode(&setup)
+	resp.Body.Close()
+	if setup.APIKey == "" {
+		t.Fatalf("setup = %d", resp.StatusCode)
+	}
+
+	req, _ := http.NewRequest("POST", w.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+setup.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err = (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var got strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, `"first"`) {
+			latency := time.Since(time.Unix(0, sentAt.Load()))
+			t.Logf("first token: %v after the upstream sent it, %v after the request", latency.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+			close(release) // only now may the rest come
+		}
+		got.WriteString(line + "\n")
+	}
+	select {
+	case <-release:
+	default:
+		t.Fatalf("the first event never arrived on its own: %q", got.String())
+	}
+	if !strings.Contains(got.String(), `" last"`) || !strings.HasSuffix(strings.TrimSpace(got.String()), "data: [DONE]") {
+		t.Fatalf("stream = %q", got.String())
 	}
 }
