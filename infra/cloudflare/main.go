@@ -107,6 +107,10 @@ func open() (http.Handler, *sqlstore.Store, error) {
 			// The Fetch API: a client with no dialer of its own.
 			HTTP:       &http.Client{},
 			ImageFetch: &http.Client{Timeout: 30 * time.Second},
+			// The index version is in D1: a new document is searchable at
+			// once everywhere, and bulk ingestion is not held to Workers
+			// KV's one write a second per key.
+			IndexKV: store.KV(),
 		},
 		chatfn.Part, uploadfn.Part, adminfn.Part, imagefn.Part)
 	if err != nil {

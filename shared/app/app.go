@@ -122,6 +122,11 @@ type Extras struct {
 	// (upstream.NativeClient, draw.FetchClient with its guard against
 	// private addresses). A target with its own network stack passes its own.
 	HTTP, ImageFetch *http.Client
+	// IndexKV, when set, holds the knowledge bases' index version in place
+	// of Stores.KV: a store every instance reads at once after a write, and
+	// that takes a write per ingestion (D1 on Workers, whose KV is
+	// eventually consistent and takes one write a second per key).
+	IndexKV storage.KV
 }
 
 // Assemble builds the gateway on st, with master as the master key, from

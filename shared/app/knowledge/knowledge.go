@@ -11,6 +11,10 @@ import (
 // Of returns the knowledge bases of c's gateway, making them on first use.
 func Of(c *app.Core) *rag.Service {
 	return c.Shared("rag", func() any {
-		return rag.NewService(rag.NewLibrary(c.Stores.Blobs, c.Stores.KV, c.Config.CacheTTL), c.Settings, c.Upstream, c.Upstream)
+		kv := c.Stores.KV
+		if c.Extras.IndexKV != nil {
+			kv = c.Extras.IndexKV
+		}
+		return rag.NewService(rag.NewLibrary(c.Stores.Blobs, kv, c.Config.CacheTTL), c.Settings, c.Upstream, c.Upstream)
 	}).(*rag.Service)
 }
