@@ -271,6 +271,17 @@ func (s *Service) fetch(ctx context.Context, upstreamBase, link string) ([]byte,
 
 var errPrivate = errors.New("private address")
 
+// portOf is u's port, or its scheme's.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
 // endsInNumber reports whether a host's last label is a number (decimal,
 // or 0x hexadecimal): the WHATWG URL parser (the Fetch API's) then reads the
 // host as an IPv4 address, however it is written. No domain ends so.
@@ -301,13 +312,7 @@ func namesPrivate(u *url.URL, allowed map[string]bool) bool {
 		host = ascii
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
+	port := portOf(u)
 	ip := net.ParseIP(host)
 	switch {
 	case host == "localhost" || strings.HasSuffix(host, ".localhost"):
@@ -349,13 +354,7 @@ func allowedPrivateBy(ctx context.Context, base string, lookup func(context.Cont
 	if err != nil || u.Hostname() == "" {
 		return out
 	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
+	port := portOf(u)
 	var ips []net.IP
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
 		ips = []net.IP{ip}
