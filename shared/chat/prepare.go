@@ -101,7 +101,12 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err e
 	if err != nil {
 		return call{}, err
 	}
-	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)))
+	// The reservation counts what is known before admission: the body, the
+	// model's system prompt and what the gateway adds (stream_options, the
+	// system message's envelope), so that a plain request needs no Extend:
+	// under a burst, an Extend meets the reservations of requests being
+	// refused at that moment, and could refuse every request of the burst.
+	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)+len(m.systemPrompt)+gatewayAdds))
 	if err != nil {
 		return call{}, err
 	}
@@ -279,6 +284,10 @@ var (
 		"max_completion_tokens", "n", "input", "prompt", "size", "response_format", "encoding_format", "tools", "tool_choice"}
 	messageMembers = []string{"role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content"}
 )
+
+// gatewayAdds bounds, in bytes, what the gateway adds to a request besides
+// the system prompt's text: stream_options and a system message's JSON.
+const gatewayAdds = 128
 
 // parseRequest splits a chat or embeddings request body into its members.
 func parseRequest(data []byte) (jsonobj.Object, error) { return jsonobj.Parse(data, requestMembers) }
