@@ -89,16 +89,22 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, contentType st
 		return storage.Unavailable("close blob "+key, err)
 	}
 	dst := b.path(key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+	// A concurrent Delete may remove a folder, left empty, between its
+	// making and the rename: make it again.
+	for attempt := 0; ; attempt++ {
+		err := os.MkdirAll(filepath.Dir(dst), 0o700)
+		switch {
+		case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist):
 			return storage.Invalid("blob key %q runs through an existing blob", key)
+		case err == nil:
+			if err = os.Rename(tmp.Name(), dst); err == nil {
+				return nil
+			}
 		}
-		return storage.Unavailable("put blob "+key, err)
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
+			return storage.Unavailable("put blob "+key, err)
+		}
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return storage.Unavailable("put blob "+key, err)
-	}
-	return nil
 }
 
 // Get implements storage.Blobs.

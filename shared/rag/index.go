@@ -30,6 +30,7 @@ type segment struct {
 	Dims    int
 	Chunks  []Chunk
 	Vectors []float32 // len(Chunks)*Dims, each vector normalised
+	Stamp   int64     // when it was written, in Unix nanoseconds
 
 	codes []uint64 // sign bits, words per vector = (Dims+63)/64
 	terms map[string][]posting

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -190,6 +193,49 @@ func TestBlobs(t *testing.T, b storage.Blobs) {
 		}
 		_, _, err := b.Get(ctx, k)
 		wantCode(t, err, gateway.ENotFound)
+	})
+
+	// Writers and deleters share one folder (the index's merges do): a
+	// delete that empties the folder must not fail a put into it.
+	t.Run("PutsAndDeletesInOneFolderAtOnce", func(t *testing.T) {
+		dir := unique(t) + "/folder/"
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 8 {
+					k := fmt.Sprintf("%s%d-%d", dir, w, i)
+					if err := b.Put(ctx, k, strings.NewReader(k), "text/plain"); err != nil {
+						errs <- err
+						return
+					}
+					if i%2 == 0 {
+						if err := b.Delete(ctx, k); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		n := 0
+		for info, err := range b.List(ctx, dir) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, _ := get(t, info.Key); string(body) != info.Key {
+				t.Fatalf("%s holds %q", info.Key, body)
+			}
+			n++
+		}
+		if n != 16 {
+			t.Fatalf("%d blobs left, want 16", n)
+		}
 	})
 
 	t.Run("InvalidKeysAreRejected", func(t *testing.T) {
