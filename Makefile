@@ -90,7 +90,7 @@ $(TOOLS)/bin/aws-lambda-rie:
 
 # The packages that hold AWS or SQLite code, or wire a target to them; every
 # other package must build for the Cloudflare Worker (GOOS=js GOARCH=wasm).
-NATIVE_ONLY := /shared/(sqlite|dynamo|bucket|disk|lambdaserve|app/local|app/serverless)(/|$$)|/internal/testkit/(awslocal|acceptance|sqlitetest|cflocal)(/|$$)|/infra/|/functions/
+NATIVE_ONLY := /shared/(sqlite|dynamo|bucket|disk|lambdaserve|app/local|app/serverless)(/|$$)|/internal/testkit/(awslocal|acceptance|sqlitetest|cflocal|browser)(/|$$)|/infra/|/functions/
 
 ## check: gofmt, go vet and staticcheck must be clean, and the target-neutral
 ## packages build for WebAssembly

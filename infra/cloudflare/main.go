@@ -28,6 +28,7 @@ import (
 	"github.com/aigateway/aigateway/shared/app/uploadfn"
 	"github.com/aigateway/aigateway/shared/cloudflare"
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/jsgateway"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/seal"
@@ -93,7 +94,7 @@ func open() (http.Handler, *sqlstore.Store, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("GATEWAY_MASTER_KEY: %w", err)
 	}
-	store, _, err := cloudflare.OpenD1(bindingDB)
+	store, db, err := cloudflare.OpenD1(bindingDB)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,7 +102,8 @@ func open() (http.Handler, *sqlstore.Store, error) {
 	if kv.IsUndefined() || r2.IsUndefined() {
 		return nil, nil, fmt.Errorf("the Worker needs the bindings %s (KV), %s (D1) and %s (R2); see wrangler.toml", bindingKV, bindingDB, bindingR2)
 	}
-	g, err := app.Assemble(cfg, app.Stores{KV: cloudflare.NewKV(kv), Records: store.Records(), Blobs: cloudflare.NewBlobs(r2)}, master,
+	stores := app.Stores{KV: cloudflare.NewKV(kv), Records: store.Records(), Blobs: cloudflare.NewBlobs(r2)}
+	g, err := app.Assemble(cfg, stores, master,
 		app.Extras{
 			Metrics: metrics.Nop{},
 			// The Fetch API: a client with no dialer of its own.
@@ -111,6 +113,9 @@ func open() (http.Handler, *sqlstore.Store, error) {
 			// once everywhere, and bulk ingestion is not held to Workers
 			// KV's one write a second per key.
 			IndexKV: store.KV(),
+			// The JavaScript gateway ran on the same bindings: setup
+			// offers to import what it left (read only).
+			Legacy: &jsgateway.Source{KV: stores.KV, Files: jsgateway.SQLFiles{DB: db}, Blobs: stores.Blobs},
 		},
 		chatfn.Part, uploadfn.Part, adminfn.Part, imagefn.Part)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,58 +13,21 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/aigateway/aigateway/internal/testkit/acceptance"
+	"github.com/aigateway/aigateway/internal/testkit/browser"
 	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
-
-// chromium returns the headless browser to drive, skipping (or failing,
-// under make test) when it is not installed.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("GATEWAY_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("GATEWAY_REQUIRE_TOOLS") == "1" {
-		t.Fatal("chromium is not installed (make tools installs it)")
-	}
-	t.Skip("chromium is not installed (make tools installs it)")
-	return ""
-}
 
 // TestBrowserSetupAndLogin drives the setup page and the admin page in
 // headless Chromium against the local server: first-run setup shows the
 // first key once, and the admin signs in and issues a key.
 func TestBrowserSetupAndLogin(t *testing.T) {
-	exe := chromium(t)
 	bin := gatewayBinary(t)
 	up := fakeupstream.New(t)
 	base := start(t, bin, append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...)...)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx := browser.New(t, 60*time.Second)
 
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return v
-	}
+	text := func(sel string) string { t.Helper(); return browser.Text(t, ctx, sel) }
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(css("#setup")),

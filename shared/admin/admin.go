@@ -5,12 +5,15 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/jsgateway"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/settings"
@@ -26,6 +29,7 @@ type Settings interface {
 // Keys manages client API keys.
 type Keys interface {
 	Create(ctx context.Context, name string, limits gateway.KeyLimits) (gateway.APIKey, string, error)
+	Import(ctx context.Context, name, secret string, createdAt time.Time) (gateway.APIKey, bool, error)
 	List(ctx context.Context) ([]gateway.APIKey, error)
 	Revoke(ctx context.Context, id string) (gateway.APIKey, error)
 	SetLimits(ctx context.Context, id string, limits gateway.KeyLimits) (gateway.APIKey, error)
@@ -59,6 +63,10 @@ type Deps struct {
 	Catalog       Catalog
 	Conversations Conversations
 	Usage         Usage
+	// Import brings the JavaScript gateway's data over at setup (its
+	// Source, Records and Keys are used; files are imported by the upload
+	// function). Nil where there is none to read (off Cloudflare Workers).
+	Import *jsgateway.Handler
 }
 
 // Handler serves the admin API and pages.
@@ -87,7 +95,19 @@ func (h *Handler) SetupState(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	respond.JSON(w, http.StatusOK, map[string]bool{"initialized": ok})
+	out := map[string]any{"initialized": ok}
+	// Before the first run, say what the JavaScript gateway left here to
+	// import (counts and names, no secrets).
+	if !ok && h.Import != nil {
+		snap, err := jsgateway.Read(r.Context(), *h.Import.Source)
+		if err != nil {
+			return err
+		}
+		if snap.Found {
+			out["import"] = snap.Summary()
+		}
+	}
+	respond.JSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -95,11 +115,19 @@ type setupRequest struct {
 	AdminPassword string            `json:"admin_password"`
 	AI            gateway.Upstream  `json:"ai"`
 	RAG           *gateway.Upstream `json:"rag"`
+	// Import brings the JavaScript gateway's settings and keys over; Proof
+	// is one of its sk- keys or its AI API key.
+	Import *struct {
+		Proof string `json:"proof"`
+	} `json:"import"`
 }
 
 // Setup claims the gateway: admin password, upstream settings and the first
 // key, all validated before anything is stored. If a step after the claim
-// fails, the claim is undone so that setup can be tried again.
+// fails, the claim is undone so that setup can be tried again. With
+// import, the JavaScript gateway's settings are the starting point (what
+// the request gives overrides them), its public models and client keys
+// are stored, and its files are left to POST /admin/api/documents/import.
 func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	var req setupRequest
 	if err := respond.DecodeJSON(w, r, h.maxBody, &req); err != nil {
@@ -112,7 +140,21 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st.AI = req.AI
+	var snap *jsgateway.Snapshot
+	if req.Import != nil {
+		if snap, err = h.legacy(r.Context(), req.Import.Proof); err != nil {
+			return err
+		}
+		snap.Apply(&st)
+	}
+	set := func(dst *string, v string) {
+		if v != "" || snap == nil {
+			*dst = v
+		}
+	}
+	set(&st.AI.BaseURL, req.AI.BaseURL)
+	set((*string)(&st.AI.APIKey), string(req.AI.APIKey))
+	set(&st.AI.Model, req.AI.Model)
 	if req.RAG != nil {
 		st.RAG.BaseURL, st.RAG.APIKey, st.RAG.Model = req.RAG.BaseURL, req.RAG.APIKey, req.RAG.Model
 	}
@@ -126,15 +168,58 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	// that a dropped connection does not leave a half-made setup.
 	ctx := context.WithoutCancel(r.Context())
 	_, secret, err := h.finishSetup(ctx, st)
+	var progress *jsgateway.Progress
+	if err == nil && snap != nil {
+		progress, err = h.importSnapshot(ctx, *snap)
+	}
 	if err != nil {
 		if uerr := h.Guard.Unclaim(ctx); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
 		return err
 	}
-	slog.InfoContext(ctx, "gateway initialized")
-	respond.JSON(w, http.StatusCreated, map[string]string{"api_key": secret})
+	slog.InfoContext(ctx, "gateway initialized", "imported", snap != nil)
+	out := map[string]any{"api_key": secret}
+	if progress != nil {
+		out["import"] = progress
+	}
+	respond.JSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// legacy reads the JavaScript gateway's data for setup, once proof shows
+// the caller owns it.
+func (h *Handler) legacy(ctx context.Context, proof string) (*jsgateway.Snapshot, error) {
+	if h.Import == nil {
+		return nil, jsgateway.NoSource()
+	}
+	snap, err := jsgateway.Read(ctx, *h.Import.Source)
+	if err != nil {
+		return nil, err
+	}
+	if !snap.Found {
+		return nil, gateway.Errorf(gateway.ENotFound, "The bindings hold none of the JavaScript gateway's data to import.")
+	}
+	if !snap.Owns(proof) {
+		e := gateway.Errorf(gateway.EForbidden, "To import, type one of the JavaScript gateway's sk- keys, or its AI API key: it shows the data is yours.")
+		e.Param = "import.proof"
+		return nil, e
+	}
+	return &snap, nil
+}
+
+// importSnapshot stores the public models and the client keys of snap.
+func (h *Handler) importSnapshot(ctx context.Context, snap jsgateway.Snapshot) (*jsgateway.Progress, error) {
+	for _, m := range snap.Models {
+		if err := h.Catalog.Put(ctx, m); err != nil {
+			return nil, fmt.Errorf("import model %s: %w", m.Name, err)
+		}
+	}
+	p, err := h.Import.Step(ctx, *h.Import.Source, snap, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 func (h *Handler) finishSetup(ctx context.Context, st gateway.Settings) (gateway.APIKey, string, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/aigateway/aigateway/shared/catalog"
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/jsgateway"
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/metrics"
 	"github.com/aigateway/aigateway/shared/respond"
@@ -127,6 +128,9 @@ type Extras struct {
 	// that takes a write per ingestion (D1 on Workers, whose KV is
 	// eventually consistent and takes one write a second per key).
 	IndexKV storage.KV
+	// Legacy, when set, is where the JavaScript gateway left its data
+	// (the Worker's bindings): setup offers to import it.
+	Legacy *jsgateway.Source
 }
 
 // Assemble builds the gateway on st, with master as the master key, from

@@ -82,6 +82,8 @@ var Routes = []Route{
 	{"POST", "/admin/api/documents", Session, FnUpload, "documents.Handler.Add"},
 	{"POST", "/admin/api/documents/uploads", Session, FnUpload, "documents.Handler.PrepareUpload"},
 	{"PUT", "/admin/api/documents/{id}/content", Signed, FnUpload, "documents.Handler.PutContent"},
+	{"GET", "/admin/api/documents/import", Session, FnUpload, "jsgateway.Handler.State"},
+	{"POST", "/admin/api/documents/import", Session, FnUpload, "jsgateway.Handler.Import"},
 	{"GET", "/admin/api/documents/{id}", Session, FnUpload, "documents.Handler.Get"},
 	{"DELETE", "/admin/api/documents/{id}", Session, FnUpload, "documents.Handler.Delete"},
 	{"GET", "/admin/api/conversations", Session, FnAdmin, "admin.Handler.ListConversations"},

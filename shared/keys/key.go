@@ -1,7 +1,8 @@
 // Package keys issues, authenticates, lists and revokes the gateway's client
 // API keys on the Records storage role.
 //
-// A key's secret is "sk-" and 43 base62 characters (256 random bits). Only
+// A key's secret is "sk-" and 43 base62 characters (256 random bits), or,
+// for a key imported from the JavaScript gateway, whatever it had. Only
 // its SHA-256 hash is stored; the key's ID is derived from the hash, so
 // authentication is a single Get. Lookups are cached for a few seconds per
 // instance; a revocation empties this instance's cache at once and reaches
@@ -120,6 +121,64 @@ func (s *Service) Create(ctx context.Context, name string, limits gateway.KeyLim
 	return r.key(), secret, nil
 }
 
+// Import stores a key issued elsewhere (the JavaScript gateway's) under
+// its own secret, so that clients keep using it; secret must be "sk-" and
+// 8 to 200 letters, digits, '-' or '_'. A key already there is returned
+// with created false.
+func (s *Service) Import(ctx context.Context, name, secret string, createdAt time.Time) (gateway.APIKey, bool, error) {
+	if err := CheckImported(secret); err != nil {
+		return gateway.APIKey{}, false, err
+	}
+	if err := CheckName(name); err != nil {
+		return gateway.APIKey{}, false, err
+	}
+	if createdAt.IsZero() {
+		createdAt = s.now()
+	}
+	hash := hashOf(secret)
+	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", CreatedAt: createdAt.UTC()}, Hash: hash}
+	value, err := json.Marshal(r)
+	if err != nil {
+		return gateway.APIKey{}, false, fmt.Errorf("encode key: %w", err)
+	}
+	_, err = s.records.Put(ctx, storage.Item{PK: partition, SK: r.ID, Value: value}, storage.Cond{IfAbsent: true})
+	if gateway.IsConflict(err) {
+		it, err := s.records.Get(ctx, partition, r.ID)
+		if err != nil {
+			return gateway.APIKey{}, false, fmt.Errorf("read imported key: %w", err)
+		}
+		var old record
+		if err := json.Unmarshal(it.Value, &old); err != nil {
+			return gateway.APIKey{}, false, fmt.Errorf("decode key %s: %w", r.ID, err)
+		}
+		return old.key(), false, nil
+	}
+	if err != nil {
+		return gateway.APIKey{}, false, fmt.Errorf("import key: %w", err)
+	}
+	return r.key(), true, nil
+}
+
+// CheckImported returns EInvalid unless secret can be an imported key.
+func CheckImported(secret string) error {
+	body, ok := strings.CutPrefix(secret, "sk-")
+	if !ok || len(body) < minImported || len(body) > maxImported {
+		return gateway.Errorf(gateway.EInvalid, "An imported key must be \"sk-\" and %d to %d characters.", minImported, maxImported)
+	}
+	for _, r := range body {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return gateway.Errorf(gateway.EInvalid, "An imported key may hold only letters, digits, '-' and '_'.")
+		}
+	}
+	return nil
+}
+
+// The lengths of an imported key's part after "sk-".
+const (
+	minImported = 8
+	maxImported = 200
+)
+
 func unauthorized() error {
 	return gateway.Errorf(gateway.EUnauthorized, "Incorrect API key provided. Use a key issued by this gateway as \"Authorization: Bearer sk-…\".")
 }
@@ -132,7 +191,8 @@ func expired() error {
 // Authenticate returns the active key whose secret this is. A missing,
 // malformed, unknown, revoked or expired secret is EUnauthorized.
 func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIKey, error) {
-	if !strings.HasPrefix(secret, "sk-") || len(secret) != 46 {
+	// The gateway's own keys are 46 characters; imported ones 11 to 203.
+	if !strings.HasPrefix(secret, "sk-") || len(secret) < 3+minImported || len(secret) > 3+maxImported {
 		return gateway.APIKey{}, unauthorized()
 	}
 	hash := hashOf(secret)

@@ -89,14 +89,43 @@ func (w *Worker) Write(p []byte) (int, error) {
 // secrets) until the test ends.
 func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
 	t.Helper()
-	wrangler := awslocal.Tool(t, Wrangler)
-	w := &Worker{State: t.TempDir(), dir: dir, bin: wrangler}
-	env := append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=1", "NO_COLOR=1")
-	migrate := exec.Command(wrangler, "d1", "migrations", "apply", "AI_DB", "--local", "--persist-to", w.State)
-	migrate.Dir, migrate.Env = dir, env
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("wrangler d1 migrations apply: %v\n%s", err, out)
+	w := Prepare(t, dir)
+	w.Serve(t, script, vars)
+	return w
+}
+
+// env is wrangler's environment: quiet, no prompts.
+func env() []string {
+	return append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=1", "NO_COLOR=1")
+}
+
+// Prepare applies the migrations of dir's wrangler.toml to a fresh local
+// state, which Wrangler may then seed before Serve starts the Worker.
+func Prepare(t testing.TB, dir string) *Worker {
+	t.Helper()
+	w := &Worker{State: t.TempDir(), dir: dir, bin: awslocal.Tool(t, Wrangler)}
+	w.Wrangler(t, "d1", "migrations", "apply", "AI_DB")
+	return w
+}
+
+// Wrangler runs a wrangler command on the local state (adding --local and
+// --persist-to) and returns its output.
+func (w *Worker) Wrangler(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(w.bin, append(args, "--local", "--persist-to", w.State)...)
+	cmd.Dir, cmd.Env = w.dir, env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrangler %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	return string(out)
+}
+
+// Serve serves script (from Build) with vars (its variables and secrets)
+// on the prepared state until the test ends.
+func (w *Worker) Serve(t testing.TB, script string, vars map[string]string) {
+	t.Helper()
+	wrangler, dir := w.bin, w.dir
 	port := awslocal.FreePort(t)
 	args := []string{"dev", script, "--local", "--ip", "127.0.0.1", "--port", fmt.Sprint(port), "--persist-to", w.State,
 		"--show-interactive-dev-session=false"}
@@ -104,7 +133,7 @@ func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
 		args = append(args, "--var", k+":"+v)
 	}
 	cmd := exec.Command(wrangler, args...)
-	cmd.Dir, cmd.Env = dir, env
+	cmd.Dir, cmd.Env = dir, env()
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // wrangler starts workerd
 	if err := cmd.Start(); err != nil {
@@ -132,7 +161,7 @@ func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return w
+				return
 			}
 		}
 		select {
@@ -148,7 +177,7 @@ func Start(t testing.TB, dir, script string, vars map[string]string) *Worker {
 func (w *Worker) D1(t testing.TB, sql string) string {
 	t.Helper()
 	cmd := exec.Command(w.bin, "d1", "execute", "AI_DB", "--local", "--persist-to", w.State, "--json", "--command", sql)
-	cmd.Dir, cmd.Env = w.dir, append(os.Environ(), "WRANGLER_SEND_METRICS=false", "CI=1", "NO_COLOR=1")
+	cmd.Dir, cmd.Env = w.dir, env()
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("wrangler d1 execute %q: %v\n%s", sql, err, out)

@@ -154,7 +154,29 @@ $("newmodel").addEventListener("submit", async (ev) => {
     $("newmodel").reset(); await loadModels();
   } catch (e) { $("models_msg").textContent = e.message; }
 });
-async function start() { show(true); await Promise.all([loadKeys(), loadSettings(), loadDocs(), loadModels()]); await Promise.all([loadUsage(), loadConversations()]); }
+// The import from the JavaScript gateway, where its data is (a Worker on
+// its bindings): how far it came, and a button to go on or run it again.
+function importText(p) {
+  let s = EN ? `Keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}` : `密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`;
+  for (const f of p.failed || []) s += "; " + f.file + ": " + f.reason;
+  return s;
+}
+async function loadImport() {
+  let state;
+  try { state = await api("GET", "admin/api/documents/import"); } catch { return; } // none here
+  if (!state.source.found) return;
+  $("jsimport").hidden = false;
+  $("jsimport_msg").textContent = importText(state.progress);
+}
+$("jsimport_run").addEventListener("click", async () => {
+  try {
+    let p;
+    do { p = await api("POST", "admin/api/documents/import"); $("jsimport_msg").textContent = importText(p); } while (!p.done);
+    await Promise.all([loadKeys(), loadDocs()]);
+  } catch (e) { $("jsimport_msg").textContent = e.message; }
+});
+
+async function start() { show(true); loadImport(); await Promise.all([loadKeys(), loadSettings(), loadDocs(), loadModels()]); await Promise.all([loadUsage(), loadConversations()]); }
 
 $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault(); $("login_msg").textContent = "";

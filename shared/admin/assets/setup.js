@@ -1,17 +1,80 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const EN = document.body.dataset.lang === "en";
-const mismatch = EN ? "The passwords do not match." : "两次输入的密码不一致。";
+const T = (zh, en) => (EN ? en : zh);
+const mismatch = T("两次输入的密码不一致。", "The passwords do not match.");
+let found = null; // what the JavaScript gateway left, if anything
+
+function importing() { return found !== null && $("import_on").checked; }
+
+function showUpstreams() {
+  const on = importing();
+  $("upstreams").hidden = on;
+  for (const id of ["ai_base", "ai_model"]) $(id).required = !on;
+  $("proof").required = on;
+}
+
+fetch("admin/api/setup").then((r) => r.json()).then((s) => {
+  if (!s.import || !s.import.found) return;
+  found = s.import;
+  const parts = [];
+  if (found.ai_base_url) parts.push(T("AI 上游 ", "AI upstream ") + found.ai_base_url + (found.ai_model ? " · " + found.ai_model : ""));
+  if (found.public_model) parts.push(T("对外模型 ", "public model ") + found.public_model);
+  parts.push(T(`${found.keys} 个 API 密钥，${found.models} 个模型，${found.files} 个文件`, `${found.keys} API keys, ${found.models} models, ${found.files} files`));
+  $("import_summary").textContent = T("发现旧网关的数据：", "Found the old gateway's data: ") + parts.join("; ") +
+    (found.warnings ? "\n" + found.warnings.join("\n") : "");
+  $("import").hidden = false;
+  showUpstreams();
+}).catch(() => {});
+$("import_on").addEventListener("change", showUpstreams);
+
+// importFiles signs in and brings the old files over in steps, showing
+// how far it got.
+async function importFiles(password, progress) {
+  $("importing").hidden = false;
+  const show = (p) => {
+    const total = p.keys_total + p.files_total, done = p.keys_done + p.files_done;
+    $("import_bar").max = Math.max(total, 1);
+    $("import_bar").value = done;
+    $("import_status").textContent = T(`导入中：密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`,
+      `Importing: keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}`);
+    $("import_failed").replaceChildren(...(p.failed || []).map((f) => {
+      const li = document.createElement("li");
+      li.textContent = f.file + ": " + f.reason;
+      return li;
+    }));
+  };
+  show(progress);
+  const login = await fetch("admin/api/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({password})});
+  const session = await login.json().catch(() => ({}));
+  if (!login.ok) { $("import_status").textContent = (session.error && session.error.message) || login.statusText; return; }
+  while (!progress.done) {
+    const res = await fetch("admin/api/documents/import", {method: "POST", headers: {"X-CSRF-Token": session.csrf_token}});
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      $("import_status").textContent = T("导入中断：", "The import stopped: ") + ((data.error && data.error.message) || res.statusText) +
+        T("。可在管理面板重新导入，已导入的不会重复。", ". Run it again from the admin panel; what was imported is not imported twice.");
+      return;
+    }
+    progress = data;
+    show(progress);
+  }
+  $("import_status").textContent = T(`导入完成：${progress.keys_done} 个密钥，${progress.documents.length} 个文档。`,
+    `Imported ${progress.keys_done} keys and ${progress.documents.length} documents.`);
+}
+
 $("setup").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("msg").textContent = "";
   if ($("pw").value !== $("pw2").value) { $("msg").textContent = mismatch; return; }
-  const body = {
-    admin_password: $("pw").value,
-    ai: {base_url: $("ai_base").value.trim(), api_key: $("ai_key").value.trim(), model: $("ai_model").value.trim()},
-  };
-  if ($("rag_base").value.trim()) {
-    body.rag = {base_url: $("rag_base").value.trim(), api_key: $("rag_key").value.trim(), model: $("rag_model").value.trim()};
+  const body = {admin_password: $("pw").value};
+  if (importing()) {
+    body.import = {proof: $("proof").value.trim()};
+  } else {
+    body.ai = {base_url: $("ai_base").value.trim(), api_key: $("ai_key").value.trim(), model: $("ai_model").value.trim()};
+    if ($("rag_base").value.trim()) {
+      body.rag = {base_url: $("rag_base").value.trim(), api_key: $("rag_key").value.trim(), model: $("rag_model").value.trim()};
+    }
   }
   const res = await fetch("admin/api/setup", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
   const data = await res.json().catch(() => ({}));
@@ -19,5 +82,6 @@ $("setup").addEventListener("submit", async (ev) => {
   $("setup").hidden = true;
   $("key").textContent = data.api_key;
   $("done").hidden = false;
+  if (data.import) await importFiles(body.admin_password, data.import);
 });
 $("copy").addEventListener("click", () => navigator.clipboard.writeText($("key").textContent));

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/admin"
 	"github.com/aigateway/aigateway/shared/app"
+	"github.com/aigateway/aigateway/shared/jsgateway"
 	"github.com/aigateway/aigateway/shared/storage"
 )
 
@@ -29,8 +30,12 @@ func build(c *app.Core) (app.Served, error) {
 			origins = append(origins, u.Scheme+"://"+u.Host)
 		}
 	}
-	h := admin.New(admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog,
-		Conversations: c.Conversations, Usage: c.Meter}, c.Config.MaxBody, origins...)
+	deps := admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog,
+		Conversations: c.Conversations, Usage: c.Meter}
+	if c.Extras.Legacy != nil {
+		deps.Import = &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys}
+	}
+	h := admin.New(deps, c.Config.MaxBody, origins...)
 	return app.Served{Value: h, Handlers: []app.HandlerFunc{
 		h.SetupState, h.Setup, h.Login, h.Logout, h.Session,
 		h.GetSettings, h.PutSettings, h.ListKeys, h.CreateKey, h.SetKeyLimits, h.RevokeKey,

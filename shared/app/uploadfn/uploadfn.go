@@ -11,6 +11,7 @@ import (
 	"github.com/aigateway/aigateway/shared/app/knowledge"
 	"github.com/aigateway/aigateway/shared/documents"
 	"github.com/aigateway/aigateway/shared/ingest"
+	"github.com/aigateway/aigateway/shared/jsgateway"
 )
 
 // Part is the upload function. Its handler also takes the blob store's
@@ -30,5 +31,7 @@ func build(c *app.Core) (app.Served, error) {
 	}
 	h := documents.New(docs, c.Box.Derive("upload"), c.Extras.SingleProcess, c.Config.MaxBody)
 	c.OnClose(h) // background ingestions finish before the stores close
-	return app.Served{Value: h, Handlers: []app.HandlerFunc{h.List, h.Add, h.PrepareUpload, h.PutContent, h.Get, h.Delete}}, nil
+	imp := &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys, Docs: docs}
+	return app.Served{Value: h, Handlers: []app.HandlerFunc{h.List, h.Add, h.PrepareUpload, h.PutContent, h.Get, h.Delete,
+		imp.State, imp.Import}}, nil
 }
