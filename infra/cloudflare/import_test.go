@@ -216,7 +216,13 @@ func jsState(t *testing.T, w *cflocal.Worker) string {
 	for _, k := range []string{"AI_CONFIG", "RAG_CONFIG", "SYSTEM_CONFIG", "models", "API_KEYS"} {
 		b.WriteString(k + "=" + w.Wrangler(t, "kv", "key", "get", k, "--binding", "AI_KV", "--text") + "\n")
 	}
-	b.WriteString(w.D1(t, "SELECT * FROM files ORDER BY id"))
+	// The rows only: wrangler's answer also times the query.
+	var rows []struct{ Results []map[string]any }
+	if err := json.Unmarshal([]byte(w.D1(t, "SELECT * FROM files ORDER BY id")), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("the files table reads %v, %v", rows, err)
+	}
+	files, _ := json.Marshal(rows[0].Results)
+	b.WriteString("files=" + string(files) + "\n")
 	out := filepath.Join(t.TempDir(), "manual.md")
 	w.Wrangler(t, "r2", "object", "get", "ai-gateway-files/files/f1-manual.md", "--file", out)
 	m, _ := os.ReadFile(out)

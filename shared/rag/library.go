@@ -62,6 +62,9 @@ const (
 	// maxRemoved, an eighth of the documents.
 	minRemoved = 32
 	maxRemoved = 512
+	// A small index is merged whole as soon as a tombstone is old enough,
+	// so that a removed document's chunks leave storage soon.
+	smallIndex = 512
 	// A full merge drops only tombstones older than this, so that a merge
 	// running elsewhere, which may have read a removed document before its
 	// tombstone was written, cannot bring it back.
@@ -433,7 +436,7 @@ func plan(entries []entry, now time.Time) (inputs []entry, level int, full bool)
 			}
 		}
 	}
-	if len(removed) > min(max(docs/8, minRemoved), maxRemoved) {
+	if len(removed) > min(max(docs/8, minRemoved), maxRemoved) || len(removed) > 0 && docs <= smallIndex {
 		for _, e := range entries {
 			if e.kind == kindLoose || e.kind == kindPack {
 				inputs = append(inputs, e)
