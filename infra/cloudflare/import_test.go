@@ -90,7 +90,7 @@ func TestImportFromJSGateway(t *testing.T) {
 	}
 	json.Unmarshal(body, &state)
 	if status != 200 || state.Initialized || !state.Import.Found || state.Import.Keys != 2 || state.Import.Files != 3 ||
-		state.Import.Models != 2 || state.Import.AIModel != "Qwen/QwQ-32B" {
+		state.Import.Models != 1 || state.Import.AIModel != "Qwen/QwQ-32B" {
 		t.Fatalf("setup state = %d %s", status, body)
 	}
 	for _, secret := range []string{jsClientKey, jsUpstreamKey, "sk-rag-old"} {
@@ -111,7 +111,7 @@ func TestImportFromJSGateway(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(w.URL+"/setup?lang=en"), chromedp.WaitVisible(css("#import"))); err != nil {
 		t.Fatalf("the setup page offers no import: %v", err)
 	}
-	if sum := text("#import_summary"); !strings.Contains(sum, "2 API keys, 2 models, 3 files") || !strings.Contains(sum, "my-assistant") {
+	if sum := text("#import_summary"); !strings.Contains(sum, "API keys: 2, models: 1, files: 3") || !strings.Contains(sum, "my-assistant") {
 		t.Fatalf("the import summary reads %q", sum)
 	}
 	upstreamsShown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("upstreams").hidden`))

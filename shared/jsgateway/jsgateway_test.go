@@ -64,8 +64,8 @@ func TestReadTutorialLayout(t *testing.T) {
 	for _, m := range snap.Models {
 		names = append(names, m.Name+"→"+m.UpstreamModel)
 	}
-	if !reflect.DeepEqual(names, []string{"my-assistant→Qwen/QwQ-32B", "translator→Qwen/QwQ-32B"}) {
-		t.Fatalf("models = %v (the upstream's own name is not a public model)", names)
+	if !reflect.DeepEqual(names, []string{"translator→Qwen/QwQ-32B"}) {
+		t.Fatalf("models = %v (the upstream's own name and the settings' public model are not extra models)", names)
 	}
 	if len(snap.Keys) != 2 || snap.Keys[0].Secret != oldKey || snap.Keys[0].Name != "app" ||
 		!snap.Keys[0].CreatedAt.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) || !snap.Keys[1].CreatedAt.Equal(time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)) {
@@ -82,7 +82,7 @@ func TestReadTutorialLayout(t *testing.T) {
 		}
 	}
 	sum := snap.Summary()
-	if sum.Keys != 2 || sum.Models != 2 || sum.AIModel != "Qwen/QwQ-32B" {
+	if sum.Keys != 2 || sum.Models != 1 || sum.AIModel != "Qwen/QwQ-32B" {
 		t.Fatalf("summary = %+v", sum)
 	}
 	for _, secret := range []string{oldKey, oldKey2, oldUpstreamKey, "sk-rag"} {

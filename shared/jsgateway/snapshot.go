@@ -18,6 +18,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -207,7 +208,8 @@ func Read(ctx context.Context, src Source) (Snapshot, error) {
 	if err != nil {
 		return s, err
 	}
-	s.Models = modelsOf(models, s.AI.Model)
+	// The public model of the settings is served already.
+	s.Models = slices.DeleteFunc(modelsOf(models, s.AI.Model), func(m gateway.Model) bool { return m.Name == s.PublicModel })
 	if models != nil && len(s.Models) == 0 {
 		s.Warnings = append(s.Warnings, "No model names were found in "+KeyModels+".")
 	}

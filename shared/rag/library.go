@@ -62,6 +62,9 @@ const (
 	// maxRemoved, an eighth of the documents.
 	minRemoved = 32
 	maxRemoved = 512
+	// Loose segments merged at once at most, so that one change does a
+	// bounded amount of work (a Worker request has 1 000 operations).
+	maxLoose = 64
 	// A small index is merged whole as soon as a tombstone is old enough,
 	// so that a removed document's chunks leave storage soon.
 	smallIndex = 512
@@ -102,7 +105,7 @@ type entry struct {
 	kind  blobKind
 	level int    // packs
 	doc   docRef // loose segments and tombstones
-	stamp int64  // tombstones
+	stamp int64  // loose segments and tombstones
 }
 
 // parseKey classifies an index blob by its key.
@@ -129,9 +132,13 @@ func parseKey(key string) entry {
 		if !ok || !isSeg || kb == "" || strings.Contains(name, "/") {
 			break
 		}
-		// Segments written before packs are named {kb}/{doc}.seg.
-		if doc, _, ok := strings.Cut(name, "@"); ok {
-			name = doc
+		// Segments written before packs are named {kb}/{doc}.seg (stamp 0).
+		if doc, st, ok := strings.Cut(name, "@"); ok {
+			n, err := strconv.ParseInt(st, 10, 64)
+			if err != nil {
+				break
+			}
+			name, e.stamp = doc, n
 		}
 		if name != "" {
 			e.kind, e.doc = kindLoose, docRef{kb, name}
@@ -253,14 +260,22 @@ func (l *Library) changed() {
 	l.views = map[string]*view{}
 }
 
-// list returns the index blobs.
+// list returns the index blobs, the tombstones first: a full merge
+// deletes them last, after writing its pack and deleting the packs it
+// merged, so a listing that reads them first and the rest after (a
+// listing takes pages, and time) never sees a removed document's pack
+// without its tombstone.
 func (l *Library) list(ctx context.Context) ([]entry, error) {
 	var out []entry
-	for info, err := range l.blobs.List(ctx, segmentPrefix) {
-		if err != nil {
-			return nil, fmt.Errorf("list index segments: %w", err)
-		}
-		if e := parseKey(info.Key); e.kind != kindOther {
+	for _, prefix := range []string{removedPrefix, segmentPrefix} {
+		for info, err := range l.blobs.List(ctx, prefix) {
+			if err != nil {
+				return nil, fmt.Errorf("list index segments: %w", err)
+			}
+			e := parseKey(info.Key)
+			if e.kind == kindOther || prefix == segmentPrefix && e.kind == kindRemoved {
+				continue
+			}
 			out = append(out, e)
 		}
 	}
@@ -383,7 +398,9 @@ func (l *Library) remove(ctx context.Context, kb, docID string) error {
 		if err != nil {
 			return fmt.Errorf("list index segments: %w", err)
 		}
-		if e := parseKey(info.Key); e.kind == kindLoose && e.doc == ref {
+		// A copy written after the tombstone (the document indexed again
+		// meanwhile) stays.
+		if e := parseKey(info.Key); e.kind == kindLoose && e.doc == ref && e.stamp < st {
 			if err := l.blobs.Delete(ctx, info.Key); err != nil {
 				return fmt.Errorf("delete index segment: %w", err)
 			}
@@ -414,8 +431,9 @@ func (l *Library) tidy(ctx context.Context) {
 }
 
 // plan chooses the blobs to merge from a listing: the inputs, the level of
-// the pack to write, and whether the merge is full (and so may drop the
-// tombstones). No inputs means nothing to do.
+// the pack to write (for a full merge, chosen by its size once written),
+// and whether the merge is full (and so may drop the tombstones). No
+// inputs means nothing to do.
 func plan(entries []entry, now time.Time) (inputs []entry, level int, full bool) {
 	var loose, removed []entry
 	packs := map[int][]entry{}
@@ -442,13 +460,16 @@ func plan(entries []entry, now time.Time) (inputs []entry, level int, full bool)
 				inputs = append(inputs, e)
 			}
 		}
-		inputs = append(inputs, removed...)
-		return inputs, levelFor(docs), true
+		// The pack drops every removed document; the tombstones go a
+		// bounded number at a time, the rest at the next merge.
+		inputs = append(inputs, removed[:min(len(removed), maxRemoved)]...)
+		return inputs, 0, true
 	}
 	if len(loose) < looseLimit {
 		return nil, 0, false
 	}
-	inputs, level = loose, 1
+	// At most maxLoose at once (an upgrade may find many).
+	inputs, level = loose[:min(len(loose), maxLoose)], 1
 	for level <= top && len(packs[level])+1 >= fanout {
 		inputs = append(inputs, packs[level]...)
 		level++
@@ -516,6 +537,9 @@ func (l *Library) merge(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(segs, func(a, b *segment) int { return cmp.Or(cmp.Compare(a.KB, b.KB), cmp.Compare(a.DocID, b.DocID)) })
+	if full {
+		level = levelFor(len(segs)) // its real size: removals shrink it
+	}
 	key := packKey(level, l.stamp())
 	if len(segs) > 0 {
 		if err := l.write(ctx, key, segs); err != nil {

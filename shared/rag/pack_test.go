@@ -345,8 +345,9 @@ func TestBlobVanishesWhileLoading(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("%d documents seen", len(seen))
 	}
-	if f.blobs.lists.Load()-lists != 2 {
-		t.Fatalf("the reader listed %d times, want 2", f.blobs.lists.Load()-lists)
+	// A listing is two: the tombstones, then the rest.
+	if f.blobs.lists.Load()-lists != 4 {
+		t.Fatalf("the reader listed %d times, want twice (4 List calls)", f.blobs.lists.Load()-lists)
 	}
 }
 
@@ -404,5 +405,211 @@ func TestSegmentsOfEarlierReleases(t *testing.T) {
 	}
 	if _, _, err := f.blobs.Blobs.Get(ctx, segmentPrefix+"kb/doc0001.seg"); !gateway.IsNotFound(err) {
 		t.Fatalf("the merged earlier segment is still stored: %v", err)
+	}
+}
+
+// pagedBlobs lists like S3/R2 past 1000 keys: the keys before ~removed/
+// come in one page, the rest in a later page fetched after hook ran.
+type pagedBlobs struct {
+	*countingBlobs
+	hook func()
+}
+
+func (p *pagedBlobs) List(ctx context.Context, prefix string) iter.Seq2[storage.BlobInfo, error] {
+	return func(yield func(storage.BlobInfo, error) bool) {
+		var page1 []storage.BlobInfo
+		for info, err := range p.countingBlobs.List(ctx, prefix) {
+			if err != nil {
+				yield(info, err)
+				return
+			}
+			if !strings.HasPrefix(info.Key, removedPrefix) {
+				page1 = append(page1, info)
+			}
+		}
+		for _, info := range page1 {
+			if !yield(info, nil) {
+				return
+			}
+		}
+		if h := p.hook; h != nil {
+			p.hook = nil
+			h()
+		}
+		for info, err := range p.countingBlobs.List(ctx, prefix) {
+			if err != nil || strings.HasPrefix(info.Key, removedPrefix) {
+				if !yield(info, err) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// TestListingInPagesResurrectsNothing: a long-lived instance holds the
+// packs in memory, and another instance's full merge runs between the pages
+// of its listing; the removed document must not come back through the
+// instance's own merge.
+func TestListingInPagesResurrectsNothing(t *testing.T) {
+	ctx := context.Background()
+	f := newPackFixture(t)
+	paged := &pagedBlobs{countingBlobs: f.blobs}
+	clock := time.Now()
+	a := NewLibrary(paged, f.kv, 0)
+	a.now = func() time.Time { return clock }
+	for i := range 24 { // three level-1 packs
+		if err := a.add(ctx, doc("kb", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.remove(ctx, "kb", "doc0005"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 24; i < 31; i++ { // seven loose
+		if err := a.add(ctx, doc("kb", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := NewLibrary(paged, f.kv, 0)
+	bclock := clock
+	b.now = func() time.Time { return bclock }
+	if _, err := b.view(ctx, []string{"kb"}); err != nil { // b holds every blob
+		t.Fatal(err)
+	}
+	paged.hook = func() {
+		clock = clock.Add(tombstoneGrace + time.Minute)
+		if err := a.merge(ctx); err != nil { // a full merge, between b's pages
+			t.Error(err)
+		}
+	}
+	if err := b.add(ctx, doc("kb", 31)); err != nil { // b's eighth loose: b merges
+		t.Fatal(err)
+	}
+	loose, removed, packs := f.kinds()
+	seen, _ := f.docsSeen("kb")
+	t.Logf("now: %d loose, %d tombstones, packs %v", loose, removed, packs)
+	if seen["doc0005"] > 0 {
+		t.Errorf("the removed doc0005 is back for a cold instance: %v", f.filesHolding("marker0005"))
+	}
+}
+
+// TestRemoveKeepsNewerLooseCopy: a loose copy stamped after the removal
+// (the document indexed again meanwhile) is the document, and stays.
+func TestRemoveKeepsNewerLooseCopy(t *testing.T) {
+	ctx := context.Background()
+	f := newPackFixture(t)
+	a := f.library()
+	clock := time.Now()
+	a.now = func() time.Time { return clock }
+	// The re-add's stamp is later than the removal's, but its blob
+	// is listed by remove.
+	newer := doc("kb", 1)
+	newer.Stamp = clock.Add(time.Second).UnixNano()
+	if err := a.write(ctx, looseKey("kb", newer.DocID, newer.Stamp), []*segment{newer}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.remove(ctx, "kb", newer.DocID); err != nil {
+		t.Fatal(err)
+	}
+	seen, _ := f.docsSeen("kb")
+	if seen[newer.DocID] == 0 {
+		t.Errorf("a copy stamped after the tombstone was deleted by remove")
+	}
+}
+
+// TestRemovalsShrinkThePacks: once most documents are removed, the full
+// merge's pack is as small as what is left, so the index counts as small
+// again and a later removal leaves storage at the next merge.
+func TestRemovalsShrinkThePacks(t *testing.T) {
+	ctx := context.Background()
+	f := newPackFixture(t)
+	a := f.library()
+	clock := time.Now()
+	a.now = func() time.Time { return clock }
+	for i := range 600 {
+		if err := a.add(ctx, doc("kb", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 6; i < 600; i++ {
+		if err := a.remove(ctx, "kb", fmt.Sprintf("doc%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock = clock.Add(tombstoneGrace + time.Minute)
+	if err := a.add(ctx, doc("kb", 600)); err != nil { // full merge
+		t.Fatal(err)
+	}
+	seen, _ := f.docsSeen("kb")
+	loose, removed, packs := f.kinds()
+	t.Logf("%d documents; %d loose, %d tombstones, packs %v", len(seen), loose, removed, packs)
+	if err := a.remove(ctx, "kb", "doc0000"); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(tombstoneGrace + time.Minute)
+	if err := a.add(ctx, doc("kb", 601)); err != nil {
+		t.Fatal(err)
+	}
+	if files := f.filesHolding("marker0000"); len(files) > 0 {
+		_, removed, packs := f.kinds()
+		t.Errorf("in an index of %d documents, doc0000 removed 16 min ago is still stored (%d tombstones, packs %v): %v", len(seen), removed, packs, files)
+	}
+}
+
+type opCounting struct {
+	*countingBlobs
+	ops int
+}
+
+func (o *opCounting) Delete(ctx context.Context, key string) error {
+	o.ops++
+	return o.countingBlobs.Delete(ctx, key)
+}
+func (o *opCounting) Put(ctx context.Context, key string, r io.Reader, ct string) error {
+	o.ops++
+	return o.countingBlobs.Put(ctx, key, r, ct)
+}
+
+// TestOneChangeDoesBoundedWork: after a bulk removal, the first change
+// past the grace deletes a bounded number of tombstones (a Worker request
+// has 1 000 operations); the rest go at the next changes.
+func TestOneChangeDoesBoundedWork(t *testing.T) {
+	ctx := context.Background()
+	f := newPackFixture(t)
+	oc := &opCounting{countingBlobs: f.blobs}
+	clock := time.Now()
+	a := NewLibrary(oc, f.kv, 0)
+	a.now = func() time.Time { return clock }
+	for i := range 800 {
+		if err := a.add(ctx, doc("kb", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 700 { // e.g. a knowledge base emptied
+		if err := a.remove(ctx, "kb", fmt.Sprintf("doc%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock = clock.Add(tombstoneGrace + time.Minute)
+	b := NewLibrary(oc, f.kv, 0) // a cold Worker request
+	b.now = func() time.Time { return clock }
+	gets, ops := f.blobs.gets.Load(), oc.ops
+	if err := b.add(ctx, doc("kb", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one add: %d blob reads, %d puts/deletes", f.blobs.gets.Load()-gets, oc.ops-ops)
+	if oc.ops-ops > maxRemoved+looseLimit+8 {
+		t.Errorf("one add made %d storage writes, want at most %d", oc.ops-ops, maxRemoved+looseLimit+8)
+	}
+	for range 2 {
+		if err := b.add(ctx, doc("kb", 5001)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, removed, _ := f.kinds(); removed != 0 {
+		t.Errorf("%d tombstones left after the next changes", removed)
+	}
+	if seen, _ := f.docsSeen("kb"); len(seen) != 102 {
+		t.Errorf("%d documents seen, want 102", len(seen))
 	}
 }

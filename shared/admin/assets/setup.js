@@ -20,7 +20,7 @@ fetch("admin/api/setup").then((r) => r.json()).then((s) => {
   const parts = [];
   if (found.ai_base_url) parts.push(T("AI 上游 ", "AI upstream ") + found.ai_base_url + (found.ai_model ? " · " + found.ai_model : ""));
   if (found.public_model) parts.push(T("对外模型 ", "public model ") + found.public_model);
-  parts.push(T(`${found.keys} 个 API 密钥，${found.models} 个模型，${found.files} 个文件`, `${found.keys} API keys, ${found.models} models, ${found.files} files`));
+  parts.push(T(`${found.keys} 个 API 密钥，${found.models} 个模型，${found.files} 个文件`, `API keys: ${found.keys}, models: ${found.models}, files: ${found.files}`));
   $("import_summary").textContent = T("发现旧网关的数据：", "Found the old gateway's data: ") + parts.join("; ") +
     (found.warnings ? "\n" + found.warnings.join("\n") : "");
   $("import").hidden = false;
