@@ -100,9 +100,12 @@ func TestImportFromJSGateway(t *testing.T) {
 	}
 
 	const password = "correct horse battery staple"
-	status, body = call(plain, "POST", "/admin/api/setup", `{"admin_password":"`+password+`","import":{"proof":"sk-guessing-0000"}}`)
-	if status != http.StatusForbidden || !bytes.Contains(body, []byte("import.proof")) {
-		t.Fatalf("setup with a wrong proof = %d %s", status, body)
+	// A client key is handed to users: it is no proof.
+	for _, proof := range []string{"sk-guessing-0000", jsClientKey} {
+		status, body = call(plain, "POST", "/admin/api/setup", `{"admin_password":"`+password+`","import":{"proof":"`+proof+`"}}`)
+		if status != http.StatusForbidden || !bytes.Contains(body, []byte("import.proof")) {
+			t.Fatalf("setup with %s as proof = %d %s", proof, status, body)
+		}
 	}
 	// The first run, in the browser, as a user does it.
 	ctx := browser.New(t, 2*time.Minute)
@@ -114,17 +117,19 @@ func TestImportFromJSGateway(t *testing.T) {
 	if sum := text("#import_summary"); !strings.Contains(sum, "API keys: 2, models: 1, files: 3") || !strings.Contains(sum, "my-assistant") {
 		t.Fatalf("the import summary reads %q", sum)
 	}
-	upstreamsShown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("upstreams").hidden`))
+	// The upstream fields are empty overrides: the imported values stay.
+	overrides, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`["ai_base","ai_model","rag_base","rag_model"].every(
+		(id) => document.getElementById(id).value === "" && document.getElementById(id).placeholder === "imported")`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(css("#pw"), password), chromedp.SendKeys(css("#pw2"), password),
-		chromedp.SendKeys(css("#proof"), jsClientKey),
+		chromedp.SendKeys(css("#proof"), jsUpstreamKey),
 		chromedp.Click(css(`#setup button[type="submit"]`)),
 		chromedp.WaitVisible(css("#done")),
-	); err != nil || upstreamsShown {
-		t.Fatalf("setup with the import in the browser: %v (upstream fields shown: %v)", err, upstreamsShown)
+	); err != nil || !overrides {
+		t.Fatalf("setup with the import in the browser: %v (upstream fields empty overrides: %v)", err, overrides)
 	}
 	key := text("#key")
 	js := `document.getElementById("import_status").textContent.startsWith("Imported")`
@@ -183,7 +188,7 @@ func TestImportFromJSGateway(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(w.URL+"/admin?lang=en"), chromedp.WaitVisible(css("#jsimport"))); err != nil {
 		t.Fatalf("the admin page shows no import: %v", err)
 	}
-	if s := text("#jsimport_msg"); !strings.Contains(s, "Keys 2/2, files 3/3; lost.txt") {
+	if s := text("#jsimport_msg"); !strings.Contains(s, "Models 1/1, keys 2/2, files 3/3; lost.txt") {
 		t.Fatalf("the admin page says %q about the import", s)
 	}
 	status, body = call(admin, "GET", "/admin/api/documents", "")

@@ -5,9 +5,7 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -24,6 +22,7 @@ type Settings interface {
 	Get(ctx context.Context) (gateway.Settings, error)
 	Save(ctx context.Context, st gateway.Settings) error
 	Patch(ctx context.Context, patch []byte) (gateway.Settings, error)
+	Reset(ctx context.Context) error
 }
 
 // Keys manages client API keys.
@@ -115,8 +114,8 @@ type setupRequest struct {
 	AdminPassword string            `json:"admin_password"`
 	AI            gateway.Upstream  `json:"ai"`
 	RAG           *gateway.Upstream `json:"rag"`
-	// Import brings the JavaScript gateway's settings and keys over; Proof
-	// is one of its sk- keys or its AI API key.
+	// Import brings the JavaScript gateway's data over; Proof is its AI
+	// API key or its admin password.
 	Import *struct {
 		Proof string `json:"proof"`
 	} `json:"import"`
@@ -124,10 +123,12 @@ type setupRequest struct {
 
 // Setup claims the gateway: admin password, upstream settings and the first
 // key, all validated before anything is stored. If a step after the claim
-// fails, the claim is undone so that setup can be tried again. With
-// import, the JavaScript gateway's settings are the starting point (what
-// the request gives overrides them), its public models and client keys
-// are stored, and its files are left to POST /admin/api/documents/import.
+// fails, the settings are forgotten and the claim is undone so that setup
+// can be tried again. With import, the JavaScript gateway's settings are
+// the starting point and each upstream field the request gives overrides
+// its own (a new base URL only with its key: the imported key is not sent
+// to another address); then its public models and client keys come over,
+// and its files are left to POST /admin/api/documents/import.
 func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	var req setupRequest
 	if err := respond.DecodeJSON(w, r, h.maxBody, &req); err != nil {
@@ -142,21 +143,23 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	}
 	var snap *jsgateway.Snapshot
 	if req.Import != nil {
-		if snap, err = h.legacy(r.Context(), req.Import.Proof); err != nil {
+		if snap, err = h.legacy(r, req.Import.Proof); err != nil {
 			return err
 		}
 		snap.Apply(&st)
-	}
-	set := func(dst *string, v string) {
-		if v != "" || snap == nil {
-			*dst = v
+		if err := override(&st.AI.BaseURL, &st.AI.APIKey, &st.AI.Model, req.AI, "ai"); err != nil {
+			return err
 		}
-	}
-	set(&st.AI.BaseURL, req.AI.BaseURL)
-	set((*string)(&st.AI.APIKey), string(req.AI.APIKey))
-	set(&st.AI.Model, req.AI.Model)
-	if req.RAG != nil {
-		st.RAG.BaseURL, st.RAG.APIKey, st.RAG.Model = req.RAG.BaseURL, req.RAG.APIKey, req.RAG.Model
+		if req.RAG != nil {
+			if err := override(&st.RAG.BaseURL, &st.RAG.APIKey, &st.RAG.Model, *req.RAG, "rag"); err != nil {
+				return err
+			}
+		}
+	} else {
+		st.AI = req.AI
+		if req.RAG != nil {
+			st.RAG.BaseURL, st.RAG.APIKey, st.RAG.Model = req.RAG.BaseURL, req.RAG.APIKey, req.RAG.Model
+		}
 	}
 	if err := st.Validate(); err != nil {
 		return err
@@ -168,11 +171,15 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	// that a dropped connection does not leave a half-made setup.
 	ctx := context.WithoutCancel(r.Context())
 	_, secret, err := h.finishSetup(ctx, st)
-	var progress *jsgateway.Progress
 	if err == nil && snap != nil {
-		progress, err = h.importSnapshot(ctx, *snap)
+		err = h.Import.MarkOwner(ctx)
 	}
 	if err != nil {
+		// Forget the settings: the next claimer, with or without the
+		// proof, must not find the imported ones.
+		if serr := h.Settings.Reset(ctx); serr != nil {
+			err = errors.Join(err, serr)
+		}
 		if uerr := h.Guard.Unclaim(ctx); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
@@ -180,46 +187,59 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	}
 	slog.InfoContext(ctx, "gateway initialized", "imported", snap != nil)
 	out := map[string]any{"api_key": secret}
-	if progress != nil {
-		out["import"] = progress
+	if snap != nil {
+		// The models and keys, now; what fails is tried again by the
+		// import's steps, which the page runs next.
+		p, err := h.Import.Step(ctx, *h.Import.Source, *snap, 0)
+		if err != nil {
+			slog.WarnContext(ctx, "import at setup", "err", err)
+			out["import_error"] = gateway.ErrorMessage(err)
+		} else {
+			out["import"] = p
+		}
 	}
 	respond.JSON(w, http.StatusCreated, out)
 	return nil
 }
 
-// legacy reads the JavaScript gateway's data for setup, once proof shows
-// the caller owns it.
-func (h *Handler) legacy(ctx context.Context, proof string) (*jsgateway.Snapshot, error) {
+// override sets each upstream field the request gives over the imported
+// one. A base URL other than the imported one needs its key too, so that
+// the imported key is never sent to an address its owner did not give it.
+func override(baseURL *string, key *gateway.Secret, model *string, req gateway.Upstream, param string) error {
+	if req.BaseURL != "" && req.BaseURL != *baseURL && req.APIKey == "" && *key != "" {
+		e := gateway.Errorf(gateway.EInvalid, "A new base URL needs its API key: the imported key is not sent to another address.")
+		e.Param = param + ".api_key"
+		return e
+	}
+	if req.BaseURL != "" {
+		*baseURL = req.BaseURL
+	}
+	if req.APIKey != "" {
+		*key = req.APIKey
+	}
+	if req.Model != "" {
+		*model = req.Model
+	}
+	return nil
+}
+
+// legacy reads the JavaScript gateway's data for setup, once the proof
+// (checked under the attempts limit) shows the caller owns it.
+func (h *Handler) legacy(r *http.Request, proof string) (*jsgateway.Snapshot, error) {
 	if h.Import == nil {
 		return nil, jsgateway.NoSource()
 	}
-	snap, err := jsgateway.Read(ctx, *h.Import.Source)
+	snap, err := jsgateway.Read(r.Context(), *h.Import.Source)
 	if err != nil {
 		return nil, err
 	}
 	if !snap.Found {
 		return nil, gateway.Errorf(gateway.ENotFound, "The bindings hold none of the JavaScript gateway's data to import.")
 	}
-	if !snap.Owns(proof) {
-		e := gateway.Errorf(gateway.EForbidden, "To import, type one of the JavaScript gateway's sk- keys, or its AI API key: it shows the data is yours.")
-		e.Param = "import.proof"
-		return nil, e
-	}
-	return &snap, nil
-}
-
-// importSnapshot stores the public models and the client keys of snap.
-func (h *Handler) importSnapshot(ctx context.Context, snap jsgateway.Snapshot) (*jsgateway.Progress, error) {
-	for _, m := range snap.Models {
-		if err := h.Catalog.Put(ctx, m); err != nil {
-			return nil, fmt.Errorf("import model %s: %w", m.Name, err)
-		}
-	}
-	p, err := h.Import.Step(ctx, *h.Import.Source, snap, 0)
-	if err != nil {
+	if err := h.Import.Prove(r.Context(), snap, respond.ClientAddr(r), proof); err != nil {
 		return nil, err
 	}
-	return &p, nil
+	return &snap, nil
 }
 
 func (h *Handler) finishSetup(ctx context.Context, st gateway.Settings) (gateway.APIKey, string, error) {
@@ -227,17 +247,6 @@ func (h *Handler) finishSetup(ctx context.Context, st gateway.Settings) (gateway
 		return gateway.APIKey{}, "", err
 	}
 	return h.Keys.Create(ctx, "default", gateway.KeyLimits{})
-}
-
-// clientAddr identifies the caller for login throttling: the connection's
-// address (API Gateway's source IP on AWS). Forwarding headers are not
-// trusted, since any client can set them.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func secure(r *http.Request) bool { return respond.Secure(r) }
@@ -249,7 +258,7 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 	if err := respond.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		return err
 	}
-	s, err := h.Guard.Login(r.Context(), req.Password, clientAddr(r))
+	s, err := h.Guard.Login(r.Context(), req.Password, respond.ClientAddr(r))
 	if err != nil {
 		return err
 	}

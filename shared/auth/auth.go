@@ -125,44 +125,9 @@ type Session struct {
 // EUnauthorized; before setup, login is EConflict.
 func (g *Guard) Login(ctx context.Context, password, client string) (Session, error) {
 	now := g.now().UTC()
-	prefix := "login#" + throttleKey(client) + "#"
-	bucket := now.Truncate(throttleBucket)
-	sk := prefix + bucket.Format(time.RFC3339)
-	c, err := g.records.Incr(ctx, throttlePK, sk, map[string]int64{"attempts": 1}, bucket.Add(throttleWindow+throttleBucket))
+	giveBack, err := g.attempt(ctx, "login", client, now)
 	if err != nil {
-		return Session{}, fmt.Errorf("count login attempt: %w", err)
-	}
-	giveBack := func() {
-		if _, err := g.records.Incr(context.WithoutCancel(ctx), throttlePK, sk, map[string]int64{"attempts": -1}, time.Time{}); err != nil {
-			slog.WarnContext(ctx, "give back a login attempt", "err", err)
-		}
-	}
-	// The earlier buckets of the window are settled; this one's count
-	// comes exact from the increment.
-	first := bucket.Add(-throttleWindow + throttleBucket)
-	attempts, oldest := c["attempts"], bucket
-	// Later buckets too: an attempt that read the clock just before the
-	// minute may count after others already counted in the next one.
-	page, err := g.records.Query(ctx, throttlePK, storage.Query{Start: prefix + first.Format(time.RFC3339), End: prefix + "~"})
-	if err != nil {
-		return Session{}, fmt.Errorf("read login attempts: %w", err)
-	}
-	for _, it := range page.Items {
-		if it.SK == sk {
-			continue // counted above, exactly
-		}
-		if n := it.Counters["attempts"]; n > 0 {
-			attempts += n
-			if t, err := time.Parse(time.RFC3339, strings.TrimPrefix(it.SK, prefix)); err == nil && t.Before(oldest) {
-				oldest = t
-			}
-		}
-	}
-	if attempts > maxAttempts {
-		// Only checked passwords count: a refused attempt is given back, so
-		// that waiting out the window is enough.
-		giveBack()
-		return Session{}, tooMany(oldest.Add(throttleWindow).Sub(now))
+		return Session{}, err
 	}
 	select {
 	case g.checking <- struct{}{}:
@@ -190,6 +155,69 @@ func (g *Guard) Login(ctx context.Context, password, client string) (Session, er
 	return g.open(ctx, now)
 }
 
+// attempt counts an attempt of kind (login, proof) by client and refuses
+// it past maxAttempts in the sliding window, with ELimited. giveBack
+// returns the attempt: a success does, and so does an attempt refused
+// before its secret was checked.
+func (g *Guard) attempt(ctx context.Context, kind, client string, now time.Time) (giveBack func(), err error) {
+	prefix := kind + "#" + throttleKey(client) + "#"
+	bucket := now.Truncate(throttleBucket)
+	sk := prefix + bucket.Format(time.RFC3339)
+	c, err := g.records.Incr(ctx, throttlePK, sk, map[string]int64{"attempts": 1}, bucket.Add(throttleWindow+throttleBucket))
+	if err != nil {
+		return nil, fmt.Errorf("count %s attempt: %w", kind, err)
+	}
+	giveBack = func() {
+		if _, err := g.records.Incr(context.WithoutCancel(ctx), throttlePK, sk, map[string]int64{"attempts": -1}, time.Time{}); err != nil {
+			slog.WarnContext(ctx, "give back an attempt", "kind", kind, "err", err)
+		}
+	}
+	// The earlier buckets of the window are settled; this one's count
+	// comes exact from the increment.
+	first := bucket.Add(-throttleWindow + throttleBucket)
+	attempts, oldest := c["attempts"], bucket
+	// Later buckets too: an attempt that read the clock just before the
+	// minute may count after others already counted in the next one.
+	page, err := g.records.Query(ctx, throttlePK, storage.Query{Start: prefix + first.Format(time.RFC3339), End: prefix + "~"})
+	if err != nil {
+		return nil, fmt.Errorf("read %s attempts: %w", kind, err)
+	}
+	for _, it := range page.Items {
+		if it.SK == sk {
+			continue // counted above, exactly
+		}
+		if n := it.Counters["attempts"]; n > 0 {
+			attempts += n
+			if t, err := time.Parse(time.RFC3339, strings.TrimPrefix(it.SK, prefix)); err == nil && t.Before(oldest) {
+				oldest = t
+			}
+		}
+	}
+	if attempts > maxAttempts {
+		// Only checked secrets count: a refused attempt is given back, so
+		// that waiting out the window is enough.
+		giveBack()
+		return nil, tooMany(oldest.Add(throttleWindow).Sub(now))
+	}
+	return giveBack, nil
+}
+
+// Prove runs check, a comparison with a secret the caller claims to know
+// (the JavaScript gateway's, for its import), under the same limit as
+// logins, counted apart: a false check is EForbidden with message, and
+// counts.
+func (g *Guard) Prove(ctx context.Context, client string, check func() bool, message string) error {
+	giveBack, err := g.attempt(ctx, "proof", client, g.now().UTC())
+	if err != nil {
+		return err
+	}
+	if !check() {
+		return gateway.Errorf(gateway.EForbidden, "%s", message)
+	}
+	giveBack()
+	return nil
+}
+
 // throttleKey is the address logins are counted by: an IPv4 address, or
 // an IPv6 address's /64 (one host commonly holds the whole /64).
 func throttleKey(client string) string {
@@ -206,7 +234,7 @@ func throttleKey(client string) string {
 }
 
 func tooMany(wait time.Duration) error {
-	e := gateway.Errorf(gateway.ELimited, "Too many login attempts; try again later.")
+	e := gateway.Errorf(gateway.ELimited, "Too many attempts; try again later.")
 	e.RetryAfter = int(wait.Seconds()) + 1
 	return e
 }

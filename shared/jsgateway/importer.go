@@ -4,14 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
+	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/storage"
 )
@@ -20,40 +23,100 @@ import (
 // Worker, SQLite in tests).
 type SQLFiles struct{ DB *sql.DB }
 
+// quote quotes an SQL identifier.
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
 // FileRows implements FileTable.
 func (t SQLFiles) FileRows(ctx context.Context) ([]map[string]any, error) {
-	rows, err := t.DB.QueryContext(ctx, "SELECT rowid AS _rowid, * FROM files ORDER BY rowid")
+	cols, err := t.columns(ctx)
+	if err != nil || len(cols) == 0 {
+		return nil, err
+	}
+	sel := []string{"rowid AS _rowid"}
+	for _, c := range cols {
+		if slices.Contains(textColumns, fold(c)) {
+			sel = append(sel, "length("+quote(c)+") AS "+quote(c+"#len"))
+		} else {
+			sel = append(sel, quote(c))
+		}
+	}
+	rows, err := t.DB.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM files ORDER BY rowid LIMIT ?", maxFiles+1)
 	if err != nil && strings.Contains(err.Error(), "rowid") {
-		rows, err = t.DB.QueryContext(ctx, "SELECT * FROM files") // a table without rowid
+		// A table without rowid: read it whole (the texts included).
+		rows, err = t.DB.QueryContext(ctx, "SELECT * FROM files LIMIT ?", maxFiles+1)
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "no such table") {
-			return nil, nil
-		}
 		return nil, err
 	}
 	defer rows.Close()
-	cols, err := rows.Columns()
+	names, err := rows.Columns()
 	if err != nil {
 		return nil, err
 	}
 	var out []map[string]any
 	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
+		vals := make([]any, len(names))
+		ptrs := make([]any, len(names))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
 		}
-		row := make(map[string]any, len(cols))
-		for i, c := range cols {
+		row := make(map[string]any, len(names))
+		for i, c := range names {
+			if b, ok := vals[i].([]byte); ok {
+				vals[i] = string(b)
+			}
 			row[c] = vals[i]
 		}
 		out = append(out, row)
 	}
 	return out, rows.Err()
+}
+
+// columns returns the files table's columns, none when it is missing.
+func (t SQLFiles) columns(ctx context.Context) ([]string, error) {
+	rows, err := t.DB.QueryContext(ctx, "PRAGMA table_info(files)")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	at := slices.Index(names, "name")
+	if at < 0 {
+		return nil, fmt.Errorf("PRAGMA table_info answered the columns %v", names)
+	}
+	var cols []string
+	for rows.Next() {
+		vals := make([]any, len(names))
+		ptrs := make([]any, len(names))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		switch c := vals[at].(type) {
+		case string:
+			cols = append(cols, c)
+		case []byte:
+			cols = append(cols, string(c))
+		}
+	}
+	return cols, rows.Err()
+}
+
+// FileText implements FileTable.
+func (t SQLFiles) FileText(ctx context.Context, rowID any, column string) (string, error) {
+	var text sql.NullString
+	if err := t.DB.QueryRowContext(ctx, "SELECT "+quote(column)+" FROM files WHERE rowid = ?", rowID).Scan(&text); err != nil {
+		return "", err
+	}
+	return text.String, nil
 }
 
 // KeyImporter stores an old client key under its own secret (hashed).
@@ -67,47 +130,76 @@ type DocumentAdder interface {
 	Add(ctx context.Context, u gateway.Upload) (gateway.Document, bool, error)
 }
 
-// Failure is an old file that did not become a document, and why.
+// ModelStore stores the public models.
+type ModelStore interface {
+	List(ctx context.Context) ([]gateway.Model, error)
+	Put(ctx context.Context, m gateway.Model) error
+}
+
+// SettingsReader reads the settings.
+type SettingsReader interface {
+	Get(ctx context.Context) (gateway.Settings, error)
+}
+
+// Prover checks a claimed secret under a limit on attempts (auth.Guard).
+type Prover interface {
+	Prove(ctx context.Context, client string, check func() bool, message string) error
+}
+
+// Failure is an old model, key or file that did not come over, and why.
 type Failure struct {
-	File   string `json:"file"`
+	Model  string `json:"model,omitempty"`
+	Key    string `json:"key,omitempty"` // its hint
+	File   string `json:"file,omitempty"`
 	Reason string `json:"reason"`
 }
 
-// Progress is how far the import of keys and files has come.
+// Progress is how far the import of models, keys and files has come.
 type Progress struct {
-	KeysTotal  int       `json:"keys_total"`
-	KeysDone   int       `json:"keys_done"`
-	FilesTotal int       `json:"files_total"`
-	FilesDone  int       `json:"files_done"`
-	Documents  []string  `json:"documents"` // the documents made, by ID
-	Failed     []Failure `json:"failed"`
-	Done       bool      `json:"done"`
+	ModelsTotal int       `json:"models_total"`
+	ModelsDone  int       `json:"models_done"`
+	KeysTotal   int       `json:"keys_total"`
+	KeysDone    int       `json:"keys_done"`
+	FilesTotal  int       `json:"files_total"`
+	FilesDone   int       `json:"files_done"`
+	Documents   []string  `json:"documents"` // the documents made, by ID
+	Failed      []Failure `json:"failed"`
+	Done        bool      `json:"done"`
 }
 
-// Records layout of the import's progress.
+// Records layout of the import.
 const (
-	progressPK = "jsimport"
+	importPK   = "jsimport"
 	progressSK = "progress"
+	ownerSK    = "owner" // present once the owner proved it: the import may run
 )
 
 // Work done by one call: a Worker request has a bounded number of
-// operations, and each key is one and each file about ten.
+// operations, and each model or key is one or two and each file about ten.
 const (
 	keysPerCall  = 200
 	filesPerCall = 5
 	callBudget   = 20 * time.Second
 )
 
+// ProofMessage is the refusal of a wrong or missing proof.
+const ProofMessage = "To import the JavaScript gateway's data, type its AI API key (or its admin password): it shows the data is yours."
+
 // Handler serves the import (the upload function, since files become
 // documents): GET shows what there is and how far the import has come;
-// each POST imports the next keys and files and says how far it got, so
-// the page calls it until done. Importing again skips what was imported.
+// each POST imports the next models, keys and files and says how far it
+// got, so the page calls it until done. Importing again skips what was
+// imported. Nothing is imported before the owner proved it (at setup, or
+// with "proof" in a POST's body).
 type Handler struct {
-	Source  *Source // nil where there is no JavaScript gateway's data (off Workers)
-	Records storage.Records
-	Keys    KeyImporter
-	Docs    DocumentAdder
-	now     func() time.Time
+	Source   *Source // nil where there is no JavaScript gateway's data (off Workers)
+	Records  storage.Records
+	Keys     KeyImporter
+	Docs     DocumentAdder // nil: files are not imported (the admin part)
+	Models   ModelStore
+	Settings SettingsReader
+	Guard    Prover
+	now      func() time.Time
 }
 
 func (h *Handler) clock() time.Time {
@@ -129,7 +221,40 @@ func NoSource() error {
 	return gateway.Errorf(gateway.ENotFound, "There is no JavaScript gateway's data to import here: the import reads its Cloudflare bindings, on the Worker target.")
 }
 
-// State answers GET: what the old gateway left and the progress so far.
+// notFound is the error of bindings that hold none of the old data.
+func notFound() error {
+	return gateway.Errorf(gateway.ENotFound, "The bindings hold none of the JavaScript gateway's data (%s, %s, %s, %s, %s or a files table).", KeyAI, KeyRAG, KeySystem, KeyModels, KeyAPI)
+}
+
+// Prove checks proof against snap under the attempts limit; client is
+// the caller's address.
+func (h *Handler) Prove(ctx context.Context, snap Snapshot, client, proof string) error {
+	err := h.Guard.Prove(ctx, client, func() bool { return snap.Owns(proof) }, ProofMessage)
+	if e, ok := errors.AsType[*gateway.Error](err); ok && e.Code == gateway.EForbidden {
+		e.Param = "import.proof"
+	}
+	return err
+}
+
+// MarkOwner records that the owner proved it.
+func (h *Handler) MarkOwner(ctx context.Context) error {
+	_, err := h.Records.Put(ctx, storage.Item{PK: importPK, SK: ownerSK, Value: []byte(h.clock().UTC().Format(time.RFC3339))}, storage.Cond{})
+	if err != nil {
+		return fmt.Errorf("record the import's owner: %w", err)
+	}
+	return nil
+}
+
+func (h *Handler) proven(ctx context.Context) (bool, error) {
+	_, err := h.Records.Get(ctx, importPK, ownerSK)
+	if gateway.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// State answers GET: what the old gateway left, whether the owner proved
+// it, and the progress so far.
 func (h *Handler) State(w http.ResponseWriter, r *http.Request) error {
 	src, err := h.source()
 	if err != nil {
@@ -139,15 +264,23 @@ func (h *Handler) State(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	proven, err := h.proven(r.Context())
+	if err != nil {
+		return err
+	}
 	p, _, err := h.progress(r.Context(), snap)
 	if err != nil {
 		return err
 	}
-	respond.JSON(w, http.StatusOK, map[string]any{"source": snap.Summary(), "progress": p})
+	respond.JSON(w, http.StatusOK, map[string]any{"source": snap.Summary(), "proven": proven, "progress": p})
 	return nil
 }
 
-// Import answers POST: the next keys and files.
+// maxProofBody bounds the body of an import step.
+const maxProofBody = 8 << 10
+
+// Import answers POST (a body of {"proof"} or none): the next models,
+// keys and files.
 func (h *Handler) Import(w http.ResponseWriter, r *http.Request) error {
 	src, err := h.source()
 	if err != nil {
@@ -159,7 +292,32 @@ func (h *Handler) Import(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !snap.Found {
-		return gateway.Errorf(gateway.ENotFound, "The bindings hold none of the JavaScript gateway's data (%s, %s, %s, %s, %s or a files table).", KeyAI, KeyRAG, KeySystem, KeyModels, KeyAPI)
+		return notFound()
+	}
+	var req struct {
+		Proof string `json:"proof"`
+	}
+	if r.ContentLength != 0 {
+		if err := respond.DecodeJSON(w, r, maxProofBody, &req); err != nil {
+			return err
+		}
+	}
+	proven, err := h.proven(ctx)
+	if err != nil {
+		return err
+	}
+	if !proven {
+		if req.Proof == "" {
+			e := gateway.Errorf(gateway.EForbidden, "%s", ProofMessage)
+			e.Param = "proof"
+			return e
+		}
+		if err := h.Prove(ctx, snap, respond.ClientAddr(r), req.Proof); err != nil {
+			return err
+		}
+		if err := h.MarkOwner(ctx); err != nil {
+			return err
+		}
 	}
 	p, err := h.Step(ctx, *src, snap, filesPerCall)
 	if err != nil {
@@ -173,7 +331,7 @@ func (h *Handler) Import(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) progress(ctx context.Context, snap Snapshot) (Progress, int64, error) {
 	p := Progress{}
 	var version int64
-	it, err := h.Records.Get(ctx, progressPK, progressSK)
+	it, err := h.Records.Get(ctx, importPK, progressSK)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(it.Value, &p); err != nil {
@@ -183,9 +341,9 @@ func (h *Handler) progress(ctx context.Context, snap Snapshot) (Progress, int64,
 	case !gateway.IsNotFound(err):
 		return Progress{}, 0, err
 	}
-	p.KeysTotal, p.FilesTotal = len(snap.Keys), len(snap.Files)
-	p.KeysDone, p.FilesDone = min(p.KeysDone, p.KeysTotal), min(p.FilesDone, p.FilesTotal)
-	p.Done = p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
+	p.ModelsTotal, p.KeysTotal, p.FilesTotal = len(snap.Models), len(snap.Keys), len(snap.Files)
+	p.ModelsDone, p.KeysDone, p.FilesDone = min(p.ModelsDone, p.ModelsTotal), min(p.KeysDone, p.KeysTotal), min(p.FilesDone, p.FilesTotal)
+	p.Done = p.ModelsDone == p.ModelsTotal && p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
 	if p.Documents == nil {
 		p.Documents = []string{}
 	}
@@ -195,28 +353,59 @@ func (h *Handler) progress(ctx context.Context, snap Snapshot) (Progress, int64,
 	return p, version, nil
 }
 
-// Step imports the next keys and at most files files of snap and stores
-// the progress. Keys are imported under their own secrets (already there
-// is not an error); files become documents of the default knowledge base,
-// a file that cannot be read is reported and passed over.
+// Step imports the next models, keys and at most files files of snap and
+// stores the progress. A model named like one there is (or like the
+// settings' public model) is passed over; keys are imported under their
+// own secrets (already there is not an error); files become documents of
+// the default knowledge base. What cannot come over is reported and passed
+// over; a storage failure stops the step, to be tried again.
 func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int) (Progress, error) {
 	p, version, err := h.progress(ctx, snap)
 	if err != nil {
 		return Progress{}, err
 	}
+	stop := func(err error) bool {
+		code := gateway.ErrorCode(err)
+		return code == gateway.EUnavailable || code == gateway.EInternal
+	}
+	if p.ModelsDone < p.ModelsTotal {
+		st, err := h.Settings.Get(ctx)
+		if err != nil {
+			return Progress{}, err
+		}
+		have, err := h.Models.List(ctx)
+		if err != nil {
+			return Progress{}, err
+		}
+		for ; p.ModelsDone < p.ModelsTotal; p.ModelsDone++ {
+			m := snap.Models[p.ModelsDone]
+			taken := m.Name == st.PublicModelName() || slices.ContainsFunc(have, func(o gateway.Model) bool { return o.Name == m.Name })
+			if taken {
+				p.Failed = append(p.Failed, Failure{Model: m.Name, Reason: "A public model of that name is there already."})
+				continue
+			}
+			if err := h.Models.Put(ctx, m); stop(err) {
+				return Progress{}, fmt.Errorf("import model %s: %w", m.Name, err)
+			} else if err != nil {
+				p.Failed = append(p.Failed, Failure{Model: m.Name, Reason: gateway.ErrorMessage(err)})
+			}
+		}
+	}
 	deadline := h.clock().Add(callBudget)
 	for n := 0; p.KeysDone < p.KeysTotal && n < keysPerCall; n++ {
 		k := snap.Keys[p.KeysDone]
-		if _, _, err := h.Keys.Import(ctx, k.Name, k.Secret, k.CreatedAt); err != nil {
+		if _, _, err := h.Keys.Import(ctx, k.Name, k.Secret, k.CreatedAt); stop(err) {
 			return Progress{}, fmt.Errorf("import key %d: %w", p.KeysDone+1, err)
+		} else if err != nil {
+			p.Failed = append(p.Failed, Failure{Key: keys.HintOf(k.Secret), Reason: gateway.ErrorMessage(err)})
 		}
 		p.KeysDone++
 	}
-	for n := 0; p.FilesDone < p.FilesTotal && n < files && h.clock().Before(deadline); n++ {
+	for n := 0; h.Docs != nil && p.FilesDone < p.FilesTotal && n < files && h.clock().Before(deadline); n++ {
 		f := snap.Files[p.FilesDone]
 		doc, err := h.file(ctx, src, f)
 		switch {
-		case err != nil && (gateway.ErrorCode(err) == gateway.EUnavailable || gateway.ErrorCode(err) == gateway.EInternal):
+		case stop(err):
 			return Progress{}, err // the store or bucket failed: the next call tries this file again
 		case err != nil:
 			p.Failed = append(p.Failed, Failure{File: f.Name, Reason: gateway.ErrorMessage(err)})
@@ -228,7 +417,7 @@ func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int
 		}
 		p.FilesDone++
 	}
-	p.Done = p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
+	p.Done = p.ModelsDone == p.ModelsTotal && p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
 	value, err := json.Marshal(p)
 	if err != nil {
 		return Progress{}, err
@@ -237,10 +426,10 @@ func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int
 	if version == 0 {
 		cond = storage.Cond{IfAbsent: true}
 	}
-	// Two imports at once both did this step; keys and documents are the
-	// same either way (a key is stored once, a content once), so the
-	// loser's progress is simply not stored.
-	if _, err := h.Records.Put(ctx, storage.Item{PK: progressPK, SK: progressSK, Value: value}, cond); err != nil && !gateway.IsConflict(err) {
+	// Two imports at once both did this step; models, keys and documents
+	// are the same either way (a name is taken once, a key stored once, a
+	// content once), so the loser's progress is simply not stored.
+	if _, err := h.Records.Put(ctx, storage.Item{PK: importPK, SK: progressSK, Value: value}, cond); err != nil && !gateway.IsConflict(err) {
 		return Progress{}, fmt.Errorf("store import progress: %w", err)
 	}
 	return p, nil
@@ -258,11 +447,25 @@ func (h *Handler) file(ctx context.Context, src Source, f OldFile) (gateway.Docu
 			u.ContentType = "text/plain"
 		}
 	}
-	if f.Text != "" {
-		u.Data = []byte(f.Text)
-		if path.Ext(f.Name) == "" || u.ContentType == "" {
-			u.ContentType = "text/plain"
+	if len(u.Filename) > 200 {
+		ext := path.Ext(u.Filename)
+		u.Filename = cut(strings.TrimSuffix(u.Filename, ext), 200-len(ext)) + ext
+	}
+	if f.Text != "" || f.TextColumn != "" {
+		text := f.Text
+		if text == "" {
+			var err error
+			if text, err = src.Files.FileText(ctx, f.RowID, f.TextColumn); err != nil {
+				return gateway.Document{}, storage.Unavailable("read the text of "+f.Name, err)
+			}
 		}
+		// The text is text, whatever the file it came from was (a PDF's
+		// extracted text keeps the name manual.pdf).
+		u.Data, u.ContentType = []byte(text), "text/plain"
+		if ext := strings.ToLower(path.Ext(f.Name)); ext != ".txt" && ext != ".md" && ext != ".markdown" {
+			u.Filename = f.Name + ".txt"
+		}
+		u.Title = cut(strings.TrimSuffix(f.Name, path.Ext(f.Name)), 200)
 	} else {
 		rc, info, err := src.Blobs.Get(ctx, f.Object)
 		if gateway.IsNotFound(err) {

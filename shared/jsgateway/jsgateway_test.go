@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
+	"github.com/aigateway/aigateway/shared/catalog"
 	"github.com/aigateway/aigateway/shared/disk"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/ingest"
@@ -27,6 +28,8 @@ const (
 	oldKey         = "sk-3f9a2c7d1e8b4a6f"
 	oldKey2        = "sk-Zx81_qwerty-Plm0"
 	oldUpstreamKey = "sk-siliconflow-upstream-0123456789"
+	// the SHA-256 of "old admin password"
+	oldPasswordHash = "49f69606d3e838896cf450269fb3ba8d5c74cd33855d77dca84502286d92dab5"
 )
 
 func put(t *testing.T, kv storage.KV, key, value string) {
@@ -40,7 +43,7 @@ func put(t *testing.T, kv storage.KV, key, value string) {
 func camelLayout(t *testing.T, kv storage.KV) {
 	put(t, kv, KeyAI, `{"baseUrl":"https://api.siliconflow.cn/","apiKey":"`+oldUpstreamKey+`","model":"Qwen/QwQ-32B"}`)
 	put(t, kv, KeyRAG, `{"baseUrl":"https://api.siliconflow.cn","apiKey":"sk-rag-0123456789","model":"BAAI/bge-large-zh-v1.5"}`)
-	put(t, kv, KeySystem, `{"adminPassword":"x","maxConversations":20,"modelName":"my-assistant","systemPrompt":"你是客服。","enableDrawing":true,"initialized":true}`)
+	put(t, kv, KeySystem, `{"adminPassword":"`+oldPasswordHash+`","maxConversations":20,"modelName":"my-assistant","systemPrompt":"你是客服。","enableDrawing":true,"initialized":true}`)
 	put(t, kv, KeyModels, `["my-assistant","translator", "Qwen/QwQ-32B"]`)
 	put(t, kv, KeyAPI, `[{"key":"`+oldKey+`","name":"app","createdAt":1735689600000},{"key":"`+oldKey2+`","created":"2025-02-01T00:00:00Z"},{"key":"sk-revoked00000","revoked":true},{"key":"not-a-key"}]`)
 }
@@ -71,15 +74,21 @@ func TestReadTutorialLayout(t *testing.T) {
 		!snap.Keys[0].CreatedAt.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) || !snap.Keys[1].CreatedAt.Equal(time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("keys = %+v (revoked and malformed ones are left out)", snap.Keys)
 	}
-	for _, proof := range []string{oldKey, " " + oldKey2 + " ", oldUpstreamKey} {
+	for _, proof := range []string{oldUpstreamKey, " " + oldUpstreamKey + " ", "old admin password"} {
 		if !snap.Owns(proof) {
 			t.Errorf("%q is not accepted as proof", proof)
 		}
 	}
-	for _, proof := range []string{"", "sk-revoked00000", "sk-rag-0123456789", oldKey + "x", "sk-"} {
+	// A client key is handed to users: it proves nothing.
+	for _, proof := range []string{"", oldKey, oldKey2, "sk-revoked00000", "sk-rag-0123456789", oldUpstreamKey + "x"} {
 		if snap.Owns(proof) {
 			t.Errorf("%q is accepted as proof", proof)
 		}
+	}
+	plain := snap
+	plain.AdminPassword = "hunter2-plain"
+	if !plain.Owns("hunter2-plain") {
+		t.Error("a password kept in the clear is not accepted")
 	}
 	sum := snap.Summary()
 	if sum.Keys != 2 || sum.Models != 1 || sum.AIModel != "Qwen/QwQ-32B" {
@@ -158,6 +167,13 @@ func TestReadOtherShapes(t *testing.T) {
 	}
 }
 
+// fixedSettings are the default settings.
+type fixedSettings struct{}
+
+func (fixedSettings) Get(ctx context.Context) (gateway.Settings, error) {
+	return gateway.Settings{}, nil
+}
+
 func jsonOf(v any) (string, error) {
 	var b bytes.Buffer
 	err := jsonEncode(&b, v)
@@ -193,7 +209,8 @@ INSERT INTO files VALUES ('f3', 'gone.txt', NULL, 'files/missing.txt', 'text/pla
 INSERT INTO files VALUES ('f4', 'tool.exe', NULL, 'files/tool.exe', 'application/octet-stream', 4, '2025-01-04');
 INSERT INTO files VALUES ('f5', 'empty', NULL, NULL, 'text', 0, '2025-01-05');
 INSERT INTO files VALUES ('f6', 'faq.txt', 'Q: hours? A: 9 to 5.', NULL, 'text/plain', 20, '2025-01-06');
-INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', NULL, 'text/plain', 30, '2025-01-07');`); err != nil {
+INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', NULL, 'text/plain', 30, '2025-01-07');
+INSERT INTO files VALUES ('f8', 'guide.pdf', 'The text once extracted from a PDF.', 'files/f8.pdf', 'application/pdf', 9, '2025-01-08');`); err != nil {
 		t.Fatal(err)
 	}
 	blobs, err := disk.New(t.TempDir())
@@ -212,12 +229,20 @@ INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Files) != 6 || len(snap.Warnings) != 1 {
+	if len(snap.Files) != 7 || len(snap.Warnings) != 1 {
 		t.Fatalf("files = %+v, warnings %v (the row with no content is reported)", snap.Files, snap.Warnings)
+	}
+	// Reading the table leaves the texts where they are.
+	for _, f := range snap.Files {
+		if f.Text != "" {
+			t.Fatalf("the snapshot holds the text of %s", f.Name)
+		}
 	}
 	ks := keys.New(store.Records(), 0)
 	idx := &indexed{texts: map[string]string{}}
-	h := &Handler{Source: &src, Records: store.Records(), Keys: ks, Docs: ingest.New(store.Records(), blobs, idx)}
+	models := catalog.New(store.Records(), 0)
+	h := &Handler{Source: &src, Records: store.Records(), Keys: ks, Docs: ingest.New(store.Records(), blobs, idx),
+		Models: models, Settings: fixedSettings{}}
 	var p Progress
 	steps := 0
 	for !p.Done {
@@ -228,17 +253,22 @@ INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', 
 			t.Fatal(err)
 		}
 	}
-	if steps != 2 || p.KeysDone != 2 || p.FilesDone != 6 {
+	if steps != 2 || p.KeysDone != 2 || p.FilesDone != 7 || p.ModelsDone != 1 {
 		t.Fatalf("after %d steps: %+v", steps, p)
 	}
 	if len(p.Failed) != 2 || p.Failed[0].File != "gone.txt" || !strings.Contains(p.Failed[0].Reason, "not in the bucket") || p.Failed[1].File != "tool.exe" {
 		t.Fatalf("failed = %+v", p.Failed)
 	}
 	// The same text twice is one document.
-	if len(p.Documents) != 4 || p.Documents[0] != p.Documents[3] {
+	if len(p.Documents) != 5 || p.Documents[0] != p.Documents[3] {
 		t.Fatalf("documents = %v", p.Documents)
 	}
-	if idx.texts["退货政策.txt"] != "退货须在 30 天内提出。" || !strings.Contains(idx.texts["manual.md"], "Press the red button.") {
+	if ms, _ := models.List(ctx); len(ms) != 1 || ms[0].Name != "translator" {
+		t.Fatalf("models = %+v", ms)
+	}
+	// A PDF's extracted text is text.
+	if idx.texts["退货政策.txt"] != "退货须在 30 天内提出。" || !strings.Contains(idx.texts["manual.md"], "Press the red button.") ||
+		idx.texts["guide.pdf.txt"] != "The text once extracted from a PDF." {
 		t.Fatalf("indexed = %v", idx.texts)
 	}
 	for _, secret := range []string{oldKey, oldKey2} {
@@ -246,7 +276,7 @@ INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', 
 		if err != nil {
 			t.Fatalf("the imported key %s: %v", secret, err)
 		}
-		if k.Hint != secret[:7]+"…" {
+		if k.Hint != secret[:7]+"…" || keys.HintOf("sk-abcdefgh") != "sk-ab…" {
 			t.Fatalf("hint %q", k.Hint)
 		}
 	}
@@ -257,8 +287,8 @@ INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', 
 		}
 	}
 	// Again: nothing new, nothing twice.
-	h2 := &Handler{Source: &src, Records: store.Records(), Keys: ks, Docs: h.Docs}
-	if err := store.Records().Delete(ctx, progressPK, progressSK); err != nil {
+	h2 := &Handler{Source: &src, Records: store.Records(), Keys: ks, Docs: h.Docs, Models: models, Settings: fixedSettings{}}
+	if err := store.Records().Delete(ctx, importPK, progressSK); err != nil {
 		t.Fatal(err)
 	}
 	if p, err = h2.Step(ctx, src, snap, 10); err != nil || !p.Done {
@@ -268,8 +298,8 @@ INSERT INTO files VALUES ('f7', 'again.txt', '退货须在 30 天内提出。', 
 		t.Fatalf("%d keys after importing again", len(list2))
 	}
 	docs, _ := ingest.New(store.Records(), blobs, idx).List(ctx, "default")
-	if len(docs) != 3 {
-		t.Fatalf("%d documents after importing again, want 3", len(docs))
+	if len(docs) != 4 {
+		t.Fatalf("%d documents after importing again, want 4", len(docs))
 	}
 	if after := dump(t, src); !reflect.DeepEqual(before, after) {
 		t.Fatalf("the old data changed:\n%v\n%v", before, after)

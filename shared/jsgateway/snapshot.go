@@ -15,14 +15,18 @@ package jsgateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/keys"
@@ -38,12 +42,23 @@ const (
 	KeyAPI    = "API_KEYS"
 )
 
-// FileTable reads the rows of the old D1 files table, each as column →
-// value (int64, float64, string, []byte or nil). A missing table is no
-// rows.
+// FileTable reads the old D1 files table. FileRows returns its rows, each
+// as column → value (int64, float64, string, []byte or nil), without the
+// text of the columns that hold a file's text (textColumns), which it
+// gives as "<column>#len" → length instead, so that reading the table
+// costs little however large the texts; FileText reads one such text. A
+// missing table is no rows.
 type FileTable interface {
 	FileRows(ctx context.Context) ([]map[string]any, error)
+	FileText(ctx context.Context, rowID any, column string) (string, error)
 }
+
+// textColumns are the names (folded) of the columns that hold a file's
+// text.
+var textColumns = []string{"content", "text", "contenttext", "textcontent", "body"}
+
+// maxFiles bounds the rows read from the old files table.
+const maxFiles = 20000
 
 // Source is where the JavaScript gateway's data is: its KV namespace, its
 // D1 files table and its R2 bucket (the same bindings this gateway runs on).
@@ -66,7 +81,9 @@ type OldFile struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	ContentType string `json:"content_type,omitempty"`
-	Text        string `json:"-"`
+	Text        string `json:"-"` // the text, when FileRows gave it
+	TextColumn  string `json:"-"` // or where FileText reads it
+	RowID       any    `json:"-"`
 	Object      string `json:"object,omitempty"`
 }
 
@@ -74,6 +91,7 @@ type OldFile struct {
 type Snapshot struct {
 	Found            bool             // any of the KV keys or a file exists
 	AI, RAG          gateway.Upstream // empty fields were not found
+	AdminPassword    string           // as SYSTEM_CONFIG holds it: plain or a SHA-256
 	RerankModel      string
 	SystemPrompt     string
 	PublicModel      string
@@ -101,26 +119,45 @@ type Summary struct {
 
 // Summary describes s without its secrets.
 func (s Snapshot) Summary() Summary {
-	return Summary{Found: s.Found, AIBaseURL: s.AI.BaseURL, AIModel: s.AI.Model, RAGModel: s.RAG.Model,
+	return Summary{Found: s.Found, AIBaseURL: shown(s.AI.BaseURL), AIModel: s.AI.Model, RAGModel: s.RAG.Model,
 		PublicModel: s.PublicModel, Models: len(s.Models), Keys: len(s.Keys), Files: len(s.Files), Warnings: s.Warnings}
 }
 
-// Owns reports whether proof is one of the old gateway's client keys or
-// its AI upstream key: what the person importing must type, so that a
-// stranger who reaches a fresh deployment first cannot take its data.
+// Owns reports whether proof is the old gateway's AI upstream key or its
+// admin password (as SYSTEM_CONFIG holds it, in the clear or as a
+// SHA-256): what only its owner knows, so that a stranger who reaches a
+// fresh deployment first, or a user holding one of its client keys,
+// cannot take its data.
 func (s Snapshot) Owns(proof string) bool {
 	proof = strings.TrimSpace(proof)
 	if proof == "" {
 		return false
 	}
-	ok := 0
-	for _, k := range s.Keys {
-		ok |= subtle.ConstantTimeCompare([]byte(k.Secret), []byte(proof))
+	eq := func(secret string) int {
+		if secret == "" {
+			return 0
+		}
+		return subtle.ConstantTimeCompare([]byte(secret), []byte(proof))
 	}
-	if s.AI.APIKey != "" {
-		ok |= subtle.ConstantTimeCompare([]byte(s.AI.APIKey), []byte(proof))
+	sum := sha256.Sum256([]byte(proof))
+	hashed := func(secret string) int {
+		if secret == "" {
+			return 0
+		}
+		return subtle.ConstantTimeCompare([]byte(strings.ToLower(secret)), []byte(hex.EncodeToString(sum[:])))
 	}
-	return ok == 1
+	return eq(string(s.AI.APIKey))|eq(s.AdminPassword)|hashed(s.AdminPassword) == 1
+}
+
+// shown is a URL as the setup page may show it: no user, password, query
+// or fragment, which may hold credentials.
+func shown(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // Apply sets what the snapshot holds into st, leaving the rest.
@@ -201,6 +238,7 @@ func Read(ctx context.Context, src Source) (Snapshot, error) {
 		s.MaxConversations = num(m, "maxConversations", "maxConversation", "maxHistory", "conversationLimit")
 		s.Drawing = boolean(m, "enableDrawing", "drawingEnabled", "enableImage", "imageEnabled", "enablePainting", "drawEnabled", "enableDraw")
 		s.ImageModel = str(m, "imageModel", "drawingModel", "drawModel")
+		s.AdminPassword = str(m, "adminPassword", "password", "adminPass", "passwordHash")
 	} else if sys != nil {
 		s.Warnings = append(s.Warnings, KeySystem+" is not a JSON object; the system settings were not imported.")
 	}
@@ -208,6 +246,7 @@ func Read(ctx context.Context, src Source) (Snapshot, error) {
 	if err != nil {
 		return s, err
 	}
+	s.sanitize()
 	// The public model of the settings is served already.
 	s.Models = slices.DeleteFunc(modelsOf(models, s.AI.Model), func(m gateway.Model) bool { return m.Name == s.PublicModel })
 	if models != nil && len(s.Models) == 0 {
@@ -226,6 +265,10 @@ func Read(ctx context.Context, src Source) (Snapshot, error) {
 		if err != nil {
 			return s, fmt.Errorf("read the files table: %w", err)
 		}
+		if len(rows) > maxFiles {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("The files table has %d rows; the first %d are imported.", len(rows), maxFiles))
+			rows = rows[:maxFiles]
+		}
 		for i, row := range rows {
 			f, ok := fileOf(row, i)
 			if !ok {
@@ -237,6 +280,40 @@ func Read(ctx context.Context, src Source) (Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// sanitize drops or bounds the settings the gateway would refuse, saying
+// so in the warnings, so that setup does not fail on them.
+func (s *Snapshot) sanitize() {
+	warn := func(format string, args ...any) { s.Warnings = append(s.Warnings, fmt.Sprintf(format, args...)) }
+	if s.PublicModel != "" && gateway.CheckModelName(s.PublicModel) != nil {
+		warn("The model name %.40q is not usable as a public model name; it was not imported.", s.PublicModel)
+		s.PublicModel = ""
+	}
+	if len(s.SystemPrompt) > gateway.MaxSystemPromptLen {
+		warn("The system prompt is longer than %d KB; it was not imported.", gateway.MaxSystemPromptLen>>10)
+		s.SystemPrompt = ""
+	}
+	if s.MaxConversations > gateway.MaxConversationsCap {
+		warn("At most %d conversations are kept per key; the old %d was lowered.", gateway.MaxConversationsCap, s.MaxConversations)
+		s.MaxConversations = gateway.MaxConversationsCap
+	}
+	for _, f := range []*string{&s.ImageModel, &s.RerankModel, &s.AI.Model, &s.RAG.Model} {
+		if len(*f) > gateway.MaxNameLen || strings.ContainsAny(*f, "\x00\r\n") {
+			warn("The model name %.40q is too long; it was not imported.", *f)
+			*f = ""
+		}
+	}
+	for _, u := range []*gateway.Upstream{&s.AI, &s.RAG} {
+		if p, err := url.Parse(u.BaseURL); u.BaseURL != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
+			warn("The base URL %.60q is not an http(s) URL; it was not imported.", shown(u.BaseURL))
+			u.BaseURL = ""
+		}
+		if len(u.APIKey) > 4096 || strings.ContainsAny(string(u.APIKey), "\x00\r\n") {
+			warn("An API key is not usable as one; it was not imported.")
+			u.APIKey = ""
+		}
+	}
 }
 
 // fold is a field name without case, '_' or '-'.
@@ -387,8 +464,12 @@ func keysOf(v any) []OldKey {
 			return
 		}
 		seen[k.Secret] = true
+		k.Name = keyName(k.Name)
 		if k.Name == "" {
-			k.Name = "imported " + k.Secret[:min(7, len(k.Secret))] + "…"
+			k.Name = "imported " + keys.HintOf(k.Secret)
+		}
+		if k.CreatedAt.Year() < 2000 || k.CreatedAt.After(time.Now().AddDate(1, 0, 0)) {
+			k.CreatedAt = time.Time{} // unknown: the import's time
 		}
 		out = append(out, k)
 	}
@@ -445,16 +526,39 @@ func keysOf(v any) []OldKey {
 	return out
 }
 
+// keyName makes an old key's name usable: one line, at most
+// gateway.MaxNameLen bytes.
+func keyName(name string) string {
+	name = strings.Join(strings.FieldsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }), " ")
+	return strings.TrimSpace(cut(name, gateway.MaxNameLen))
+}
+
+// cut returns s as valid UTF-8 of at most n bytes, cut between characters.
+func cut(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
 // timeOf reads a creation time: Unix seconds or milliseconds, or RFC 3339.
 func timeOf(m map[string]any) time.Time {
 	v, _ := field(m, "createdAt", "created", "createTime", "created_at", "uploadTime", "uploadedAt", "timestamp")
 	switch x := v.(type) {
 	case float64:
+		if x < 0 || x > 1e14 || x != x {
+			return time.Time{}
+		}
 		if x > 1e11 {
 			return time.UnixMilli(int64(x)).UTC()
 		}
 		return time.Unix(int64(x), 0).UTC()
 	case int64:
+		if x < 0 || x > 1e14 {
+			return time.Time{}
+		}
 		if x > 1e11 {
 			return time.UnixMilli(x).UTC()
 		}
@@ -475,8 +579,25 @@ func fileOf(row map[string]any, i int) (OldFile, bool) {
 		ID:          str(row, "id", "fileId", "uuid", "_rowid"),
 		Name:        str(row, "filename", "fileName", "name", "originalName", "title"),
 		ContentType: str(row, "contentType", "mimeType", "mime", "type", "fileType"),
-		Text:        str(row, "content", "text", "contentText", "textContent", "body"),
 		Object:      str(row, "r2Key", "objectKey", "fileKey", "storageKey", "key", "r2Path", "path"),
+		RowID:       row["_rowid"],
+	}
+	for _, c := range textColumns {
+		for k, v := range row {
+			switch {
+			case f.Text != "" || f.TextColumn != "":
+			case fold(k) == c:
+				if t, ok := v.(string); ok && strings.TrimSpace(t) != "" {
+					f.Text = t
+				}
+			case fold(strings.TrimSuffix(k, "#len")) == c && strings.HasSuffix(k, "#len"):
+				if n, ok := v.(int64); ok && n > 0 {
+					f.TextColumn = strings.TrimSuffix(k, "#len")
+				} else if n, ok := v.(float64); ok && n > 0 {
+					f.TextColumn = strings.TrimSuffix(k, "#len")
+				}
+			}
+		}
 	}
 	if !strings.Contains(f.ContentType, "/") {
 		f.ContentType = "" // a kind ("text", "file"), not a media type
@@ -487,5 +608,5 @@ func fileOf(row map[string]any, i int) (OldFile, bool) {
 	if f.Name == "" {
 		f.Name = "file " + f.ID
 	}
-	return f, f.Text != "" || f.Object != ""
+	return f, f.Text != "" || f.TextColumn != "" || f.Object != ""
 }

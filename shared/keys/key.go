@@ -110,7 +110,7 @@ func (s *Service) Create(ctx context.Context, name string, limits gateway.KeyLim
 	}
 	secret := newSecret()
 	hash := hashOf(secret)
-	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", CreatedAt: s.now().UTC(), KeyLimits: limits}, Hash: hash}
+	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: HintOf(secret), CreatedAt: s.now().UTC(), KeyLimits: limits}, Hash: hash}
 	value, err := json.Marshal(r)
 	if err != nil {
 		return gateway.APIKey{}, "", fmt.Errorf("encode key: %w", err)
@@ -136,7 +136,7 @@ func (s *Service) Import(ctx context.Context, name, secret string, createdAt tim
 		createdAt = s.now()
 	}
 	hash := hashOf(secret)
-	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: secret[:7] + "…", CreatedAt: createdAt.UTC()}, Hash: hash}
+	r := record{APIKey: gateway.APIKey{ID: idOf(hash), Name: name, Hint: HintOf(secret), CreatedAt: createdAt.UTC()}, Hash: hash}
 	value, err := json.Marshal(r)
 	if err != nil {
 		return gateway.APIKey{}, false, fmt.Errorf("encode key: %w", err)
@@ -157,6 +157,13 @@ func (s *Service) Import(ctx context.Context, name, secret string, createdAt tim
 		return gateway.APIKey{}, false, fmt.Errorf("import key: %w", err)
 	}
 	return r.key(), true, nil
+}
+
+// HintOf is how a key is shown: "sk-", its first characters (four of
+// the gateway's own, fewer of a short imported key) and an ellipsis.
+func HintOf(secret string) string {
+	body := strings.TrimPrefix(secret, "sk-")
+	return "sk-" + body[:min(4, len(body)/4)] + "…"
 }
 
 // CheckImported returns EInvalid unless secret can be an imported key.

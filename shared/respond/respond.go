@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -222,4 +223,15 @@ func Handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 			Error(w, r, err)
 		}
 	}
+}
+
+// ClientAddr identifies the caller for throttling: the connection's
+// address (API Gateway's source IP on AWS). Forwarding headers are not
+// trusted, since any client can set them.
+func ClientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -102,6 +102,16 @@ func (s *Store) Save(ctx context.Context, st gateway.Settings) error {
 	return nil
 }
 
+// Reset forgets the stored settings: Get returns the defaults again.
+// Setup uses it to undo itself, on a gateway no one has claimed.
+func (s *Store) Reset(ctx context.Context) error {
+	if err := s.kv.Delete(ctx, kvKey); err != nil {
+		return fmt.Errorf("reset settings: %w", err)
+	}
+	s.cached.Forget()
+	return nil
+}
+
 // Patch applies a partial update: patch is a JSON object holding only the
 // fields to change, nested objects included. An upstream key sent back in
 // its masked form means "unchanged". It returns the saved settings.

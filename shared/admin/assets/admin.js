@@ -157,8 +157,9 @@ $("newmodel").addEventListener("submit", async (ev) => {
 // The import from the JavaScript gateway, where its data is (a Worker on
 // its bindings): how far it came, and a button to go on or run it again.
 function importText(p) {
-  let s = EN ? `Keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}` : `密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`;
-  for (const f of p.failed || []) s += "; " + f.file + ": " + f.reason;
+  let s = EN ? `Models ${p.models_done}/${p.models_total}, keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}`
+    : `模型 ${p.models_done}/${p.models_total}，密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`;
+  for (const f of p.failed || []) s += "; " + (f.file || f.key || f.model) + ": " + f.reason;
   return s;
 }
 async function loadImport() {
@@ -166,13 +167,18 @@ async function loadImport() {
   try { state = await api("GET", "admin/api/documents/import"); } catch { return; } // none here
   if (!state.source.found) return;
   $("jsimport").hidden = false;
+  $("jsimport_proof").hidden = state.proven;
   $("jsimport_msg").textContent = importText(state.progress);
 }
 $("jsimport_run").addEventListener("click", async () => {
   try {
-    let p;
-    do { p = await api("POST", "admin/api/documents/import"); $("jsimport_msg").textContent = importText(p); } while (!p.done);
-    await Promise.all([loadKeys(), loadDocs()]);
+    // The first step carries the proof, if the owner has not given it yet.
+    const proof = $("jsimport_proof").hidden ? undefined : {proof: $("jsimport_proof").value.trim()};
+    let p = await api("POST", "admin/api/documents/import", proof);
+    $("jsimport_proof").hidden = true;
+    $("jsimport_msg").textContent = importText(p);
+    while (!p.done) { p = await api("POST", "admin/api/documents/import"); $("jsimport_msg").textContent = importText(p); }
+    await Promise.all([loadKeys(), loadDocs(), loadModels()]);
   } catch (e) { $("jsimport_msg").textContent = e.message; }
 });
 

@@ -7,9 +7,19 @@ let found = null; // what the JavaScript gateway left, if anything
 
 function importing() { return found !== null && $("import_on").checked; }
 
+// The upstream fields and what they hold when not importing.
+const upstreamIDs = ["ai_base", "ai_model", "rag_base", "rag_model"];
+const defaults = Object.fromEntries(upstreamIDs.map((id) => [id, $(id).value]));
+
+// showUpstreams makes the upstream fields optional overrides while
+// importing (empty keeps the imported value), and the defaults otherwise.
 function showUpstreams() {
   const on = importing();
-  $("upstreams").hidden = on;
+  $("keep_note").hidden = !on;
+  for (const id of upstreamIDs) {
+    $(id).value = on ? "" : defaults[id];
+    $(id).placeholder = on ? (EN ? "imported" : "沿用导入的") : "";
+  }
   for (const id of ["ai_base", "ai_model"]) $(id).required = !on;
   $("proof").required = on;
 }
@@ -33,14 +43,14 @@ $("import_on").addEventListener("change", showUpstreams);
 async function importFiles(password, progress) {
   $("importing").hidden = false;
   const show = (p) => {
-    const total = p.keys_total + p.files_total, done = p.keys_done + p.files_done;
+    const total = p.models_total + p.keys_total + p.files_total, done = p.models_done + p.keys_done + p.files_done;
     $("import_bar").max = Math.max(total, 1);
     $("import_bar").value = done;
     $("import_status").textContent = T(`导入中：密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`,
       `Importing: keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}`);
     $("import_failed").replaceChildren(...(p.failed || []).map((f) => {
       const li = document.createElement("li");
-      li.textContent = f.file + ": " + f.reason;
+      li.textContent = (f.file || f.key || f.model) + ": " + f.reason;
       return li;
     }));
   };
@@ -70,6 +80,11 @@ $("setup").addEventListener("submit", async (ev) => {
   const body = {admin_password: $("pw").value};
   if (importing()) {
     body.import = {proof: $("proof").value.trim()};
+    // Only what was typed overrides the imported settings.
+    const given = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== ""));
+    body.ai = given({base_url: $("ai_base").value.trim(), api_key: $("ai_key").value.trim(), model: $("ai_model").value.trim()});
+    const rag = given({base_url: $("rag_base").value.trim(), api_key: $("rag_key").value.trim(), model: $("rag_model").value.trim()});
+    if (Object.keys(rag).length) body.rag = rag;
   } else {
     body.ai = {base_url: $("ai_base").value.trim(), api_key: $("ai_key").value.trim(), model: $("ai_model").value.trim()};
     if ($("rag_base").value.trim()) {
@@ -82,6 +97,8 @@ $("setup").addEventListener("submit", async (ev) => {
   $("setup").hidden = true;
   $("key").textContent = data.api_key;
   $("done").hidden = false;
-  if (data.import) await importFiles(body.admin_password, data.import);
+  if (data.import || data.import_error) {
+    await importFiles(body.admin_password, data.import || {models_total: 0, models_done: 0, keys_total: 0, keys_done: 0, files_total: 0, files_done: 0, done: false});
+  }
 });
 $("copy").addEventListener("click", () => navigator.clipboard.writeText($("key").textContent));

@@ -33,7 +33,8 @@ func build(c *app.Core) (app.Served, error) {
 	deps := admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog,
 		Conversations: c.Conversations, Usage: c.Meter}
 	if c.Extras.Legacy != nil {
-		deps.Import = &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys}
+		deps.Import = &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys,
+			Models: c.Catalog, Settings: c.Settings, Guard: c.Guard}
 	}
 	h := admin.New(deps, c.Config.MaxBody, origins...)
 	return app.Served{Value: h, Handlers: []app.HandlerFunc{

@@ -31,7 +31,8 @@ func build(c *app.Core) (app.Served, error) {
 	}
 	h := documents.New(docs, c.Box.Derive("upload"), c.Extras.SingleProcess, c.Config.MaxBody)
 	c.OnClose(h) // background ingestions finish before the stores close
-	imp := &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys, Docs: docs}
+	imp := &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys, Docs: docs,
+		Models: c.Catalog, Settings: c.Settings, Guard: c.Guard}
 	return app.Served{Value: h, Handlers: []app.HandlerFunc{h.List, h.Add, h.PrepareUpload, h.PutContent, h.Get, h.Delete,
 		imp.State, imp.Import}}, nil
 }
