@@ -137,11 +137,12 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	if err := auth.CheckPassword(req.AdminPassword); err != nil {
 		return err
 	}
-	st, err := h.Settings.Get(r.Context())
-	if err != nil {
-		return err
-	}
+	// The defaults, not what the store holds: before the claim nothing
+	// there is worth keeping, and another instance's cached copy may hold
+	// what a setup that failed stored.
+	st := gateway.DefaultSettings()
 	var snap *jsgateway.Snapshot
+	var err error
 	if req.Import != nil {
 		if snap, err = h.legacy(r, req.Import.Proof); err != nil {
 			return err
@@ -171,14 +172,25 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	// that a dropped connection does not leave a half-made setup.
 	ctx := context.WithoutCancel(r.Context())
 	_, secret, err := h.finishSetup(ctx, st)
-	if err == nil && snap != nil {
-		err = h.Import.MarkOwner(ctx)
+	if err == nil && h.Import != nil {
+		// Whoever set up with the proof may import later; anyone else
+		// may not, whatever an earlier attempt left.
+		if snap != nil {
+			err = h.Import.MarkOwner(ctx)
+		} else {
+			err = h.Import.ForgetOwner(ctx)
+		}
 	}
 	if err != nil {
-		// Forget the settings: the next claimer, with or without the
-		// proof, must not find the imported ones.
+		// Forget the settings and the proof: the next claimer must find
+		// neither.
 		if serr := h.Settings.Reset(ctx); serr != nil {
 			err = errors.Join(err, serr)
+		}
+		if h.Import != nil {
+			if ferr := h.Import.ForgetOwner(ctx); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
 		}
 		if uerr := h.Guard.Unclaim(ctx); uerr != nil {
 			err = errors.Join(err, uerr)
@@ -228,6 +240,12 @@ func override(baseURL *string, key *gateway.Secret, model *string, req gateway.U
 func (h *Handler) legacy(r *http.Request, proof string) (*jsgateway.Snapshot, error) {
 	if h.Import == nil {
 		return nil, jsgateway.NoSource()
+	}
+	// Once set up, nothing is read and no proof checked: setup is over.
+	if ok, err := h.Guard.Initialized(r.Context()); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, gateway.Errorf(gateway.EConflict, "The gateway is already initialized.")
 	}
 	snap, err := jsgateway.Read(r.Context(), *h.Import.Source)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ func (t SQLFiles) FileRows(ctx context.Context) ([]map[string]any, error) {
 		return nil, err
 	}
 	sel := []string{"rowid AS _rowid"}
+	shadowed := slices.ContainsFunc(cols, func(c string) bool {
+		c = strings.ToLower(c)
+		return c == "rowid" || c == "_rowid_" || c == "oid" || c == "_rowid"
+	})
 	for _, c := range cols {
 		if slices.Contains(textColumns, fold(c)) {
 			sel = append(sel, "length("+quote(c)+") AS "+quote(c+"#len"))
@@ -40,9 +45,13 @@ func (t SQLFiles) FileRows(ctx context.Context) ([]map[string]any, error) {
 			sel = append(sel, quote(c))
 		}
 	}
-	rows, err := t.DB.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM files ORDER BY rowid LIMIT ?", maxFiles+1)
-	if err != nil && strings.Contains(err.Error(), "rowid") {
-		// A table without rowid: read it whole (the texts included).
+	var rows *sql.Rows
+	if !shadowed {
+		rows, err = t.DB.QueryContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM files ORDER BY rowid LIMIT ?", maxFiles+1)
+	}
+	if shadowed || err != nil && strings.Contains(err.Error(), "rowid") {
+		// A table without rowid, or with a column of that name: read it
+		// whole (the texts included).
 		rows, err = t.DB.QueryContext(ctx, "SELECT * FROM files LIMIT ?", maxFiles+1)
 	}
 	if err != nil {
@@ -154,7 +163,9 @@ type Failure struct {
 	Reason string `json:"reason"`
 }
 
-// Progress is how far the import of models, keys and files has come.
+// Progress is how far the import of models, keys and files has come. It
+// resumes from stable places (a key's hash, a row's rowid), so that the old
+// data changing between steps skips nothing that stays.
 type Progress struct {
 	ModelsTotal int       `json:"models_total"`
 	ModelsDone  int       `json:"models_done"`
@@ -162,9 +173,25 @@ type Progress struct {
 	KeysDone    int       `json:"keys_done"`
 	FilesTotal  int       `json:"files_total"`
 	FilesDone   int       `json:"files_done"`
-	Documents   []string  `json:"documents"` // the documents made, by ID
-	Failed      []Failure `json:"failed"`
+	Documents   int       `json:"documents"` // the documents made (or found there already)
+	Failed      []Failure `json:"failed"`    // the first maxFailures
+	FailedMore  int       `json:"failed_more,omitempty"`
 	Done        bool      `json:"done"`
+
+	KeyCursor  string `json:"key_cursor,omitempty"`  // the order of the last key imported
+	FileCursor int64  `json:"file_cursor,omitempty"` // the rowid of the last file imported
+}
+
+// maxFailures bounds the failures kept, so the progress stays one small
+// record however many files fail.
+const maxFailures = 200
+
+func (p *Progress) fail(f Failure) {
+	if len(p.Failed) < maxFailures {
+		p.Failed = append(p.Failed, f)
+	} else {
+		p.FailedMore++
+	}
 }
 
 // Records layout of the import.
@@ -241,6 +268,14 @@ func (h *Handler) MarkOwner(ctx context.Context) error {
 	_, err := h.Records.Put(ctx, storage.Item{PK: importPK, SK: ownerSK, Value: []byte(h.clock().UTC().Format(time.RFC3339))}, storage.Cond{})
 	if err != nil {
 		return fmt.Errorf("record the import's owner: %w", err)
+	}
+	return nil
+}
+
+// ForgetOwner removes the record of the owner's proof.
+func (h *Handler) ForgetOwner(ctx context.Context) error {
+	if err := h.Records.Delete(ctx, importPK, ownerSK); err != nil {
+		return fmt.Errorf("forget the import's owner: %w", err)
 	}
 	return nil
 }
@@ -341,16 +376,49 @@ func (h *Handler) progress(ctx context.Context, snap Snapshot) (Progress, int64,
 	case !gateway.IsNotFound(err):
 		return Progress{}, 0, err
 	}
-	p.ModelsTotal, p.KeysTotal, p.FilesTotal = len(snap.Models), len(snap.Keys), len(snap.Files)
-	p.ModelsDone, p.KeysDone, p.FilesDone = min(p.ModelsDone, p.ModelsTotal), min(p.KeysDone, p.KeysTotal), min(p.FilesDone, p.FilesTotal)
-	p.Done = p.ModelsDone == p.ModelsTotal && p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
-	if p.Documents == nil {
-		p.Documents = []string{}
-	}
+	p.count(snap)
 	if p.Failed == nil {
 		p.Failed = []Failure{}
 	}
 	return p, version, nil
+}
+
+// count sets the totals and what is done of them from the cursors.
+func (p *Progress) count(snap Snapshot) {
+	p.ModelsTotal, p.KeysTotal, p.FilesTotal = len(snap.Models), len(snap.Keys), len(snap.Files)
+	p.ModelsDone = min(p.ModelsDone, p.ModelsTotal)
+	p.KeysDone = sort.Search(len(snap.Keys), func(i int) bool { return keyOrder(snap.Keys[i].Secret) > p.KeyCursor })
+	if byRowID(snap.Files) {
+		p.FilesDone = sort.Search(len(snap.Files), func(i int) bool { return rowID(snap.Files[i]) > p.FileCursor })
+	} else {
+		p.FilesDone = min(p.FilesDone, p.FilesTotal)
+	}
+	p.Done = p.ModelsDone == p.ModelsTotal && p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
+}
+
+// rowID is a file's rowid, or -1 where the table gave none.
+func rowID(f OldFile) int64 {
+	switch v := f.RowID.(type) {
+	case int64:
+		return v
+	case float64:
+		return int64(v)
+	}
+	return -1
+}
+
+// byRowID reports whether every file has a rowid (in increasing order, as
+// FileRows reads them), so the import resumes after the last one.
+func byRowID(files []OldFile) bool {
+	last := int64(-1)
+	for _, f := range files {
+		id := rowID(f)
+		if id <= last {
+			return false
+		}
+		last = id
+	}
+	return true
 }
 
 // Step imports the next models, keys and at most files files of snap and
@@ -358,11 +426,17 @@ func (h *Handler) progress(ctx context.Context, snap Snapshot) (Progress, int64,
 // settings' public model) is passed over; keys are imported under their
 // own secrets (already there is not an error); files become documents of
 // the default knowledge base. What cannot come over is reported and passed
-// over; a storage failure stops the step, to be tried again.
+// over; a storage failure stops the step, to be tried again. A step after
+// the import is done runs it again from the start, picking up what the old
+// gateway gained meanwhile and importing nothing twice.
 func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int) (Progress, error) {
 	p, version, err := h.progress(ctx, snap)
 	if err != nil {
 		return Progress{}, err
+	}
+	if p.Done && version != 0 && files > 0 {
+		p = Progress{Failed: []Failure{}}
+		p.count(snap)
 	}
 	stop := func(err error) bool {
 		code := gateway.ErrorCode(err)
@@ -379,15 +453,18 @@ func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int
 		}
 		for ; p.ModelsDone < p.ModelsTotal; p.ModelsDone++ {
 			m := snap.Models[p.ModelsDone]
-			taken := m.Name == st.PublicModelName() || slices.ContainsFunc(have, func(o gateway.Model) bool { return o.Name == m.Name })
-			if taken {
-				p.Failed = append(p.Failed, Failure{Model: m.Name, Reason: "A public model of that name is there already."})
+			i := slices.IndexFunc(have, func(o gateway.Model) bool { return o.Name == m.Name })
+			switch {
+			case i >= 0 && have[i].UpstreamModel == m.UpstreamModel && have[i].SystemPrompt == m.SystemPrompt:
+				continue // imported before
+			case i >= 0 || m.Name == st.PublicModelName():
+				p.fail(Failure{Model: m.Name, Reason: "A public model of that name is there already."})
 				continue
 			}
 			if err := h.Models.Put(ctx, m); stop(err) {
 				return Progress{}, fmt.Errorf("import model %s: %w", m.Name, err)
 			} else if err != nil {
-				p.Failed = append(p.Failed, Failure{Model: m.Name, Reason: gateway.ErrorMessage(err)})
+				p.fail(Failure{Model: m.Name, Reason: gateway.ErrorMessage(err)})
 			}
 		}
 	}
@@ -397,8 +474,9 @@ func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int
 		if _, _, err := h.Keys.Import(ctx, k.Name, k.Secret, k.CreatedAt); stop(err) {
 			return Progress{}, fmt.Errorf("import key %d: %w", p.KeysDone+1, err)
 		} else if err != nil {
-			p.Failed = append(p.Failed, Failure{Key: keys.HintOf(k.Secret), Reason: gateway.ErrorMessage(err)})
+			p.fail(Failure{Key: keys.HintOf(k.Secret), Reason: gateway.ErrorMessage(err)})
 		}
+		p.KeyCursor = keyOrder(k.Secret)
 		p.KeysDone++
 	}
 	for n := 0; h.Docs != nil && p.FilesDone < p.FilesTotal && n < files && h.clock().Before(deadline); n++ {
@@ -408,13 +486,14 @@ func (h *Handler) Step(ctx context.Context, src Source, snap Snapshot, files int
 		case stop(err):
 			return Progress{}, err // the store or bucket failed: the next call tries this file again
 		case err != nil:
-			p.Failed = append(p.Failed, Failure{File: f.Name, Reason: gateway.ErrorMessage(err)})
+			p.fail(Failure{File: f.Name, Reason: gateway.ErrorMessage(err)})
 		case doc.Status == gateway.DocFailed:
-			p.Failed = append(p.Failed, Failure{File: f.Name, Reason: doc.Reason})
-			p.Documents = append(p.Documents, doc.ID)
+			p.fail(Failure{File: f.Name, Reason: doc.Reason})
+			p.Documents++
 		default:
-			p.Documents = append(p.Documents, doc.ID)
+			p.Documents++
 		}
+		p.FileCursor = rowID(f)
 		p.FilesDone++
 	}
 	p.Done = p.ModelsDone == p.ModelsTotal && p.KeysDone == p.KeysTotal && p.FilesDone == p.FilesTotal
@@ -451,21 +530,23 @@ func (h *Handler) file(ctx context.Context, src Source, f OldFile) (gateway.Docu
 		ext := path.Ext(u.Filename)
 		u.Filename = cut(strings.TrimSuffix(u.Filename, ext), 200-len(ext)) + ext
 	}
-	if f.Text != "" || f.TextColumn != "" {
-		text := f.Text
-		if text == "" {
-			var err error
-			if text, err = src.Files.FileText(ctx, f.RowID, f.TextColumn); err != nil {
-				return gateway.Document{}, storage.Unavailable("read the text of "+f.Name, err)
-			}
+	text := f.Text
+	if text == "" && f.TextColumn != "" {
+		var err error
+		if text, err = src.Files.FileText(ctx, f.RowID, f.TextColumn); errors.Is(err, sql.ErrNoRows) {
+			return gateway.Document{}, gateway.Errorf(gateway.ENotFound, "Its row is gone from the files table.")
+		} else if err != nil {
+			return gateway.Document{}, gateway.Errorf(gateway.EInvalid, "Its text could not be read: %v", err)
 		}
+	}
+	if strings.TrimSpace(text) != "" || f.Object == "" {
 		// The text is text, whatever the file it came from was (a PDF's
 		// extracted text keeps the name manual.pdf).
 		u.Data, u.ContentType = []byte(text), "text/plain"
-		if ext := strings.ToLower(path.Ext(f.Name)); ext != ".txt" && ext != ".md" && ext != ".markdown" {
-			u.Filename = f.Name + ".txt"
-		}
 		u.Title = cut(strings.TrimSuffix(f.Name, path.Ext(f.Name)), 200)
+		if ext := strings.ToLower(path.Ext(u.Filename)); ext != ".txt" && ext != ".md" && ext != ".markdown" {
+			u.Filename = cut(f.Name, 196) + ".txt"
+		}
 	} else {
 		rc, info, err := src.Blobs.Get(ctx, f.Object)
 		if gateway.IsNotFound(err) {

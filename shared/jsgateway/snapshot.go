@@ -256,7 +256,10 @@ func Read(ctx context.Context, src Source) (Snapshot, error) {
 	if err != nil {
 		return s, err
 	}
+	// In a stable order, so that the import resumes where it was however
+	// the old list is ordered.
 	s.Keys = keysOf(keys)
+	sort.Slice(s.Keys, func(i, j int) bool { return keyOrder(s.Keys[i].Secret) < keyOrder(s.Keys[j].Secret) })
 	if keys != nil && len(s.Keys) == 0 {
 		s.Warnings = append(s.Warnings, "No sk- keys were found in "+KeyAPI+".")
 	}
@@ -305,8 +308,8 @@ func (s *Snapshot) sanitize() {
 		}
 	}
 	for _, u := range []*gateway.Upstream{&s.AI, &s.RAG} {
-		if p, err := url.Parse(u.BaseURL); u.BaseURL != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
-			warn("The base URL %.60q is not an http(s) URL; it was not imported.", shown(u.BaseURL))
+		if u.BaseURL != "" && gateway.CheckBaseURL(u.BaseURL) != nil {
+			warn("The base URL %.60q is not one the gateway takes (an http(s) URL without credentials or query); it was not imported.", shown(u.BaseURL))
 			u.BaseURL = ""
 		}
 		if len(u.APIKey) > 4096 || strings.ContainsAny(string(u.APIKey), "\x00\r\n") {
@@ -526,6 +529,13 @@ func keysOf(v any) []OldKey {
 	return out
 }
 
+// keyOrder orders the old keys: the hex SHA-256 of the secret, which
+// tells nothing of it.
+func keyOrder(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
 // keyName makes an old key's name usable: one line, at most
 // gateway.MaxNameLen bytes.
 func keyName(name string) string {
@@ -581,6 +591,9 @@ func fileOf(row map[string]any, i int) (OldFile, bool) {
 		ContentType: str(row, "contentType", "mimeType", "mime", "type", "fileType"),
 		Object:      str(row, "r2Key", "objectKey", "fileKey", "storageKey", "key", "r2Path", "path"),
 		RowID:       row["_rowid"],
+	}
+	if v, ok := f.RowID.(float64); ok {
+		f.RowID = int64(v) // D1 gives numbers as JavaScript does
 	}
 	for _, c := range textColumns {
 		for k, v := range row {

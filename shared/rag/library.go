@@ -24,7 +24,8 @@ import (
 // stream of segments:
 //
 //   - a loose segment, {kb}/{doc}@{stamp}.seg, is one document as indexed;
-//   - a pack, ~packs/L{level}/{stamp}-{random}.pack, is many documents merged;
+//   - a pack, ~packs/L{level}/{stamp}-{random}-{documents}.pack, is many
+//     documents merged;
 //   - a tombstone, ~removed/{kb}/{doc}@{stamp}, is an empty blob saying the
 //     document was removed at stamp.
 //
@@ -82,8 +83,8 @@ func removedKey(kb, docID string, stamp int64) string {
 	return removedPrefix + kb + "/" + docID + "@" + strconv.FormatInt(stamp, 10)
 }
 
-func packKey(level int, stamp int64) string {
-	return fmt.Sprintf("%sL%d/%d-%s.pack", packPrefix, level, stamp, rand.Text()[:8])
+func packKey(level int, stamp int64, docs int) string {
+	return fmt.Sprintf("%sL%d/%d-%s-%d.pack", packPrefix, level, stamp, rand.Text()[:8], docs)
 }
 
 // docRef names a document of a knowledge base.
@@ -104,6 +105,7 @@ type entry struct {
 	key   string
 	kind  blobKind
 	level int    // packs
+	docs  int    // packs: the documents it holds, 0 when its name does not say
 	doc   docRef // loose segments and tombstones
 	stamp int64  // loose segments and tombstones
 }
@@ -118,6 +120,10 @@ func parseKey(key string) entry {
 		n, err := strconv.Atoi(strings.TrimPrefix(lv, "L"))
 		if ok && err == nil && strings.HasPrefix(lv, "L") && n > 0 && strings.HasSuffix(rest, ".pack") {
 			e.kind, e.level = kindPack, n
+			parts := strings.Split(strings.TrimSuffix(rest, ".pack"), "-")
+			if d, err := strconv.Atoi(parts[len(parts)-1]); len(parts) == 3 && err == nil && d >= 0 {
+				e.docs = d
+			}
 		}
 	case strings.HasPrefix(key, removedPrefix):
 		kb, rest, ok := strings.Cut(strings.TrimPrefix(key, removedPrefix), "/")
@@ -446,7 +452,11 @@ func plan(entries []entry, now time.Time) (inputs []entry, level int, full bool)
 			docs++
 		case kindPack:
 			packs[e.level] = append(packs[e.level], e)
-			docs += looseLimit * int(math.Pow(fanout, float64(e.level-1)))
+			if e.docs > 0 {
+				docs += e.docs
+			} else {
+				docs += looseLimit * int(math.Pow(fanout, float64(e.level-1)))
+			}
 			top = max(top, e.level)
 		case kindRemoved:
 			if time.Unix(0, e.stamp).Before(now.Add(-tombstoneGrace)) {
@@ -454,7 +464,10 @@ func plan(entries []entry, now time.Time) (inputs []entry, level int, full bool)
 			}
 		}
 	}
-	if len(removed) > min(max(docs/8, minRemoved), maxRemoved) || len(removed) > 0 && docs <= smallIndex {
+	// Many loose segments (an upgrade) are merged first, a bounded number
+	// at a time; a full merge waits for them.
+	full = len(removed) > min(max(docs/8, minRemoved), maxRemoved) || len(removed) > 0 && docs <= smallIndex
+	if full && len(loose) <= maxLoose {
 		for _, e := range entries {
 			if e.kind == kindLoose || e.kind == kindPack {
 				inputs = append(inputs, e)
@@ -540,7 +553,7 @@ func (l *Library) merge(ctx context.Context) error {
 	if full {
 		level = levelFor(len(segs)) // its real size: removals shrink it
 	}
-	key := packKey(level, l.stamp())
+	key := packKey(level, l.stamp(), len(segs))
 	if len(segs) > 0 {
 		if err := l.write(ctx, key, segs); err != nil {
 			return err

@@ -613,3 +613,56 @@ func TestOneChangeDoesBoundedWork(t *testing.T) {
 		t.Errorf("%d documents seen, want 102", len(seen))
 	}
 }
+
+// TestUpgradeMergesInBoundedSteps: an index from before packs (565 loose
+// <kb>/<doc>.seg) with one removal: the first change past the grace merges
+// a bounded number of loose segments, not the whole index at once, and the
+// following changes finish the work with nothing lost.
+func TestUpgradeMergesInBoundedSteps(t *testing.T) {
+	ctx := context.Background()
+	f := newPackFixture(t)
+	for i := range 565 {
+		var buf bytes.Buffer
+		d := doc("kb", i)
+		if err := gob.NewEncoder(&buf).Encode(struct {
+			DocID, KB, Title string
+			Dims             int
+			Chunks           []Chunk
+			Vectors          []float32
+		}{d.DocID, "kb", "T", 2, d.Chunks, d.Vectors}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.blobs.Put(ctx, segmentPrefix+"kb/"+d.DocID+".seg", &buf, "application/octet-stream"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oc := &opCounting{countingBlobs: f.blobs}
+	clock := time.Now()
+	a := NewLibrary(oc, f.kv, 0)
+	a.now = func() time.Time { return clock }
+	if err := a.remove(ctx, "kb", "doc0000"); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(tombstoneGrace + time.Minute)
+	b := NewLibrary(oc, f.kv, 0) // a cold Worker request
+	b.now = func() time.Time { return clock }
+	gets, ops := f.blobs.gets.Load(), oc.ops
+	if err := b.add(ctx, doc("kb", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	n := int(f.blobs.gets.Load()-gets) + oc.ops - ops
+	t.Logf("one add: %d blob reads, %d puts/deletes", f.blobs.gets.Load()-gets, oc.ops-ops)
+	if n > 2*maxLoose+16 {
+		t.Errorf("one add made %d blob operations, want at most %d", n, 2*maxLoose+16)
+	}
+	for i := range 12 {
+		if err := b.add(ctx, doc("kb", 5001+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen, _ := f.docsSeen("kb")
+	// 577 documents are a large index: its one tombstone waits for more.
+	if loose, _, packs := f.kinds(); len(seen) != 565-1+13 || seen["doc0000"] != 0 || loose >= looseLimit || packs[1]+packs[2] == 0 {
+		t.Errorf("after the upgrade: %d documents seen, %d loose, packs %v", len(seen), loose, packs)
+	}
+}

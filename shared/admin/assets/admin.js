@@ -160,6 +160,7 @@ function importText(p) {
   let s = EN ? `Models ${p.models_done}/${p.models_total}, keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}`
     : `模型 ${p.models_done}/${p.models_total}，密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`;
   for (const f of p.failed || []) s += "; " + (f.file || f.key || f.model) + ": " + f.reason;
+  if (p.failed_more) s += EN ? `; and ${p.failed_more} more` : `；另有 ${p.failed_more} 项`;
   return s;
 }
 async function loadImport() {

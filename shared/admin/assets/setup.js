@@ -48,11 +48,17 @@ async function importFiles(password, progress) {
     $("import_bar").value = done;
     $("import_status").textContent = T(`导入中：密钥 ${p.keys_done}/${p.keys_total}，文件 ${p.files_done}/${p.files_total}`,
       `Importing: keys ${p.keys_done}/${p.keys_total}, files ${p.files_done}/${p.files_total}`);
-    $("import_failed").replaceChildren(...(p.failed || []).map((f) => {
+    const items = (p.failed || []).map((f) => {
       const li = document.createElement("li");
       li.textContent = (f.file || f.key || f.model) + ": " + f.reason;
       return li;
-    }));
+    });
+    if (p.failed_more) {
+      const li = document.createElement("li");
+      li.textContent = T(`另有 ${p.failed_more} 项`, `and ${p.failed_more} more`);
+      items.push(li);
+    }
+    $("import_failed").replaceChildren(...items);
   };
   show(progress);
   const login = await fetch("admin/api/login", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({password})});
@@ -69,8 +75,8 @@ async function importFiles(password, progress) {
     progress = data;
     show(progress);
   }
-  $("import_status").textContent = T(`导入完成：${progress.keys_done} 个密钥，${progress.documents.length} 个文档。`,
-    `Imported ${progress.keys_done} keys and ${progress.documents.length} documents.`);
+  $("import_status").textContent = T(`导入完成：${progress.keys_done} 个密钥，${progress.documents} 个文档。`,
+    `Imported ${progress.keys_done} keys and ${progress.documents} documents.`);
 }
 
 $("setup").addEventListener("submit", async (ev) => {
