@@ -53,6 +53,7 @@ var Routes = []Route{
 	// The OpenAI-compatible API.
 	{"GET", "/v1/models", Key, FnChat, "chat.Handler.Models"},
 	{"POST", "/v1/chat/completions", Key, FnChat, "chat.Handler.Completions"},
+	{"POST", "/v1/responses", Key, FnChat, "chat.Handler.Responses"},
 	{"POST", "/v1/embeddings", Key, FnChat, "chat.Handler.Embeddings"},
 	{"GET", "/v1/conversations", Key, FnChat, "chat.Handler.ListConversations"},
 	{"GET", "/v1/conversations/{id}", Key, FnChat, "chat.Handler.GetConversation"},

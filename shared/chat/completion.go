@@ -38,8 +38,13 @@ type outcome struct {
 // system prompt, knowledge and the conversation's memory merged in, or a
 // drawing when the message asks for one.
 func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) error {
+	return h.serve(w, r, chatDoor{})
+}
+
+// serve runs one request of door d through the pipeline.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	start := time.Now()
-	c, err := h.prepare(w, r)
+	c, err := h.prepare(w, r, d)
 	if err != nil {
 		return err
 	}
@@ -51,9 +56,9 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) error {
 	defer stopDrain()
 
 	var out outcome
-	defer func() { h.finish(r, c, start, out) }()
+	defer func() { h.finish(r, c, d, start, out) }()
 	if c.drawPrompt != "" {
-		out = h.drawAnswer(w, r, c)
+		out = h.drawAnswer(w, r, c, d)
 		return nil
 	}
 	resp, err := h.post(ctx, c)
@@ -64,7 +69,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer resp.Close()
 	if c.stream && resp.Stream() {
-		out = h.relay(w, r, resp, c, func(o outcome) { h.store(r.Context(), c, o) })
+		out = h.relay(w, r, resp, c, d.encoder(c), func(o outcome) { h.store(r.Context(), c, o) })
 		return nil
 	}
 	body, err := resp.ReadAll(maxAnswer)
@@ -87,13 +92,45 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) error {
 		out.used = tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: int64(len(answer) / 4)}
 	}
 	h.store(r.Context(), c, out)
-	w.Header().Set("Content-Type", contentType(resp))
+	if _, plain := d.(chatDoor); c.stream && !plain {
+		// The client asked for a stream and the upstream did not stream:
+		// the door's stream, of one event.
+		h.streamWhole(w, c, d.encoder(c), body, out)
+		return nil
+	}
+	body, ct, err := d.answer(c, body)
+	if err != nil {
+		out.status = http.StatusBadGateway
+		respond.Error(w, r, gateway.Errorf(gateway.EUpstream, "The upstream's answer is not a chat completion."))
+		return nil
+	}
+	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-store")
 	body = scrubbed(c, body)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 	return nil
+}
+
+// streamWhole writes a whole chat completion as a door's stream.
+func (h *Handler) streamWhole(w http.ResponseWriter, c call, enc encoder, completion []byte, out outcome) {
+	streamHeaders(w)
+	w.Write(scrubbed(c, enc.start()))
+	if chunk := chunkOf(completion); chunk != nil {
+		w.Write(scrubbed(c, enc.event(gateway.Event{Data: chunk, Raw: []byte("data: " + string(chunk) + "\n\n")})))
+	}
+	w.Write(scrubbed(c, enc.end(out)))
+	http.NewResponseController(w).Flush()
+}
+
+// streamHeaders starts a stream of server-sent events.
+func streamHeaders(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
 }
 
 // drainAfter calls cancel d after ctx ends, unless stop is called first.
@@ -139,7 +176,7 @@ func (h *Handler) post(ctx context.Context, c call) (gateway.Answer, error) {
 // finish records the call once, whatever became of it: usage, metrics, log
 // line, and the exchange in its conversation when the client got the whole
 // answer.
-func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) {
+func (h *Handler) finish(r *http.Request, c call, d door, start time.Time, out outcome) {
 	ctx := context.WithoutCancel(r.Context())
 	latency := time.Since(start)
 	kind := "chat"
@@ -152,7 +189,7 @@ func (h *Handler) finish(r *http.Request, c call, start time.Time, out outcome) 
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
 		Reservation: &c.reservation, Images: out.images})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
-	slog.InfoContext(ctx, "chat", "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
+	slog.InfoContext(ctx, "chat", "api", d.name(), "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,
 		"prompt_tokens", out.used.PromptTokens, "completion_tokens", out.used.CompletionTokens)
 	if out.clamped {

@@ -51,9 +51,9 @@ func markdownImage(prompt, url string) string {
 	return "![" + alt + "](" + url + ")"
 }
 
-// drawAnswer draws c's prompt and answers as a chat completion, streamed
-// when the client streams.
-func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) outcome {
+// drawAnswer draws c's prompt and answers, through door d, as a chat
+// completion would, streamed when the client streams.
+func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call, d door) outcome {
 	images, err := h.Draw.Generate(r.Context(), c.image, gateway.ImageRequest{Prompt: c.drawPrompt, N: 1, Size: c.imageSize})
 	if err != nil {
 		respond.Error(w, r, err)
@@ -65,30 +65,41 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call) out
 	created := time.Now().Unix()
 	out := outcome{status: http.StatusOK, reported: true, answer: answer, delivered: true, images: int64(len(images))}
 	h.store(r.Context(), c, out)
+	usage := map[string]int{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 	if !c.stream {
-		respond.JSON(w, http.StatusOK, map[string]any{
+		completion := mustJSON(map[string]any{
 			"id": id, "object": "chat.completion", "created": created, "model": c.model.public,
 			"choices": []any{map[string]any{"index": 0, "message": answer, "finish_reason": "stop"}},
-			"usage":   map[string]int{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+			"usage":   usage,
 		})
+		body, ct, err := d.answer(c, completion)
+		if err != nil {
+			respond.Error(w, r, err)
+			return outcome{status: respond.Status(err)}
+		}
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
 		return out
 	}
-	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	chunk := func(delta any, finish any) {
-		b, _ := json.Marshal(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": c.model.public,
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}})
-		fmt.Fprintf(w, "data: %s\n\n", b)
+	enc := d.encoder(c)
+	streamHeaders(w)
+	w.Write(enc.start())
+	event := func(chunk map[string]any) {
+		data := mustJSON(chunk)
+		if b := enc.event(gateway.Event{Data: data, Raw: []byte(fmt.Sprintf("data: %s\n\n", data))}); b != nil {
+			w.Write(b)
+		}
 	}
-	chunk(map[string]any{"role": "assistant", "content": content}, nil)
-	chunk(map[string]any{}, "stop")
-	if c.clientUsage {
-		b, _ := json.Marshal(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": c.model.public,
-			"choices": []any{}, "usage": map[string]int{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
-		fmt.Fprintf(w, "data: %s\n\n", b)
+	chunk := func(delta any, finish any) map[string]any {
+		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": c.model.public,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
 	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	event(chunk(map[string]any{"role": "assistant", "content": content}, nil))
+	event(chunk(map[string]any{}, "stop"))
+	event(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": c.model.public,
+		"choices": []any{}, "usage": usage})
+	w.Write(enc.end(out))
 	http.NewResponseController(w).Flush()
 	return out
 }

@@ -62,13 +62,16 @@ func conversationID(r *http.Request, req jsonobj.Object) (string, error) {
 // admits it under the key's limits and builds what the upstream receives:
 // memory merged, the model's system prompt first, the context trimmed.
 // Nothing reaches the upstream before all of it succeeded.
-func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (_ call, err error) {
+func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ call, err error) {
 	key, err := h.authenticate(r)
 	if err != nil {
 		return call{}, err
 	}
 	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
 	if err != nil {
+		return call{}, err
+	}
+	if body, err = d.translate(body); err != nil {
 		return call{}, err
 	}
 	req, err := parseRequest(body)

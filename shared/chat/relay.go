@@ -26,13 +26,12 @@ const statusClientGone = 499
 // upstream failure ends the stream with an error event and [DONE]; the
 // upstream's [DONE] ends it, whether or not the upstream closes. store is
 // called with the complete exchange before [DONE] goes to the client.
-func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Answer, c call, store func(outcome)) outcome {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Answer, c call, enc encoder, store func(outcome)) outcome {
+	streamHeaders(w)
 	rc := http.NewResponseController(w)
+	if b := enc.start(); b != nil {
+		w.Write(scrubbed(c, b))
+	}
 	rc.Flush()
 
 	out := outcome{status: http.StatusOK}
@@ -53,8 +52,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 			out.status = respond.Status(err)
 			if !gone {
 				slog.WarnContext(r.Context(), "upstream stream failed", "err", err)
-				body, _ := json.Marshal(respond.Body(err))
-				w.Write([]byte("data: " + string(body) + "\n\ndata: [DONE]\n\n"))
+				w.Write(scrubbed(c, enc.fail(err)))
 				rc.Flush()
 			}
 			break
@@ -65,7 +63,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 				out.delivered = true
 				h.settle(&out, c, chunks, acc)
 				store(out)
-				if _, err := w.Write(ev.Raw); err != nil {
+				if _, err := w.Write(scrubbed(c, enc.end(out))); err != nil {
 					gone = true
 				} else if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 					gone = true
@@ -73,10 +71,8 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 			}
 			break
 		}
-		skip := false
 		if u, ok := usageOf(ev.Data); ok {
 			out.used, out.reported = u, true
-			skip = !c.clientUsage && onlyUsage(ev.Data)
 		}
 		if !ev.Done() && bytes.Contains(ev.Data, []byte(`"delta"`)) {
 			chunks++
@@ -90,10 +86,11 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 			}
 			continue
 		}
-		if skip {
+		b := enc.event(ev)
+		if b == nil {
 			continue
 		}
-		if _, err := w.Write(scrubbed(c, ev.Raw)); err != nil {
+		if _, err := w.Write(scrubbed(c, b)); err != nil {
 			gone = true
 			continue
 		}
@@ -113,6 +110,11 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 	h.settle(&out, c, chunks, acc)
 	if !done && out.delivered {
 		store(out) // an upstream that ends without [DONE]
+		if _, plain := enc.(*chatEncoder); !plain {
+			// The door's end, which a chat client does without.
+			w.Write(scrubbed(c, enc.end(out)))
+			rc.Flush()
+		}
 	}
 	return out
 }

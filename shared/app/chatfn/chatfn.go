@@ -19,6 +19,6 @@ func build(c *app.Core) (app.Served, error) {
 		Draw:     imagefn.Drawing(c),
 		Upstream: c.Upstream, Metrics: c.Metrics},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout})
-	return app.Served{Handlers: []app.HandlerFunc{h.Models, h.Completions, h.Embeddings,
+	return app.Served{Handlers: []app.HandlerFunc{h.Models, h.Completions, h.Responses, h.Embeddings,
 		h.ListConversations, h.GetConversation, h.DeleteConversation}, Value: h}, nil
 }
