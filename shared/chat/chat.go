@@ -19,6 +19,7 @@ import (
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsonobj"
 	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/responses"
 )
 
 // Keys authenticates client API keys.
@@ -76,6 +77,8 @@ type Deps struct {
 	Draw          Drawer
 	Upstream      gateway.Poster
 	Metrics       Metrics
+	// ResponseStore keeps the Responses API's responses.
+	ResponseStore *responses.Store
 }
 
 // Options tune the chat handler.

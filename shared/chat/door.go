@@ -1,8 +1,13 @@
 package chat
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -18,8 +23,9 @@ import (
 type door interface {
 	// name names the door in logs.
 	name() string
-	// translate returns the chat completions request of the client's body.
-	translate(body []byte) ([]byte, error)
+	// translate returns the chat completions request of the client's body,
+	// sent with key.
+	translate(ctx context.Context, key gateway.APIKey, body []byte) ([]byte, error)
 	// answer returns a whole answer, given as a chat completion, in the
 	// door's format, and its content type.
 	answer(c call, completion []byte) ([]byte, string, error)
@@ -44,8 +50,10 @@ type encoder interface {
 // speaks.
 type chatDoor struct{}
 
-func (chatDoor) name() string                          { return "chat" }
-func (chatDoor) translate(body []byte) ([]byte, error) { return body, nil }
+func (chatDoor) name() string { return "chat" }
+func (chatDoor) translate(_ context.Context, _ gateway.APIKey, body []byte) ([]byte, error) {
+	return body, nil
+}
 func (chatDoor) answer(c call, completion []byte) ([]byte, string, error) {
 	return completion, "application/json", nil
 }
@@ -73,40 +81,78 @@ func (e *chatEncoder) fail(err error) []byte {
 	return []byte("data: " + string(body) + "\n\ndata: [DONE]\n\n")
 }
 
-// responsesDoor is POST /v1/responses.
+// responsesDoor is POST /v1/responses: one per request.
 type responsesDoor struct {
+	store   *responses.Store
+	ctx     context.Context
+	key     gateway.APIKey
 	meta    responses.Meta
 	id      string
 	created int64
+	// history is the conversation before this request (the previous
+	// response's), input this request's input, as chat messages.
+	history, input []json.RawMessage
 }
 
-func newResponsesDoor() *responsesDoor {
-	return &responsesDoor{id: responses.NewID("resp"), created: time.Now().Unix()}
+func newResponsesDoor(store *responses.Store) *responsesDoor {
+	return &responsesDoor{store: store, id: responses.NewID("resp"), created: time.Now().Unix()}
 }
 
 func (d *responsesDoor) name() string { return "responses" }
 
-func (d *responsesDoor) translate(body []byte) ([]byte, error) {
+func (d *responsesDoor) translate(ctx context.Context, key gateway.APIKey, body []byte) ([]byte, error) {
 	req, err := responses.Parse(body)
 	if err != nil {
 		return nil, err
 	}
-	d.meta = req.Meta
-	return req.Chat, nil
+	d.ctx, d.key, d.meta, d.input = context.WithoutCancel(ctx), key, req.Meta, req.Messages
+	if prev := req.Meta.PreviousResponseID; prev != "" {
+		st, err := d.store.Get(ctx, key.ID, prev, true)
+		if err != nil {
+			if e, ok := errors.AsType[*gateway.Error](err); ok && e.Code == gateway.ENotFound {
+				e.Param = "previous_response_id"
+			}
+			return nil, err
+		}
+		d.history = st.History
+	}
+	return req.ChatWith(d.history), nil
+}
+
+// keep stores the response, when the request asked (store, the default)
+// and it came to an end, before the client learns it did: a next request
+// naming it at once finds it.
+func (d *responsesDoor) keep(r responses.Response) {
+	if !d.meta.Store || r.Status != "completed" && r.Status != "incomplete" {
+		return
+	}
+	out, err := responses.Messages(r.Output, nil)
+	if err != nil {
+		slog.ErrorContext(d.ctx, "keep response: its output as messages", "response", d.id, "err", err)
+		return
+	}
+	history := append(append(slices.Clone(d.history), d.input...), out...)
+	st := responses.Stored{Response: mustJSON(r), Input: responses.WithIDs(d.meta.Input), History: history}
+	if err := d.store.Put(d.ctx, d.key.ID, d.id, st); err != nil {
+		slog.ErrorContext(d.ctx, "keep response", "response", d.id, "err", err)
+	}
 }
 
 func (d *responsesDoor) answer(c call, completion []byte) ([]byte, string, error) {
-	out, _, err := responses.FromCompletion(completion, d.meta, d.id, d.created)
+	out, r, err := responses.FromCompletion(completion, d.meta, d.id, d.created)
+	if err == nil {
+		d.keep(r)
+	}
 	return out, "application/json", err
 }
 
 func (d *responsesDoor) encoder(c call) encoder {
-	return &responsesEncoder{s: responses.NewStream(d.meta, d.id, d.created), c: c}
+	return &responsesEncoder{s: responses.NewStream(d.meta, d.id, d.created), d: d}
 }
 
 type responsesEncoder struct {
 	s *responses.Stream
-	c call
+	d *responsesDoor
 }
 
 func (e *responsesEncoder) start() []byte                 { return e.s.Start() }
@@ -116,6 +162,7 @@ func (e *responsesEncoder) end(out outcome) []byte {
 	if !out.reported {
 		e.s.SetUsage(out.used.PromptTokens, out.used.CompletionTokens)
 	}
+	e.d.keep(e.s.Response())
 	return e.s.End()
 }
 
@@ -126,7 +173,94 @@ func (e *responsesEncoder) fail(err error) []byte {
 // Responses serves POST /v1/responses: the Responses API over the public
 // model's chat upstream, through the same pipeline as chat completions.
 func (h *Handler) Responses(w http.ResponseWriter, r *http.Request) error {
-	return h.serve(w, r, newResponsesDoor())
+	return h.serve(w, r, newResponsesDoor(h.ResponseStore))
+}
+
+// GetResponse serves GET /v1/responses/{id}: a response the key's
+// requests stored.
+func (h *Handler) GetResponse(w http.ResponseWriter, r *http.Request) error {
+	key, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	st, err := h.ResponseStore.Get(r.Context(), key.ID, r.PathValue("id"), false)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(st.Response)
+	return nil
+}
+
+// DeleteResponse serves DELETE /v1/responses/{id}.
+func (h *Handler) DeleteResponse(w http.ResponseWriter, r *http.Request) error {
+	key, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := h.ResponseStore.Delete(r.Context(), key.ID, id); err != nil {
+		return err
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"id": id, "object": "response", "deleted": true})
+	return nil
+}
+
+// ResponseInputItems serves GET /v1/responses/{id}/input_items: the input
+// items of a stored response, newest first unless order=asc, limit (1 to
+// 100, default 20) at a time after the item named by after.
+func (h *Handler) ResponseInputItems(w http.ResponseWriter, r *http.Request) error {
+	key, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	st, err := h.ResponseStore.Get(r.Context(), key.ID, r.PathValue("id"), false)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit := 20
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			e := gateway.Errorf(gateway.EInvalid, "limit must be a number from 1 to 100.")
+			e.Param = "limit"
+			return e
+		}
+		limit = n
+	}
+	items := slices.Clone(st.Input)
+	switch q.Get("order") {
+	case "", "desc":
+		slices.Reverse(items)
+	case "asc":
+	default:
+		e := gateway.Errorf(gateway.EInvalid, "order must be asc or desc.")
+		e.Param = "order"
+		return e
+	}
+	if after := q.Get("after"); after != "" {
+		i := slices.IndexFunc(items, func(it json.RawMessage) bool {
+			var v struct {
+				ID string `json:"id"`
+			}
+			return json.Unmarshal(it, &v) == nil && v.ID == after
+		})
+		items = items[i+1:] // not found: from the start
+	}
+	more := len(items) > limit
+	items = items[:min(limit, len(items))]
+	out := map[string]any{"object": "list", "data": items, "has_more": more, "first_id": nil, "last_id": nil}
+	if len(items) > 0 {
+		var first, last struct {
+			ID string `json:"id"`
+		}
+		json.Unmarshal(items[0], &first)
+		json.Unmarshal(items[len(items)-1], &last)
+		out["first_id"], out["last_id"] = first.ID, last.ID
+	}
+	respond.JSON(w, http.StatusOK, out)
+	return nil
 }
 
 // chunkOf turns a whole chat completion into one chat completion chunk

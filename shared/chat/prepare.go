@@ -71,7 +71,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 	if err != nil {
 		return call{}, err
 	}
-	if body, err = d.translate(body); err != nil {
+	if body, err = d.translate(r.Context(), key, body); err != nil {
 		return call{}, err
 	}
 	req, err := parseRequest(body)

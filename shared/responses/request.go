@@ -69,8 +69,27 @@ type reasoningConfig struct {
 // Request is a Responses request translated: the chat completions body
 // for the pipeline, and what the Response echoes.
 type Request struct {
-	Chat []byte // a chat completions request
-	Meta Meta
+	Chat     []byte            // a chat completions request
+	Meta     Meta              //
+	Messages []json.RawMessage // the input as chat messages, the instructions aside
+	chat     chatRequest
+	system   json.RawMessage
+}
+
+// ChatWith returns the chat request with history (the chat messages of a
+// previous response's conversation) between the instructions and the
+// input.
+func (r Request) ChatWith(history []json.RawMessage) []byte {
+	if len(history) == 0 {
+		return r.Chat
+	}
+	c := r.chat
+	c.Messages = nil
+	if r.system != nil {
+		c.Messages = append(c.Messages, r.system)
+	}
+	c.Messages = append(append(c.Messages, history...), r.Messages...)
+	return mustJSON(c)
 }
 
 // Meta is what a Response repeats of its request, and what the
@@ -162,18 +181,20 @@ func Parse(body []byte) (Request, error) {
 		return Request{}, err
 	}
 	meta.Input = items
+	var system json.RawMessage
 	if req.Instructions != nil && *req.Instructions != "" {
-		chat.Messages = append(chat.Messages, mustJSON(map[string]string{"role": "system", "content": *req.Instructions}))
+		system = mustJSON(map[string]string{"role": "system", "content": *req.Instructions})
+		chat.Messages = append(chat.Messages, system)
 	}
 	msgs, err := Messages(items, meta.Custom)
 	if err != nil {
 		return Request{}, err
 	}
 	chat.Messages = append(chat.Messages, msgs...)
-	if len(chat.Messages) == 0 {
+	if len(msgs) == 0 {
 		return Request{}, invalid("input", "input is required: a string, or a list of items.")
 	}
-	return Request{Chat: mustJSON(chat), Meta: meta}, nil
+	return Request{Chat: mustJSON(chat), Meta: meta, Messages: msgs, chat: chat, system: system}, nil
 }
 
 // chatRequest is the chat completions request the translation makes.

@@ -115,6 +115,7 @@ func Run(t *testing.T, target Target) {
 		{"ResponsesStream", s.responsesStream},
 		{"ResponsesTools", s.responsesTools},
 		{"ResponsesErrors", s.responsesErrors},
+		{"ResponsesState", s.responsesState},
 		{"UnknownModel", s.unknownModel},
 		{"KeyAuth", s.keyAuth},
 		{"MalformedRequests", s.malformedRequests},

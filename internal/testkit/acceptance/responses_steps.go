@@ -177,3 +177,94 @@ func callOutput(callID, output string) responses.ResponseInputItemUnionParam {
 	item.OfFunctionCallOutput.CallID = openai.String(callID)
 	return item
 }
+
+// responsesState keeps responses per key: previous_response_id continues
+// one, retrieve and input_items read it, another key cannot, store:false
+// keeps nothing, delete removes it.
+func (s *suite) responsesState(t *testing.T) {
+	c := s.client(s.key)
+	ctx := ctxTimeout(t, 60*time.Second)
+	n1, n2 := nonce(), nonce()
+	first, err := c.Responses.New(ctx, responses.ResponseNewParams{Model: upstreamModel,
+		Instructions: openai.String("Be kind."), Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("remember " + n1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next turn, streamed, names the first.
+	stream := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: upstreamModel, PreviousResponseID: openai.String(first.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and then " + n2)}})
+	var second responses.Response
+	for stream.Next() {
+		if ev := stream.Current(); ev.Type == "response.completed" {
+			second = ev.Response
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	stream.Close()
+	reqs := s.Upstream.Find(n2)
+	if len(reqs) != 1 {
+		t.Fatalf("upstream got %d requests for the second turn", len(reqs))
+	}
+	var sent struct {
+		Messages []struct{ Role, Content string }
+	}
+	json.Unmarshal(reqs[0].Body, &sent)
+	var got []string
+	for _, m := range sent.Messages {
+		got = append(got, m.Role+": "+m.Content)
+	}
+	// The instructions are not carried over, as OpenAI's are not.
+	if want := []string{"user: remember " + n1, "assistant: echo: remember " + n1, "user: and then " + n2}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("the second turn sent %q, want %q", got, want)
+	}
+	if second.PreviousResponseID != first.ID {
+		t.Fatalf("second = %+v", second)
+	}
+	// Retrieve and input items, at once after the stream ended.
+	again, err := c.Responses.Get(ctx, second.ID, responses.ResponseGetParams{})
+	if err != nil || again.OutputText() != "echo: and then "+n2 || again.ID != second.ID {
+		t.Fatalf("retrieve = %+v, %v", again, err)
+	}
+	items, err := c.Responses.InputItems.List(ctx, first.ID, responses.InputItemListParams{})
+	if err != nil || len(items.Data) != 1 || items.Data[0].Type != "message" || items.Data[0].ID == "" ||
+		!strings.Contains(items.Data[0].Content.JSON.OfInputItemContentList.Raw()+items.Data[0].RawJSON(), "remember "+n1) {
+		t.Fatalf("input items = %+v, %v", items, err)
+	}
+	// Another key sees none of it.
+	other, _ := s.newKey(t, "responses-other", nil)
+	oc := s.client(other)
+	if _, err := oc.Responses.Get(ctx, first.ID, responses.ResponseGetParams{}); err == nil {
+		t.Fatal("another key retrieved the response")
+	} else {
+		apiError(t, err, http.StatusNotFound, "")
+	}
+	_, err = oc.Responses.New(ctx, responses.ResponseNewParams{Model: upstreamModel, PreviousResponseID: openai.String(first.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("steal")}})
+	if e := apiError(t, err, http.StatusNotFound, ""); e.Param != "previous_response_id" {
+		t.Fatalf("param = %q", e.Param)
+	}
+	if err := oc.Responses.Delete(ctx, first.ID); err == nil {
+		t.Fatal("another key deleted the response")
+	}
+	// store:false keeps nothing.
+	unstored, err := c.Responses.New(ctx, responses.ResponseNewParams{Model: upstreamModel, Store: openai.Bool(false),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("forget " + nonce())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Responses.Get(ctx, unstored.ID, responses.ResponseGetParams{}); err == nil {
+		t.Fatal("a store:false response was kept")
+	}
+	// Delete, and it is gone for every use.
+	if err := c.Responses.Delete(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Responses.Get(ctx, first.ID, responses.ResponseGetParams{}); err == nil {
+		t.Fatal("a deleted response was retrieved")
+	}
+	_, err = c.Responses.New(ctx, responses.ResponseNewParams{Model: upstreamModel, PreviousResponseID: openai.String(first.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("after delete")}})
+	apiError(t, err, http.StatusNotFound, "")
+}
