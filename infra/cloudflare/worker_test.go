@@ -68,7 +68,15 @@ func TestConformance(t *testing.T) {
 	if !out.OK {
 		t.Fatalf("the conformance suite failed inside the Worker:\n%s", w.Logs())
 	}
-	if !strings.Contains(w.Logs(), "--- PASS: TestBlobs") || !strings.Contains(w.Logs(), "--- PASS: TestRecords") {
+	// wrangler passes the Worker's output on after the answer, at times a
+	// moment later.
+	reported := func() bool {
+		return strings.Contains(w.Logs(), "--- PASS: TestBlobs") && strings.Contains(w.Logs(), "--- PASS: TestRecords")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !reported() && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !reported() {
 		t.Fatalf("the Worker did not report the suite passing:\n%s", w.Logs())
 	}
 }
