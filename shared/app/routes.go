@@ -57,6 +57,8 @@ var Routes = []Route{
 	{"GET", "/v1/responses/{id}", Key, FnChat, "chat.Handler.GetResponse"},
 	{"DELETE", "/v1/responses/{id}", Key, FnChat, "chat.Handler.DeleteResponse"},
 	{"GET", "/v1/responses/{id}/input_items", Key, FnChat, "chat.Handler.ResponseInputItems"},
+	{"POST", "/v1/messages", Key, FnChat, "chat.Handler.Messages"},
+	{"POST", "/v1/messages/count_tokens", Key, FnChat, "chat.Handler.CountTokens"},
 	{"POST", "/v1/embeddings", Key, FnChat, "chat.Handler.Embeddings"},
 	{"GET", "/v1/conversations", Key, FnChat, "chat.Handler.ListConversations"},
 	{"GET", "/v1/conversations/{id}", Key, FnChat, "chat.Handler.GetConversation"},

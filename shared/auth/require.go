@@ -53,11 +53,18 @@ func SessionOf(ctx context.Context) (Session, bool) {
 }
 
 // Bearer returns the API key a client sent as "Authorization: Bearer
-// sk-…", or EUnauthorized.
+// sk-…" (or, without an Authorization header, as x-api-key), or
+// EUnauthorized.
 func Bearer(r *http.Request) (string, error) {
+	// Anthropic's clients send the key as x-api-key.
+	if r.Header.Get("Authorization") == "" {
+		if k := strings.TrimSpace(r.Header.Get("X-Api-Key")); k != "" {
+			return k, nil
+		}
+	}
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if secret = strings.TrimSpace(secret); !ok || secret == "" {
-		return "", gateway.Errorf(gateway.EUnauthorized, "No API key provided. Send it as \"Authorization: Bearer sk-…\".")
+		return "", gateway.Errorf(gateway.EUnauthorized, "No API key provided. Send it as \"Authorization: Bearer sk-…\" (or x-api-key).")
 	}
 	return secret, nil
 }

@@ -162,9 +162,17 @@ func (h *Handler) resolve(ctx context.Context, key gateway.APIKey, name string) 
 	if err != nil {
 		return st, model{}, err
 	}
-	for _, m := range catalogue(st, extras, key) {
+	models := catalogue(st, extras, key)
+	for _, m := range models {
 		if m.public == name {
 			return st, m, nil
+		}
+	}
+	if to, ok := st.Alias(name); ok {
+		for _, m := range models {
+			if m.public == to {
+				return st, m, nil
+			}
 		}
 	}
 	e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", name)
@@ -202,6 +210,29 @@ func (h *Handler) Models(w http.ResponseWriter, r *http.Request) error {
 	}
 	if st.DrawingEnabled && st.ImageModel != "" && key.Allows(st.ImageModel) {
 		list.Data = append(list.Data, entry{ID: st.ImageModel, Object: "model", OwnedBy: "ai-gateway"})
+	}
+	if r.Header.Get("Anthropic-Version") != "" {
+		// An Anthropic client: its list shape.
+		type model struct {
+			Type        string `json:"type"`
+			ID          string `json:"id"`
+			DisplayName string `json:"display_name"`
+			CreatedAt   string `json:"created_at"`
+		}
+		out := struct {
+			Data    []model `json:"data"`
+			HasMore bool    `json:"has_more"`
+			FirstID *string `json:"first_id"`
+			LastID  *string `json:"last_id"`
+		}{Data: []model{}}
+		for _, e := range list.Data {
+			out.Data = append(out.Data, model{Type: "model", ID: e.ID, DisplayName: e.ID, CreatedAt: "1970-01-01T00:00:00Z"})
+		}
+		if n := len(out.Data); n > 0 {
+			out.FirstID, out.LastID = &out.Data[0].ID, &out.Data[n-1].ID
+		}
+		respond.JSON(w, http.StatusOK, out)
+		return nil
 	}
 	respond.JSON(w, http.StatusOK, list)
 	return nil

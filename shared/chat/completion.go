@@ -64,7 +64,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	resp, err := h.post(ctx, c)
 	if err != nil {
 		out.status = respond.Status(err)
-		respond.Error(w, r, err)
+		d.fail(w, r, err)
 		return nil
 	}
 	defer resp.Close()
@@ -75,7 +75,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	body, err := resp.ReadAll(maxAnswer)
 	if err != nil {
 		out.status = respond.Status(err)
-		respond.Error(w, r, err)
+		d.fail(w, r, err)
 		return nil
 	}
 	out = outcome{status: http.StatusOK, delivered: r.Context().Err() == nil}
@@ -101,7 +101,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	body, ct, err := d.answer(c, body)
 	if err != nil {
 		out.status = http.StatusBadGateway
-		respond.Error(w, r, gateway.Errorf(gateway.EUpstream, "The upstream's answer is not a chat completion."))
+		d.fail(w, r, gateway.Errorf(gateway.EUpstream, "The upstream's answer is not a chat completion."))
 		return nil
 	}
 	w.Header().Set("Content-Type", ct)

@@ -31,6 +31,8 @@ type door interface {
 	answer(c call, completion []byte) ([]byte, string, error)
 	// encoder returns the encoder of a streamed answer.
 	encoder(c call) encoder
+	// fail answers with an error, in the door's shape.
+	fail(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // encoder writes a streamed answer in a door's format. Each method returns
@@ -57,7 +59,8 @@ func (chatDoor) translate(_ context.Context, _ gateway.APIKey, body []byte) ([]b
 func (chatDoor) answer(c call, completion []byte) ([]byte, string, error) {
 	return completion, "application/json", nil
 }
-func (chatDoor) encoder(c call) encoder { return &chatEncoder{clientUsage: c.clientUsage} }
+func (chatDoor) encoder(c call) encoder                                 { return &chatEncoder{clientUsage: c.clientUsage} }
+func (chatDoor) fail(w http.ResponseWriter, r *http.Request, err error) { respond.Error(w, r, err) }
 
 // chatEncoder relays the upstream's events as they came, but the usage
 // chunk the client did not ask for.
@@ -99,6 +102,10 @@ func newResponsesDoor(store *responses.Store) *responsesDoor {
 }
 
 func (d *responsesDoor) name() string { return "responses" }
+
+func (d *responsesDoor) fail(w http.ResponseWriter, r *http.Request, err error) {
+	respond.Error(w, r, err)
+}
 
 func (d *responsesDoor) translate(ctx context.Context, key gateway.APIKey, body []byte) ([]byte, error) {
 	req, err := responses.Parse(body)

@@ -56,7 +56,7 @@ func markdownImage(prompt, url string) string {
 func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call, d door) outcome {
 	images, err := h.Draw.Generate(r.Context(), c.image, gateway.ImageRequest{Prompt: c.drawPrompt, N: 1, Size: c.imageSize})
 	if err != nil {
-		respond.Error(w, r, err)
+		d.fail(w, r, err)
 		return outcome{status: respond.Status(err)}
 	}
 	content := markdownImage(c.drawPrompt, respond.BaseURL(r)+images[0].Path())
@@ -74,7 +74,7 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call, d d
 		})
 		body, ct, err := d.answer(c, completion)
 		if err != nil {
-			respond.Error(w, r, err)
+			d.fail(w, r, err)
 			return outcome{status: respond.Status(err)}
 		}
 		w.Header().Set("Content-Type", ct)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 )
 
@@ -33,6 +34,28 @@ type Settings struct {
 	// Fallback, when its base URL is set, answers when AI keeps failing.
 	Fallback Upstream    `json:"fallback"`
 	RAG      RAGSettings `json:"rag"`
+	// ModelAliases map the model names clients send on their own (coding
+	// agents send their vendor's, like claude-sonnet-4-5) to public models,
+	// instead of 404: the first whose pattern matches the name. A name that
+	// is a public model is never aliased.
+	ModelAliases []ModelAlias `json:"model_aliases"`
+}
+
+// ModelAlias maps client model names to a public model: From is a name or
+// a glob (path.Match syntax: *, ?, [...]), To a public model.
+type ModelAlias struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Alias returns the public model a client's model name is an alias of.
+func (s Settings) Alias(name string) (string, bool) {
+	for _, a := range s.ModelAliases {
+		if ok, _ := path.Match(a.From, name); ok {
+			return a.To, true
+		}
+	}
+	return "", false
 }
 
 // Upstream is an OpenAI-compatible API the gateway calls.
@@ -135,6 +158,17 @@ func (s Settings) Validate() error {
 	}
 	if err := s.Fallback.validate("fallback", false); err != nil {
 		return err
+	}
+	if len(s.ModelAliases) > 100 {
+		return invalidParam("model_aliases", "at most 100 model aliases")
+	}
+	for i, a := range s.ModelAliases {
+		if _, err := path.Match(a.From, ""); err != nil || a.From == "" || len(a.From) > MaxNameLen || strings.ContainsAny(a.From, "\x00\r\n") {
+			return invalidParam(fmt.Sprintf("model_aliases[%d].from", i), "a model alias's from is a name or a glob (*, ?, [...]) of at most %d characters", MaxNameLen)
+		}
+		if a.To == "" || len(a.To) > MaxNameLen || strings.ContainsAny(a.To, "\x00\r\n") {
+			return invalidParam(fmt.Sprintf("model_aliases[%d].to", i), "a model alias's to is a public model's name")
+		}
 	}
 	for _, t := range s.DrawTriggers {
 		if strings.TrimSpace(t) == "" || len(t) > 32 || strings.ContainsAny(t, "\n\r") {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -331,19 +333,10 @@ func ErrorType(err error) string {
 // WriteError writes err in Anthropic's shape with the status the gateway
 // gives it.
 func WriteError(w http.ResponseWriter, status int, err error) {
-	var e *gateway.Error
-	if ge, ok := err.(*gateway.Error); ok {
-		e = ge
-	}
-	if e != nil && e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", itoa(e.RetryAfter))
+	if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(mustJSON(map[string]any{"type": "error", "error": map[string]string{"type": ErrorType(err), "message": gateway.ErrorMessage(err)}}))
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

@@ -74,14 +74,21 @@ func Body(err error) ErrorBody {
 // unavailable errors are logged with their full text, which clients never
 // see.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
+	Log(r, err)
 	code := gateway.ErrorCode(err)
-	if (code == gateway.EInternal || code == gateway.EUnavailable) && r.Context().Err() == nil {
-		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
 	if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	JSON(w, kinds[code].status, Body(err))
+}
+
+// Log logs an internal or unavailable error with its full text, which
+// clients never see.
+func Log(r *http.Request, err error) {
+	code := gateway.ErrorCode(err)
+	if (code == gateway.EInternal || code == gateway.EUnavailable) && r.Context().Err() == nil {
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 }
 
 // JSON writes v as JSON with the given status.
