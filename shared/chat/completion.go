@@ -31,6 +31,8 @@ type outcome struct {
 	answer    json.RawMessage // the assistant message, when complete
 	// delivered is whether the client received the whole answer.
 	delivered bool
+	// unended marks a stream the upstream closed without its [DONE].
+	unended bool
 }
 
 // Completions serves POST /v1/chat/completions: a chat completion from the
@@ -98,7 +100,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 		h.streamWhole(w, c, d.encoder(c), body, out)
 		return nil
 	}
-	body, ct, err := d.answer(c, body)
+	body, ct, err := d.answer(c, out, body)
+	if _, plain := d.(chatDoor); plain {
+		ct = contentType(resp) // the upstream's own
+	}
 	if err != nil {
 		out.status = http.StatusBadGateway
 		d.fail(w, r, gateway.Errorf(gateway.EUpstream, "The upstream's answer is not a chat completion."))

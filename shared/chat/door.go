@@ -28,7 +28,7 @@ type door interface {
 	translate(ctx context.Context, key gateway.APIKey, body []byte) ([]byte, error)
 	// answer returns a whole answer, given as a chat completion, in the
 	// door's format, and its content type.
-	answer(c call, completion []byte) ([]byte, string, error)
+	answer(c call, out outcome, completion []byte) ([]byte, string, error)
 	// encoder returns the encoder of a streamed answer.
 	encoder(c call) encoder
 	// fail answers with an error, in the door's shape.
@@ -56,7 +56,7 @@ func (chatDoor) name() string { return "chat" }
 func (chatDoor) translate(_ context.Context, _ gateway.APIKey, body []byte) ([]byte, error) {
 	return body, nil
 }
-func (chatDoor) answer(c call, completion []byte) ([]byte, string, error) {
+func (chatDoor) answer(c call, _ outcome, completion []byte) ([]byte, string, error) {
 	return completion, "application/json", nil
 }
 func (chatDoor) encoder(c call) encoder                                 { return &chatEncoder{clientUsage: c.clientUsage} }
@@ -128,48 +128,75 @@ func (d *responsesDoor) translate(ctx context.Context, key gateway.APIKey, body 
 
 // keep stores the response, when the request asked (store, the default)
 // and it came to an end, before the client learns it did: a next request
-// naming it at once finds it.
-func (d *responsesDoor) keep(r responses.Response) {
+// naming it at once finds it. What is kept is scrubbed of the upstream
+// keys, as what goes to the client is. It reports whether the response
+// is kept; a response that could not be is answered with store false.
+func (d *responsesDoor) keep(c call, r *responses.Response) bool {
 	if !d.meta.Store || r.Status != "completed" && r.Status != "incomplete" {
-		return
+		return false
 	}
 	out, err := responses.Messages(r.Output, nil)
 	if err != nil {
 		slog.ErrorContext(d.ctx, "keep response: its output as messages", "response", d.id, "err", err)
-		return
+		r.Store = false
+		return false
 	}
-	history := append(append(slices.Clone(d.history), d.input...), out...)
-	st := responses.Stored{Response: mustJSON(r), Input: responses.WithIDs(d.meta.Input), History: history}
-	if err := d.store.Put(d.ctx, d.key.ID, d.id, st); err != nil {
+	added := append(slices.Clone(d.input), out...)
+	for i, m := range added {
+		added[i] = scrubbed(c, m)
+	}
+	whole := append(slices.Clone(d.history), added...)
+	st := responses.Stored{Response: scrubbed(c, mustJSON(r)), Input: responses.WithIDs(d.meta.Input),
+		Previous: d.meta.PreviousResponseID, History: added}
+	for i, m := range st.Input {
+		st.Input[i] = scrubbed(c, m)
+	}
+	if err := d.store.Put(d.ctx, d.key.ID, d.id, st, whole); err != nil {
 		slog.ErrorContext(d.ctx, "keep response", "response", d.id, "err", err)
+		r.Store = false
+		return false
 	}
+	return true
 }
 
-func (d *responsesDoor) answer(c call, completion []byte) ([]byte, string, error) {
-	out, r, err := responses.FromCompletion(completion, d.meta, d.id, d.created)
-	if err == nil {
-		d.keep(r)
+func (d *responsesDoor) answer(c call, o outcome, completion []byte) ([]byte, string, error) {
+	_, r, err := responses.FromCompletion(completion, d.meta, d.id, d.created)
+	if err != nil {
+		return nil, "", err
 	}
-	return out, "application/json", err
+	if r.Usage == nil {
+		r.Usage = responses.Estimate(o.used.PromptTokens, o.used.CompletionTokens)
+	}
+	if !d.keep(c, &r) {
+		r.Store = false
+	}
+	return mustJSON(r), "application/json", nil
 }
 
 func (d *responsesDoor) encoder(c call) encoder {
-	return &responsesEncoder{s: responses.NewStream(d.meta, d.id, d.created), d: d}
+	return &responsesEncoder{s: responses.NewStream(d.meta, d.id, d.created), d: d, c: c}
 }
 
 type responsesEncoder struct {
 	s *responses.Stream
 	d *responsesDoor
+	c call
 }
 
 func (e *responsesEncoder) start() []byte                 { return e.s.Start() }
 func (e *responsesEncoder) event(ev gateway.Event) []byte { return e.s.Chunk(ev.Data) }
 
 func (e *responsesEncoder) end(out outcome) []byte {
+	if out.unended && !e.s.Finished() {
+		return e.s.Fail("upstream_error", "The upstream ended the answer without finishing it.")
+	}
 	if !out.reported {
 		e.s.SetUsage(out.used.PromptTokens, out.used.CompletionTokens)
 	}
-	e.d.keep(e.s.Response())
+	r := e.s.Response()
+	if r.Status != "failed" && !e.d.keep(e.c, &r) {
+		e.s.NotStored()
+	}
 	return e.s.End()
 }
 
@@ -283,6 +310,7 @@ func chunkOf(completion []byte) []byte {
 			Message struct {
 				Role             string          `json:"role"`
 				Content          json.RawMessage `json:"content,omitempty"`
+				Refusal          json.RawMessage `json:"refusal,omitempty"`
 				ReasoningContent json.RawMessage `json:"reasoning_content,omitempty"`
 				Reasoning        json.RawMessage `json:"reasoning,omitempty"`
 				ToolCalls        []struct {
@@ -309,6 +337,9 @@ func chunkOf(completion []byte) []byte {
 		delta := map[string]any{"role": "assistant"}
 		if len(ch.Message.Content) > 0 {
 			delta["content"] = ch.Message.Content
+		}
+		if len(ch.Message.Refusal) > 0 && string(ch.Message.Refusal) != "null" {
+			delta["refusal"] = ch.Message.Refusal
 		}
 		if len(ch.Message.ReasoningContent) > 0 {
 			delta["reasoning_content"] = ch.Message.ReasoningContent

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -72,12 +73,14 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call, d d
 			"choices": []any{map[string]any{"index": 0, "message": answer, "finish_reason": "stop"}},
 			"usage":   usage,
 		})
-		body, ct, err := d.answer(c, completion)
+		body, ct, err := d.answer(c, out, completion)
 		if err != nil {
 			d.fail(w, r, err)
 			return outcome{status: respond.Status(err)}
 		}
 		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
 		w.Write(body)
 		return out

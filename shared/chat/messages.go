@@ -29,8 +29,8 @@ func (d *messagesDoor) translate(_ context.Context, _ gateway.APIKey, body []byt
 	return req.Chat, nil
 }
 
-func (d *messagesDoor) answer(c call, completion []byte) ([]byte, string, error) {
-	out, err := messages.FromCompletion(completion, d.req, d.id)
+func (d *messagesDoor) answer(c call, o outcome, completion []byte) ([]byte, string, error) {
+	out, err := messages.FromCompletion(completion, d.req, d.id, o.used.PromptTokens, o.used.CompletionTokens)
 	return out, "application/json", err
 }
 
@@ -50,6 +50,9 @@ func (e *messagesEncoder) event(ev gateway.Event) []byte { return e.s.Chunk(ev.D
 func (e *messagesEncoder) fail(err error) []byte         { return e.s.Fail(err) }
 
 func (e *messagesEncoder) end(out outcome) []byte {
+	if out.unended && !e.s.Finished() {
+		return e.s.Fail(gateway.Errorf(gateway.EUpstream, "The upstream ended the answer without finishing it."))
+	}
 	if !out.reported {
 		e.s.SetUsage(out.used.PromptTokens, out.used.CompletionTokens)
 	}

@@ -109,6 +109,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 	out.delivered = !gone && !out.partial
 	h.settle(&out, c, chunks, acc)
 	if !done && out.delivered {
+		out.unended = true
 		store(out) // an upstream that ends without [DONE]
 		if _, plain := enc.(*chatEncoder); !plain {
 			// The door's end, which a chat client does without.

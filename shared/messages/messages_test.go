@@ -101,7 +101,7 @@ func TestRequestRefusals(t *testing.T) {
 func TestFromCompletion(t *testing.T) {
 	req, _ := Parse([]byte(`{"model":"claude-x","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`))
 	body := `{"choices":[{"index":0,"message":{"role":"assistant","content":"Let me.","reasoning_content":"Think.","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4}}}`
-	raw, err := FromCompletion([]byte(body), req, "msg_1")
+	raw, err := FromCompletion([]byte(body), req, "msg_1", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestFromCompletion(t *testing.T) {
 	if m.Usage.InputTokens != 7 || m.Usage.CacheReadInputTokens != 4 || m.Usage.OutputTokens != 7 {
 		t.Fatalf("usage = %+v", m.Usage)
 	}
-	raw, _ = FromCompletion([]byte(`{"choices":[{"message":{"content":"cut"},"finish_reason":"length"}]}`), req, "msg_2")
+	raw, _ = FromCompletion([]byte(`{"choices":[{"message":{"content":"cut"},"finish_reason":"length"}]}`), req, "msg_2", 0, 0)
 	json.Unmarshal(raw, &m)
 	if m.StopReason != "max_tokens" {
 		t.Fatalf("a cut answer = %s", raw)

@@ -192,6 +192,10 @@ func Parse(body []byte) (Request, error) {
 			chat.ParallelToolCalls = &f
 		}
 	}
+	if len(chat.Tools) == 0 {
+		// Upstreams refuse a tool choice without tools.
+		chat.ToolChoice, chat.ParallelToolCalls = nil, nil
+	}
 	return Request{Chat: mustJSON(chat), Model: req.Model, Stream: req.Stream, MaxTokens: *req.MaxTokens, StopSequences: req.StopSequences}, nil
 }
 

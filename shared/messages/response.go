@@ -67,8 +67,10 @@ func inputOf(args string) json.RawMessage {
 	return mustJSON(map[string]string{"input": args})
 }
 
-// FromCompletion translates a chat completion into a Message.
-func FromCompletion(body []byte, req Request, id string) ([]byte, error) {
+// FromCompletion translates a chat completion into a Message; prompt and
+// completion are the gateway's estimate of the usage, for an upstream that
+// reports none.
+func FromCompletion(body []byte, req Request, id string, prompt, completion int64) ([]byte, error) {
 	var c struct {
 		Choices []struct {
 			Message struct {
@@ -106,7 +108,7 @@ func FromCompletion(body []byte, req Request, id string) ([]byte, error) {
 		}
 		reason = stopReason(c.Choices[0].FinishReason, len(m.ToolCalls) > 0)
 	}
-	u := Usage{}
+	u := Usage{InputTokens: prompt, OutputTokens: completion}
 	if c.Usage != nil {
 		u = c.Usage.usage()
 	}
@@ -229,6 +231,19 @@ func (s *Stream) Chunk(data []byte) []byte {
 	if s.ended || json.Unmarshal(data, &c) != nil {
 		return nil
 	}
+	// An error the upstream sent inside its stream ends the message.
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != nil && len(c.Choices) == 0 {
+		msg := e.Error.Message
+		if msg == "" {
+			msg = "The upstream reported an error."
+		}
+		return s.Fail(gateway.Errorf(gateway.EUpstream, "%s", msg))
+	}
 	if c.Usage != nil {
 		u := c.Usage.usage()
 		s.usage = &u
@@ -254,10 +269,11 @@ func (s *Stream) Chunk(data []byte) []byte {
 			cl := s.byIdx[tc.Index]
 			if cl == nil {
 				s.closeBlock()
-				cl = &call{id: toolID(tc.ID), name: tc.Function.Name}
+				cl = &call{id: toolID(tc.ID)}
 				s.byIdx[tc.Index] = cl
 				s.calls = append(s.calls, cl)
 			}
+			cl.name += tc.Function.Name // a name may come in pieces
 			cl.args.WriteString(tc.Function.Arguments)
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
@@ -266,6 +282,10 @@ func (s *Stream) Chunk(data []byte) []byte {
 	}
 	return s.take()
 }
+
+// Finished reports whether the upstream said how the answer finished (a
+// finish reason): a stream that stops without one was cut.
+func (s *Stream) Finished() bool { return s.finish != "" }
 
 // SetUsage sets the usage the final message_delta reports when the
 // upstream reported none (the gateway's estimate).
@@ -279,6 +299,9 @@ func (s *Stream) SetUsage(prompt, completion int64) {
 func (s *Stream) End() []byte {
 	if s.ended {
 		return nil
+	}
+	if s.finish == "error" {
+		return s.Fail(gateway.Errorf(gateway.EUpstream, "The upstream ended the answer with an error."))
 	}
 	s.ended = true
 	s.closeBlock()

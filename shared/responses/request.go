@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -168,8 +169,26 @@ func Parse(body []byte) (Request, error) {
 	if chat.Tools, err = tools(req.Tools, meta.Custom); err != nil {
 		return Request{}, err
 	}
-	if chat.ToolChoice, err = toolChoice(req.ToolChoice); err != nil {
+	var allowed []string
+	if chat.ToolChoice, allowed, err = toolChoice(req.ToolChoice); err != nil {
 		return Request{}, err
+	}
+	if allowed != nil {
+		// allowed_tools: only those go upstream.
+		chat.Tools = slices.DeleteFunc(chat.Tools, func(t json.RawMessage) bool {
+			var f struct {
+				Function struct {
+					Name string `json:"name"`
+				} `json:"function"`
+			}
+			json.Unmarshal(t, &f)
+			return !slices.Contains(allowed, f.Function.Name)
+		})
+	}
+	if len(chat.Tools) == 0 {
+		// Upstreams (vLLM, OpenAI) refuse these without tools; Codex sends
+		// them on turns without any.
+		chat.ToolChoice, chat.ParallelToolCalls = nil, nil
 	}
 	if req.Text != nil && len(req.Text.Format) > 0 {
 		if chat.ResponseFormat, err = responseFormat(req.Text.Format); err != nil {
@@ -332,18 +351,19 @@ func formatNote(format json.RawMessage) string {
 	return fmt.Sprintf("The input must follow this %s grammar:\n%s", cmpOr(f.Syntax, "lark"), f.Definition)
 }
 
-// toolChoice translates tool_choice.
-func toolChoice(raw json.RawMessage) (json.RawMessage, error) {
+// toolChoice translates tool_choice; allowed names the tools an
+// allowed_tools choice allows (nil for any other).
+func toolChoice(raw json.RawMessage) (choice json.RawMessage, allowed []string, err error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		switch s {
 		case "auto", "none", "required":
-			return mustJSON(s), nil
+			return mustJSON(s), nil, nil
 		}
-		return nil, invalid("tool_choice", "tool_choice must be auto, none, required or a tool.")
+		return nil, nil, invalid("tool_choice", "tool_choice must be auto, none, required or a tool.")
 	}
 	var c struct {
 		Type  string `json:"type"`
@@ -355,22 +375,25 @@ func toolChoice(raw json.RawMessage) (json.RawMessage, error) {
 		} `json:"tools"`
 	}
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, invalid("tool_choice", "tool_choice must be auto, none, required or a tool: %v", err)
+		return nil, nil, invalid("tool_choice", "tool_choice must be auto, none, required or a tool: %v", err)
 	}
 	switch c.Type {
 	case "function", "custom":
 		if c.Name == "" {
-			return nil, invalid("tool_choice", "tool_choice names no tool.")
+			return nil, nil, invalid("tool_choice", "tool_choice names no tool.")
 		}
-		return mustJSON(map[string]any{"type": "function", "function": map[string]string{"name": c.Name}}), nil
+		return mustJSON(map[string]any{"type": "function", "function": map[string]string{"name": c.Name}}), nil, nil
 	case "allowed_tools":
-		// A chat upstream has no subset: the mode is what carries over.
-		if c.Mode == "required" {
-			return mustJSON("required"), nil
+		allowed = []string{}
+		for _, t := range c.Tools {
+			allowed = append(allowed, t.Name)
 		}
-		return mustJSON("auto"), nil
+		if c.Mode == "required" {
+			return mustJSON("required"), allowed, nil
+		}
+		return mustJSON("auto"), allowed, nil
 	}
-	return nil, invalid("tool_choice", "tool_choice of type %q cannot be served by a chat completions upstream.", c.Type)
+	return nil, nil, invalid("tool_choice", "tool_choice of type %q cannot be served by a chat completions upstream.", c.Type)
 }
 
 // responseFormat translates text.format.

@@ -94,6 +94,12 @@ func (u chatUsage) usage() *Usage {
 	return out
 }
 
+// Estimate is the usage of a response whose upstream reported none: the
+// gateway's estimate, as it records it.
+func Estimate(prompt, completion int64) *Usage {
+	return chatUsage{PromptTokens: prompt, CompletionTokens: completion}.usage()
+}
+
 // shell returns the response with what it repeats of its request, no
 // output yet.
 func (m Meta) shell(id string, created int64, status string) Response {
@@ -181,6 +187,8 @@ func finishStatus(reason string) (string, *Incomplete) {
 		return "incomplete", &Incomplete{Reason: "max_output_tokens"}
 	case "content_filter":
 		return "incomplete", &Incomplete{Reason: "content_filter"}
+	case "error":
+		return "failed", nil
 	}
 	return "completed", nil
 }
@@ -284,6 +292,8 @@ type Stream struct {
 	finish    string
 	usage     *Usage
 	ended     bool
+	late      strings.Builder // text after the tool calls began
+	failed    *Error          // an error event the upstream sent
 }
 
 // NewStream returns the translation of one answer into the response id.
@@ -331,6 +341,8 @@ func (s *Stream) closeReasoning() {
 	}
 	s.reasoning = nil
 	s.event("response.reasoning_text.done", map[string]any{"item_id": it.id, "output_index": it.index, "content_index": 0, "text": it.text.String()})
+	s.event("response.content_part.done", map[string]any{"item_id": it.id, "output_index": it.index, "content_index": 0,
+		"part": map[string]string{"type": "reasoning_text", "text": it.text.String()}})
 	s.event("response.output_item.done", map[string]any{"output_index": it.index, "item": it.json()})
 }
 
@@ -373,6 +385,16 @@ func (s *Stream) Chunk(data []byte) []byte {
 	if json.Unmarshal(data, &c) != nil || s.ended {
 		return nil
 	}
+	// An error the upstream sent inside its stream ends the response.
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+			Code    any    `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != nil && len(c.Choices) == 0 {
+		return s.Fail("upstream_error", cmpOr(e.Error.Message, "The upstream reported an error."))
+	}
 	if c.Usage != nil {
 		s.usage = c.Usage.usage()
 	}
@@ -385,7 +407,9 @@ func (s *Stream) Chunk(data []byte) []byte {
 			if s.reasoning == nil {
 				s.reasoning = s.open("reasoning")
 				s.event("response.output_item.added", map[string]any{"output_index": s.reasoning.index,
-					"item": map[string]any{"type": "reasoning", "id": s.reasoning.id, "summary": []any{}}})
+					"item": map[string]any{"type": "reasoning", "id": s.reasoning.id, "summary": []any{}, "content": []any{}}})
+				s.event("response.content_part.added", map[string]any{"item_id": s.reasoning.id, "output_index": s.reasoning.index,
+					"content_index": 0, "part": map[string]string{"type": "reasoning_text", "text": ""}})
 			}
 			s.reasoning.text.WriteString(t)
 			s.event("response.reasoning_text.delta", map[string]any{"item_id": s.reasoning.id, "output_index": s.reasoning.index, "content_index": 0, "delta": t})
@@ -401,6 +425,8 @@ func (s *Stream) Chunk(data []byte) []byte {
 			if s.text != nil {
 				s.text.text.WriteString(t)
 				s.event("response.output_text.delta", map[string]any{"item_id": s.text.id, "output_index": s.text.index, "content_index": 0, "delta": t, "logprobs": []any{}})
+			} else {
+				s.late.WriteString(t) // after the tool calls: a message of its own at the end
 			}
 		}
 		for _, tc := range d.ToolCalls {
@@ -418,7 +444,13 @@ func (s *Stream) Chunk(data []byte) []byte {
 				if kind == "function_call" {
 					s.event("response.output_item.added", map[string]any{"output_index": it.index,
 						"item": map[string]any{"type": "function_call", "id": it.id, "call_id": it.callID, "name": it.name, "arguments": "", "status": "in_progress"}})
+				} else {
+					s.event("response.output_item.added", map[string]any{"output_index": it.index,
+						"item": map[string]any{"type": "custom_tool_call", "id": it.id, "call_id": it.callID, "name": it.name, "input": "", "status": "in_progress"}})
 				}
+			}
+			if it.name != tc.Function.Name && tc.ID == "" {
+				it.name += tc.Function.Name // a name that comes in pieces
 			}
 			if tc.Function.Arguments == "" {
 				continue
@@ -436,7 +468,7 @@ func (s *Stream) Chunk(data []byte) []byte {
 }
 
 // closeCalls ends the tool call items: a function call's arguments done,
-// a custom call (whose input is known only whole) added, its input, done.
+// a custom call's input (known only whole) sent and done.
 func (s *Stream) closeCalls() {
 	for _, it := range s.items {
 		switch it.kind {
@@ -445,8 +477,6 @@ func (s *Stream) closeCalls() {
 			s.event("response.output_item.done", map[string]any{"output_index": it.index, "item": it.json()})
 		case "custom_tool_call":
 			input := customInput(it.text.String())
-			s.event("response.output_item.added", map[string]any{"output_index": it.index,
-				"item": map[string]any{"type": "custom_tool_call", "id": it.id, "call_id": it.callID, "name": it.name, "input": "", "status": "in_progress"}})
 			s.event("response.custom_tool_call_input.delta", map[string]any{"item_id": it.id, "output_index": it.index, "delta": input})
 			s.event("response.custom_tool_call_input.done", map[string]any{"item_id": it.id, "output_index": it.index, "input": input})
 			s.event("response.output_item.done", map[string]any{"output_index": it.index, "item": it.json()})
@@ -459,6 +489,9 @@ func (s *Stream) closeCalls() {
 func (s *Stream) Response() Response {
 	r := s.meta.shell(s.id, s.created, "completed")
 	r.Status, r.IncompleteDetails = finishStatus(s.finish)
+	if s.failed != nil {
+		r.Status, r.IncompleteDetails, r.Error = "failed", nil, s.failed
+	}
 	for _, it := range s.items {
 		r.Output = append(r.Output, it.json())
 	}
@@ -480,9 +513,23 @@ func (s *Stream) End() []byte {
 	if s.ended {
 		return nil
 	}
+	if s.finish == "error" {
+		return s.Fail("upstream_error", "The upstream ended the answer with an error.")
+	}
 	s.closeReasoning()
 	s.closeText()
 	s.closeCalls()
+	if s.late.Len() > 0 {
+		it := s.open("message")
+		text := s.late.String()
+		s.event("response.output_item.added", map[string]any{"output_index": it.index,
+			"item": map[string]any{"type": "message", "id": it.id, "status": "in_progress", "role": "assistant", "content": []any{}}})
+		s.event("response.content_part.added", map[string]any{"item_id": it.id, "output_index": it.index, "content_index": 0, "part": textPart("")})
+		s.event("response.output_text.delta", map[string]any{"item_id": it.id, "output_index": it.index, "content_index": 0, "delta": text, "logprobs": []any{}})
+		it.text.WriteString(text)
+		s.text = it
+		s.closeText()
+	}
 	s.ended = true
 	r := s.Response()
 	typ := "response.completed"
@@ -493,6 +540,14 @@ func (s *Stream) End() []byte {
 	return s.take()
 }
 
+// Finished reports whether the upstream said how the answer finished (a
+// finish reason): a stream that stops without one was cut.
+func (s *Stream) Finished() bool { return s.finish != "" }
+
+// NotStored marks the response as not kept: its final event says store
+// false.
+func (s *Stream) NotStored() { s.meta.Store = false }
+
 // Fail returns the event that ends a broken answer: response.failed with
 // the error.
 func (s *Stream) Fail(code, message string) []byte {
@@ -500,9 +555,8 @@ func (s *Stream) Fail(code, message string) []byte {
 		return nil
 	}
 	s.ended = true
+	s.failed = &Error{Code: code, Message: message}
 	r := s.Response()
-	r.Status, r.IncompleteDetails = "failed", nil
-	r.Error = &Error{Code: code, Message: message}
 	s.event("response.failed", map[string]any{"response": r})
 	return s.take()
 }

@@ -202,7 +202,8 @@ func TestStreamTextAndReasoning(t *testing.T) {
 	b.Write(s.End())
 	evs := events(t, b.Bytes())
 	want := []string{"response.created", "response.in_progress",
-		"response.output_item.added", "response.reasoning_text.delta", "response.reasoning_text.delta", "response.reasoning_text.done", "response.output_item.done",
+		"response.output_item.added", "response.content_part.added", "response.reasoning_text.delta", "response.reasoning_text.delta",
+		"response.reasoning_text.done", "response.content_part.done", "response.output_item.done",
 		"response.output_item.added", "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
 		"response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"}
 	if got := types(evs); !reflect.DeepEqual(got, want) {
@@ -212,8 +213,8 @@ func TestStreamTextAndReasoning(t *testing.T) {
 	if last.ID != "resp_9" || last.Status != "completed" || last.OutputText() != "Hello." || last.Usage.TotalTokens != 9 || len(last.Output) != 2 {
 		t.Fatalf("final response = %+v", last)
 	}
-	if evs[11].Text != "Hello." || evs[5].Text != "Let me think." || evs[10].ItemID != evs[7].Item.ID || evs[10].OutputIndex != 1 {
-		t.Fatalf("done events: %+v %+v", evs[11], evs[5])
+	if evs[13].Text != "Hello." || evs[6].Text != "Let me think." || evs[12].ItemID != evs[9].Item.ID || evs[12].OutputIndex != 1 {
+		t.Fatalf("done events: %+v %+v", evs[13], evs[6])
 	}
 }
 

@@ -1,9 +1,11 @@
 package responses
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -12,19 +14,25 @@ import (
 
 // Stored is a response the gateway keeps (store, the default): the
 // Response itself, the input items of its request (each with an id), and
-// the conversation up to and including it as chat messages, which a
-// request naming it as previous_response_id continues.
+// the conversation as chat messages: History is what this response added
+// (its input and its output) after the conversation of Previous.
 type Stored struct {
 	Response json.RawMessage   `json:"response"`
 	Input    []json.RawMessage `json:"input"`
+	Previous string            `json:"previous,omitempty"`
 	History  []json.RawMessage `json:"history"`
 }
 
 // Store keeps responses on the Records role, per key: another key's
-// response is not found. A response is one record, and its history, which
-// grows with the conversation, is split over as many records as it needs,
-// written before it and deleted after it, so that a response is never seen
-// half there.
+// response is not found.
+//
+// A response records only the messages it added to its conversation, and
+// the ID of the response before it; every checkpointEvery-th response of
+// a conversation records the whole conversation instead, so that reading
+// one walks back at most that many responses, and what is stored grows
+// about linearly with the conversation rather than with its square. A
+// response's record is split over as many records as its bytes need,
+// written parts first and the head last, so it is never seen half there.
 type Store struct {
 	records storage.Records
 	now     func() time.Time
@@ -34,23 +42,39 @@ type Store struct {
 func NewStore(records storage.Records) *Store { return &Store{records: records, now: time.Now} }
 
 // Records layout: partition responsePK, sort key "<key id>#<response id>"
-// for the head, and that and "#<n>" for the parts of its history.
+// for the head, and that and "#<n>" for its parts.
 const responsePK = "response"
 
 // Keep is how long a stored response is kept (OpenAI keeps them 30 days).
 const Keep = 30 * 24 * time.Hour
 
-// partSize bounds the bytes of history in one record.
-const partSize = 192 << 10
+// partSize bounds the bytes of one part.
+const partSize = 180 << 10 // 240 KB in base64, under storage.MaxValueSize
 
-// head is the record of a response.
-type head struct {
+// checkpointEvery is how often a response records its whole conversation.
+const checkpointEvery = 16
+
+// maxWalk bounds the responses read to rebuild a conversation.
+const maxWalk = 2 * checkpointEvery
+
+// record is what a response's parts hold, joined.
+type record struct {
 	Response json.RawMessage   `json:"response"`
 	Input    []json.RawMessage `json:"input"`
-	Parts    int               `json:"parts"`
+	Previous string            `json:"previous,omitempty"`
+	Depth    int               `json:"depth"`
+	Whole    bool              `json:"whole"` // History is the whole conversation
+	History  []json.RawMessage `json:"history"`
+}
+
+// head is the record that names a response's parts.
+type head struct {
+	Parts int `json:"parts"`
 }
 
 func sk(keyID, id string) string { return keyID + "#" + id }
+
+func partSK(keyID, id string, i int) string { return fmt.Sprintf("%s#%05d", sk(keyID, id), i) }
 
 func notFound(id string) error {
 	e := gateway.Errorf(gateway.ENotFound, "No response with ID %q was found.", id)
@@ -58,78 +82,76 @@ func notFound(id string) error {
 	return e
 }
 
-// Put keeps a response of key keyID.
-func (s *Store) Put(ctx context.Context, keyID, id string, st Stored) error {
-	expires := s.now().Add(Keep)
-	var parts [][]json.RawMessage
-	size := 0
-	for _, m := range st.History {
-		if len(parts) == 0 || size+len(m) > partSize && len(parts[len(parts)-1]) > 0 {
-			parts = append(parts, nil)
-			size = 0
-		}
-		parts[len(parts)-1] = append(parts[len(parts)-1], m)
-		size += len(m)
-	}
-	for i, p := range parts {
-		v, err := json.Marshal(p)
-		if err != nil {
+// Put keeps a response of key keyID. st.History holds what the response
+// added; whole, when set, is the whole conversation up to and with it,
+// which every checkpointEvery-th response keeps instead.
+func (s *Store) Put(ctx context.Context, keyID, id string, st Stored, whole []json.RawMessage) error {
+	rec := record{Response: st.Response, Input: st.Input, Previous: st.Previous, History: st.History}
+	if st.Previous != "" {
+		prev, err := s.read(ctx, keyID, st.Previous)
+		if err != nil && !gateway.IsNotFound(err) {
 			return err
 		}
-		if len(v) > storage.MaxValueSize {
-			return gateway.Errorf(gateway.ETooLarge, "A message of the conversation is too large to keep (%d KB).", len(v)>>10)
+		rec.Depth = prev.Depth + 1
+		if gateway.IsNotFound(err) || rec.Depth%checkpointEvery == 0 {
+			// The conversation starts over here: the previous response is
+			// gone (expired, deleted), or this is a checkpoint.
+			rec.Previous, rec.Whole, rec.History = "", true, whole
 		}
-		if _, err := s.records.Put(ctx, storage.Item{PK: responsePK, SK: fmt.Sprintf("%s#%05d", sk(keyID, id), i), Value: v, ExpiresAt: expires}, storage.Cond{}); err != nil {
-			return fmt.Errorf("store response history: %w", err)
-		}
+	} else {
+		rec.Whole = true
 	}
-	v, err := json.Marshal(head{Response: st.Response, Input: st.Input, Parts: len(parts)})
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if len(v) > storage.MaxValueSize {
-		return gateway.Errorf(gateway.ETooLarge, "The response is too large to keep (%d KB).", len(v)>>10)
+	expires := s.now().Add(Keep)
+	n := 0
+	for off := 0; off < len(data); off += partSize {
+		part := data[off:min(off+partSize, len(data))]
+		v, _ := json.Marshal(part) // base64: any bytes, cut anywhere
+		if _, err := s.records.Put(ctx, storage.Item{PK: responsePK, SK: partSK(keyID, id, n), Value: v, ExpiresAt: expires}, storage.Cond{}); err != nil {
+			return fmt.Errorf("store response: %w", err)
+		}
+		n++
 	}
-	if _, err := s.records.Put(ctx, storage.Item{PK: responsePK, SK: sk(keyID, id), Value: v, ExpiresAt: expires}, storage.Cond{}); err != nil {
+	h, _ := json.Marshal(head{Parts: n})
+	if _, err := s.records.Put(ctx, storage.Item{PK: responsePK, SK: sk(keyID, id), Value: h, ExpiresAt: expires}, storage.Cond{}); err != nil {
 		return fmt.Errorf("store response: %w", err)
 	}
 	return nil
 }
 
-// Get returns a response of key keyID, its history included when history
-// is set.
-func (s *Store) Get(ctx context.Context, keyID, id string, history bool) (Stored, error) {
+// read reads one response's record.
+func (s *Store) read(ctx context.Context, keyID, id string) (record, error) {
 	if !validID(id) {
-		return Stored{}, notFound(id)
+		return record{}, notFound(id)
 	}
 	it, err := s.records.Get(ctx, responsePK, sk(keyID, id))
 	if gateway.IsNotFound(err) {
-		return Stored{}, notFound(id)
+		return record{}, notFound(id)
 	}
 	if err != nil {
-		return Stored{}, err
+		return record{}, err
 	}
 	var h head
 	if err := json.Unmarshal(it.Value, &h); err != nil {
-		return Stored{}, fmt.Errorf("decode response %s: %w", id, err)
+		return record{}, fmt.Errorf("decode response %s: %w", id, err)
 	}
-	st := Stored{Response: h.Response, Input: h.Input}
-	if !history || h.Parts == 0 {
-		return st, nil
-	}
+	var data bytes.Buffer
 	q := storage.Query{Prefix: sk(keyID, id) + "#", Limit: storage.MaxLimit}
 	got := 0
 	for {
 		page, err := s.records.Query(ctx, responsePK, q)
 		if err != nil {
-			return Stored{}, err
+			return record{}, err
 		}
 		for _, p := range page.Items {
-			var msgs []json.RawMessage
-			if err := json.Unmarshal(p.Value, &msgs); err != nil {
-				return Stored{}, fmt.Errorf("decode response %s history: %w", id, err)
+			var part []byte
+			if err := json.Unmarshal(p.Value, &part); err != nil {
+				return record{}, fmt.Errorf("decode response %s: %w", id, err)
 			}
-			st.History = append(st.History, msgs...)
+			data.Write(part)
 			got++
 		}
 		if page.Cursor == "" {
@@ -137,14 +159,51 @@ func (s *Store) Get(ctx context.Context, keyID, id string, history bool) (Stored
 		}
 		q.Cursor = page.Cursor
 	}
-	if got != h.Parts {
-		// Expired or deleted under us: no history is better than a wrong one.
-		return Stored{}, notFound(id)
+	var rec record
+	if got != h.Parts || json.Unmarshal(data.Bytes(), &rec) != nil {
+		// Expired or deleted under us: no response is better than a wrong one.
+		return record{}, notFound(id)
+	}
+	return rec, nil
+}
+
+// Get returns a response of key keyID; with history, History is its whole
+// conversation, up to and with it.
+func (s *Store) Get(ctx context.Context, keyID, id string, history bool) (Stored, error) {
+	rec, err := s.read(ctx, keyID, id)
+	if err != nil {
+		return Stored{}, err
+	}
+	st := Stored{Response: rec.Response, Input: rec.Input, Previous: rec.Previous}
+	if !history {
+		return st, nil
+	}
+	segments := [][]json.RawMessage{rec.History}
+	for walked := 0; !rec.Whole; walked++ {
+		prev := rec.Previous
+		if walked == maxWalk {
+			return Stored{}, gateway.Errorf(gateway.EInternal, "The conversation of response %s is too long to read back.", id)
+		}
+		if rec, err = s.read(ctx, keyID, prev); err != nil {
+			if gateway.IsNotFound(err) {
+				// A response the conversation went through is gone: what
+				// remains is its history.
+				break
+			}
+			return Stored{}, err
+		}
+		segments = append(segments, rec.History)
+	}
+	slices.Reverse(segments)
+	for _, seg := range segments {
+		st.History = append(st.History, seg...)
 	}
 	return st, nil
 }
 
 // Delete removes a response of key keyID: ENotFound when there is none.
+// A later response of its conversation keeps the messages it recorded,
+// not those of the deleted one.
 func (s *Store) Delete(ctx context.Context, keyID, id string) error {
 	if !validID(id) {
 		return notFound(id)
@@ -162,7 +221,7 @@ func (s *Store) Delete(ctx context.Context, keyID, id string) error {
 		return err
 	}
 	for i := range h.Parts {
-		if err := s.records.Delete(ctx, responsePK, fmt.Sprintf("%s#%05d", sk(keyID, id), i)); err != nil {
+		if err := s.records.Delete(ctx, responsePK, partSK(keyID, id, i)); err != nil {
 			return err
 		}
 	}
