@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -45,8 +44,13 @@ func TestDoorsRecordUsageWhenClientLeaves(t *testing.T) {
 		} else {
 			h.Responses(w, r)
 		}
-		rec := g.meter.recs[0]
-		t.Logf("%s: status %d prompt %d completion %d partial %v estimated %v", door, rec.Status, rec.PromptTokens, rec.CompletionTokens, rec.Partial, rec.Estimated)
+		if len(g.meter.recs) != 1 {
+			t.Fatalf("%s: %d usage records", door, len(g.meter.recs))
+		}
+		// The upstream is read on for its usage after the client left.
+		if rec := g.meter.recs[0]; rec.Status != statusClientGone || rec.PromptTokens != 11 || rec.CompletionTokens != 7 || rec.Estimated {
+			t.Fatalf("%s: usage recorded %+v, want 499 with the upstream's 11/7", door, rec)
+		}
 	}
 }
 
@@ -64,6 +68,7 @@ func TestDoorsOnMidStreamTransportError(t *testing.T) {
 	})
 	_, body := g.do(t, "POST", "/v1/responses", "sk-client-a", `{"model":"pub","input":"hi","stream":true}`)
 	types, _ := sseEvents(body)
-	t.Logf("%v", types)
-	_ = io.EOF
+	if len(types) == 0 || types[len(types)-1] != "response.failed" {
+		t.Fatalf("a broken stream ends with %v", types)
+	}
 }

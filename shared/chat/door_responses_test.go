@@ -47,15 +47,21 @@ func TestInStreamErrorFailsTheResponse(t *testing.T) {
 		`{"error":{"message":"upstream overloaded","type":"server_error","code":"overloaded"}}`))
 	code, body := g.do(t, "POST", "/v1/responses", "sk-client-a", `{"model":"pub","input":"hi","stream":true}`)
 	types, _ := sseEvents(body)
-	t.Logf("%d %v", code, types)
-	if types[len(types)-1] == "response.completed" {
-		t.Errorf("an upstream error event ended as response.completed; the error is nowhere in the stream: %v", !strings.Contains(body, "overloaded"))
+	if code != 200 || types[len(types)-1] != "response.failed" || !strings.Contains(body, "upstream overloaded") {
+		t.Errorf("an upstream error event ends the stream with %v", types)
+	}
+	if id := respID(t, body); id != "" {
+		if code, b := g.do(t, "GET", "/v1/responses/"+id, "sk-client-a", ""); code != 404 {
+			t.Errorf("a failed response was kept: GET = %d %s", code, b)
+		}
 	}
 	// and the chat door shows the client the error
 	g2 := newRig(t, stream(chunk(`{"role":"assistant","content":"Half an ans"}`, ""),
 		`{"error":{"message":"upstream overloaded","type":"server_error","code":"overloaded"}}`))
 	_, cbody := g2.do(t, "POST", "/v1/chat/completions", "sk-client-a", `{"model":"pub","messages":[{"role":"user","content":"hi"}],"stream":true}`)
-	t.Logf("chat door shows the error: %v", strings.Contains(cbody, "overloaded"))
+	if !strings.Contains(cbody, "upstream overloaded") {
+		t.Errorf("the chat door hides the upstream's error: %s", cbody)
+	}
 }
 
 // TestFinishReasonErrorFails: finish_reason "error" (OpenRouter's) fails
@@ -64,7 +70,7 @@ func TestFinishReasonErrorFails(t *testing.T) {
 	g := newRig(t, stream(chunk(`{"role":"assistant","content":"Half"}`, ""), chunk(`{}`, "error"), "[DONE]"))
 	_, body := g.do(t, "POST", "/v1/responses", "sk-client-a", `{"model":"pub","input":"hi","stream":true}`)
 	types, _ := sseEvents(body)
-	if types[len(types)-1] == "response.completed" {
+	if types[len(types)-1] != "response.failed" {
 		t.Errorf("finish_reason error ended as %s", types[len(types)-1])
 	}
 }
@@ -75,10 +81,9 @@ func TestReasoningEventsHaveTheirPart(t *testing.T) {
 	g := newRig(t, stream(chunk(`{"role":"assistant","reasoning_content":"think"}`, ""), chunk(`{"content":"answer"}`, ""), chunk(`{}`, "stop"), usageChunk, "[DONE]"))
 	_, body := g.do(t, "POST", "/v1/responses", "sk-client-a", `{"model":"pub","input":"hi","stream":true}`)
 	types, data := sseEvents(body)
-	t.Logf("%v", types)
 	item := data[2]["item"].(map[string]any)
-	if _, ok := item["content"]; !ok && types[3] == "response.reasoning_text.delta" {
-		t.Errorf("reasoning_text.delta on an item added without content and no content_part.added: %v", item)
+	if _, ok := item["content"]; !ok || types[3] != "response.content_part.added" || types[4] != "response.reasoning_text.delta" {
+		t.Errorf("the reasoning item is added as %v, then %v", item, types[3:5])
 	}
 }
 
@@ -98,7 +103,9 @@ func TestItemsAddedInOutputOrder(t *testing.T) {
 			added = append(added, int(data[i]["output_index"].(float64)))
 		}
 	}
-	t.Logf("%v", types)
+	if len(added) != 2 {
+		t.Fatalf("items added: %v", added)
+	}
 	for i, idx := range added {
 		if idx != i {
 			t.Errorf("output_item.added output_index order %v: an SDK that appends (openai-node: validateArrayAppend) throws", added)
@@ -128,7 +135,9 @@ func TestLargeInputIsStored(t *testing.T) {
 	big := strings.Repeat("a", 300<<10)
 	code, body := g.do(t, "POST", "/v1/responses", "sk-client-a", `{"model":"pub","input":"`+big+`","stream":true}`)
 	id := respID(t, body)
-	t.Logf("first: %d, store echoed %v", code, strings.Contains(body, `"store":true`))
+	if code != 200 || !strings.Contains(body, `"store":true`) {
+		t.Fatalf("first: %d, %.200s", code, body)
+	}
 	code, body = g.do(t, "POST", "/v1/responses", "sk-client-a", `{"model":"pub","input":"next","previous_response_id":"`+id+`","stream":true}`)
 	if code != 200 {
 		t.Errorf("a response answered with store:true cannot be continued: %d %s", code, body[:min(len(body), 200)])

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/memstore"
+	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/responses"
 )
 
@@ -135,9 +136,7 @@ func (g *rig) do(t *testing.T, method, path, key, body string) (int, string) {
 	wrap := func(f func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if err := f(w, r); err != nil {
-				b, _ := json.Marshal(map[string]string{"error": err.Error()})
-				w.WriteHeader(400)
-				w.Write(b)
+				respond.Error(w, r, err) // as the routing table's handlers do
 			}
 		}
 	}
