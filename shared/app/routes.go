@@ -52,6 +52,7 @@ type Route struct {
 var Routes = []Route{
 	// The OpenAI-compatible API.
 	{"GET", "/v1/models", Key, FnChat, "chat.Handler.Models"},
+	{"GET", "/v1/models/{id...}", Key, FnChat, "chat.Handler.Model"},
 	{"POST", "/v1/chat/completions", Key, FnChat, "chat.Handler.Completions"},
 	{"POST", "/v1/responses", Key, FnChat, "chat.Handler.Responses"},
 	{"GET", "/v1/responses/{id}", Key, FnChat, "chat.Handler.GetResponse"},
@@ -59,6 +60,8 @@ var Routes = []Route{
 	{"GET", "/v1/responses/{id}/input_items", Key, FnChat, "chat.Handler.ResponseInputItems"},
 	{"POST", "/v1/messages", Key, FnChat, "chat.Handler.Messages"},
 	{"POST", "/v1/messages/count_tokens", Key, FnChat, "chat.Handler.CountTokens"},
+	{"POST", "/v1/completions", Key, FnChat, "chat.Handler.LegacyCompletions"},
+	{"POST", "/v1/rerank", Key, FnChat, "chat.Handler.Rerank"},
 	{"POST", "/v1/embeddings", Key, FnChat, "chat.Handler.Embeddings"},
 	{"GET", "/v1/conversations", Key, FnChat, "chat.Handler.ListConversations"},
 	{"GET", "/v1/conversations/{id}", Key, FnChat, "chat.Handler.GetConversation"},

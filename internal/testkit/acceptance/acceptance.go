@@ -120,6 +120,7 @@ func Run(t *testing.T, target Target) {
 		{"MessagesStream", s.messagesStream},
 		{"MessagesTools", s.messagesTools},
 		{"MessagesErrorsAndAliases", s.messagesErrorsAndAliases},
+		{"SmallerDoors", s.smallerDoors},
 		{"UnknownModel", s.unknownModel},
 		{"KeyAuth", s.keyAuth},
 		{"MalformedRequests", s.malformedRequests},

@@ -268,3 +268,62 @@ func (s *suite) responsesState(t *testing.T) {
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("after delete")}})
 	apiError(t, err, http.StatusNotFound, "")
 }
+
+// smallerDoors: one model by ID (a name with "/" escaped or not), the
+// legacy completions API streamed and not, rerank through the RAG
+// upstream with its model rules.
+func (s *suite) smallerDoors(t *testing.T) {
+	h := http.Header{"Authorization": {"Bearer " + s.key}}
+	for _, path := range []string{"/v1/models/" + upstreamModel, "/v1/models/" + strings.ReplaceAll(upstreamModel, "/", "%2F")} {
+		resp, b := do(t, nil, "GET", s.url(path), nil, h)
+		var m struct{ ID, Object string }
+		if json.Unmarshal(b, &m); resp.StatusCode != 200 || m.ID != upstreamModel || m.Object != "model" {
+			t.Fatalf("GET %s = %d %s", path, resp.StatusCode, b)
+		}
+	}
+	resp, b := do(t, nil, "GET", s.url("/v1/models/no-such-model"), nil, h)
+	wantError(t, resp, b, http.StatusNotFound, "model_not_found")
+
+	// The legacy completions API, through the SDK.
+	c := s.client(s.key)
+	n := nonce()
+	got, err := c.Completions.New(ctxTimeout(t, 30*time.Second), openai.CompletionNewParams{Model: upstreamModel,
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("once " + n)}})
+	if err != nil || len(got.Choices) != 1 || got.Choices[0].Text != "echo: once "+n || got.Usage.PromptTokens != fakeupstream.PromptTokens {
+		t.Fatalf("legacy completion = %+v, %v", got, err)
+	}
+	stream := c.Completions.NewStreaming(ctxTimeout(t, 30*time.Second), openai.CompletionNewParams{Model: upstreamModel,
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("streamed " + n)}})
+	var text strings.Builder
+	for stream.Next() {
+		for _, ch := range stream.Current().Choices {
+			text.WriteString(ch.Text)
+		}
+	}
+	if err := stream.Err(); err != nil || text.String() != "echo: streamed "+n {
+		t.Fatalf("streamed legacy completion %q, %v", text.String(), err)
+	}
+	stream.Close()
+	if reqs := s.Upstream.Find("streamed " + n); len(reqs) != 1 || reqs[0].Path != "/v1/completions" {
+		t.Fatalf("upstream got %+v", reqs)
+	}
+
+	// Rerank: the configured rerank model serves every key; another is
+	// refused unless the key names it.
+	s.putSettings(t, map[string]any{"rag": map[string]any{"rerank_model": "fake/reranker"}})
+	defer s.putSettings(t, map[string]any{"rag": map[string]any{"rerank_model": ""}})
+	s.settle()
+	body := `{"query":"apple","documents":["banana","apple pie","car"],"top_n":2}`
+	resp, b = do(t, nil, "POST", s.url("/v1/rerank"), body, h)
+	var ranked struct {
+		Results []struct {
+			Index int     `json:"index"`
+			Score float64 `json:"relevance_score"`
+		} `json:"results"`
+	}
+	if json.Unmarshal(b, &ranked); resp.StatusCode != 200 || len(ranked.Results) == 0 || ranked.Results[0].Index != 1 {
+		t.Fatalf("rerank = %d %s", resp.StatusCode, b)
+	}
+	resp, b = do(t, nil, "POST", s.url("/v1/rerank"), `{"model":"other/reranker","query":"a","documents":["b"]}`, h)
+	wantError(t, resp, b, http.StatusNotFound, "model_not_found")
+}

@@ -26,6 +26,9 @@
 //	                     Named), else as usual
 //	#tool                answer with a tool call (get_weather) instead of text
 //
+// /v1/completions (the legacy API) answers "echo: " + the prompt, streamed
+// when asked, with usage.
+//
 // /v1/embeddings answers with Embed of each input, or never when an input
 // holds "#hang".
 //
@@ -197,6 +200,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/v1/rerank":
 		rerank(w, body)
+		return
+	case "/v1/completions":
+		legacy(w, body)
 		return
 	case "/v1/images/generations":
 		s.images(w, body)
@@ -674,4 +680,33 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
 		"message": msg, "type": "server_error", "code": nil, "param": nil}})
+}
+
+// legacy answers the legacy completions API.
+func legacy(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Model  string `json:"model"`
+		Prompt string `json:"prompt"`
+		Stream bool   `json:"stream"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	text := "echo: " + req.Prompt
+	if !req.Stream {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"id": "cmpl-fake", "object": "text_completion", "created": time.Now().Unix(),
+			"model": req.Model, "choices": []any{map[string]any{"index": 0, "text": text, "finish_reason": "stop"}}, "usage": usage()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, word := range strings.SplitAfter(text, " ") {
+		b, _ := json.Marshal(map[string]any{"id": "cmpl-fake", "object": "text_completion", "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "text": word, "finish_reason": nil}}})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	b, _ := json.Marshal(map[string]any{"id": "cmpl-fake", "object": "text_completion", "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "text": "", "finish_reason": "stop"}}, "usage": usage()})
+	fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", b)
 }

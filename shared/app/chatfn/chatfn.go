@@ -20,6 +20,6 @@ func build(c *app.Core) (app.Served, error) {
 		Draw:     imagefn.Drawing(c),
 		Upstream: c.Upstream, Metrics: c.Metrics, ResponseStore: responses.NewStore(c.Stores.Records)},
 		chat.Options{MaxBody: c.Config.MaxBody, DrainTimeout: c.Config.DrainTimeout})
-	return app.Served{Handlers: []app.HandlerFunc{h.Models, h.Completions, h.Responses, h.GetResponse, h.DeleteResponse, h.ResponseInputItems, h.Messages, h.CountTokens, h.Embeddings,
+	return app.Served{Handlers: []app.HandlerFunc{h.Models, h.Completions, h.Responses, h.GetResponse, h.DeleteResponse, h.ResponseInputItems, h.Messages, h.CountTokens, h.LegacyCompletions, h.Rerank, h.Model, h.Embeddings,
 		h.ListConversations, h.GetConversation, h.DeleteConversation}, Value: h}, nil
 }
