@@ -104,6 +104,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 	if err != nil {
 		return call{}, err
 	}
+	req = capOutput(req, st.MaxOutputTokens)
 	// The reservation counts what is known before admission: the body, the
 	// model's system prompt and what the gateway adds (stream_options, the
 	// system message's envelope), so that a plain request needs no Extend:
@@ -294,3 +295,18 @@ const gatewayAdds = 128
 
 // parseRequest splits a chat or embeddings request body into its members.
 func parseRequest(data []byte) (jsonobj.Object, error) { return jsonobj.Parse(data, requestMembers) }
+
+// capOutput lowers the tokens the request asks the upstream to write to
+// limit (zero: no cap).
+func capOutput(req jsonobj.Object, limit int) jsonobj.Object {
+	if limit <= 0 {
+		return req
+	}
+	for _, k := range []string{"max_tokens", "max_completion_tokens"} {
+		var v int64
+		if raw := req.Get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > int64(limit) {
+			req = req.Set(k, mustJSON(limit))
+		}
+	}
+	return req
+}

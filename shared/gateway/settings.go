@@ -17,9 +17,14 @@ type Settings struct {
 	SystemPrompt string `json:"system_prompt"`
 	// MaxMessages caps the messages sent upstream (system messages kept,
 	// the cut at a user turn); zero, the default, means no cap.
-	MaxMessages    int    `json:"max_messages"`
-	DrawingEnabled bool   `json:"drawing_enabled"`
-	ImageModel     string `json:"image_model"`
+	MaxMessages int `json:"max_messages"`
+	// MaxOutputTokens, when not zero, caps the tokens a request may ask the
+	// upstream to write (max_tokens, max_completion_tokens): clients such
+	// as Claude Code ask for more than many upstreams take (32000 against
+	// DeepSeek's 8192), which the upstream would refuse.
+	MaxOutputTokens int    `json:"max_output_tokens"`
+	DrawingEnabled  bool   `json:"drawing_enabled"`
+	ImageModel      string `json:"image_model"`
 	// ImageSize is the size images are drawn at ("1024x1024").
 	ImageSize string `json:"image_size"`
 	// DrawTriggers start a message that asks for a drawing (default 画).
@@ -136,6 +141,8 @@ func (s Settings) Validate() error {
 		return invalidParam("system_prompt", "system_prompt must be at most %d bytes", MaxSystemPromptLen)
 	case s.MaxMessages < 0 || s.MaxMessages > MaxMessagesCap:
 		return invalidParam("max_messages", "max_messages must be between 0 (no limit) and %d", MaxMessagesCap)
+	case s.MaxOutputTokens < 0 || s.MaxOutputTokens > 10_000_000:
+		return invalidParam("max_output_tokens", "max_output_tokens must be between 0 (no cap) and 10000000")
 	case s.MaxConversations < 1 || s.MaxConversations > MaxConversationsCap:
 		return invalidParam("max_conversations", "max_conversations must be between 1 and %d", MaxConversationsCap)
 	case len(s.ImageModel) > MaxNameLen:

@@ -121,6 +121,7 @@ func Run(t *testing.T, target Target) {
 		{"MessagesTools", s.messagesTools},
 		{"MessagesErrorsAndAliases", s.messagesErrorsAndAliases},
 		{"SmallerDoors", s.smallerDoors},
+		{"OutputCap", s.outputCap},
 		{"UnknownModel", s.unknownModel},
 		{"KeyAuth", s.keyAuth},
 		{"MalformedRequests", s.malformedRequests},

@@ -212,3 +212,25 @@ func (s *suite) messagesErrorsAndAliases(t *testing.T) {
 		t.Fatalf("models = %+v", models.Data)
 	}
 }
+
+// outputCap: max_output_tokens lowers what a client asks the upstream to
+// write, on the Messages door as on chat.
+func (s *suite) outputCap(t *testing.T) {
+	s.putSettings(t, map[string]any{"max_output_tokens": 4096})
+	defer s.putSettings(t, map[string]any{"max_output_tokens": 0})
+	s.settle()
+	n := nonce()
+	// Streamed, as Claude Code asks (the SDK refuses 32000 tokens unstreamed).
+	stream := s.anthropicClient(s.key).Messages.NewStreaming(ctxTimeout(t, 30*time.Second), anthropic.MessageNewParams{
+		Model: upstreamModel, MaxTokens: 32000, Messages: userText("capped " + n)})
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	stream.Close()
+	reqs := s.Upstream.Find(n)
+	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), `"max_tokens":4096`) {
+		t.Fatalf("the upstream got %+v", reqs)
+	}
+}

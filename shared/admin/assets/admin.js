@@ -5,7 +5,7 @@ const EN = document.body.dataset.lang === "en";
 const MAX_API_UPLOAD = Number(document.body.dataset.maxUpload);
 const $ = (id) => document.getElementById(id);
 let csrf = "";
-const fields = ["public_model","system_prompt","max_messages","server_memory","drawing_enabled","image_model",
+const fields = ["public_model","system_prompt","max_messages","max_output_tokens","server_memory","drawing_enabled","image_model",
   "image_size","draw_triggers","max_conversations","fallback.base_url","fallback.api_key","fallback.model",
   "image.base_url","image.api_key","rag.chunk_size","rag.chunk_overlap",
   "ai.base_url","ai.api_key","ai.model","rag.base_url","rag.api_key","rag.model","rag.top_k","rag.min_score","rag.rerank_model"];
