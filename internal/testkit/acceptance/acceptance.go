@@ -122,6 +122,7 @@ func Run(t *testing.T, target Target) {
 		{"MessagesErrorsAndAliases", s.messagesErrorsAndAliases},
 		{"SmallerDoors", s.smallerDoors},
 		{"OutputCap", s.outputCap},
+		{"NodeSDKs", s.nodeSDKs},
 		{"UnknownModel", s.unknownModel},
 		{"KeyAuth", s.keyAuth},
 		{"MalformedRequests", s.malformedRequests},

@@ -1,9 +1,13 @@
 package acceptance
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	anthropic "github.com/anthropics/anthropic-sdk-go/v2"
 	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 
+	"github.com/aigateway/aigateway/internal/testkit/awslocal"
 	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
@@ -232,5 +237,36 @@ func (s *suite) outputCap(t *testing.T) {
 	reqs := s.Upstream.Find(n)
 	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), `"max_tokens":4096`) {
 		t.Fatalf("the upstream got %+v", reqs)
+	}
+}
+
+//go:embed node/sdk-check.mjs
+var nodeSDKCheck []byte
+
+// nodeSDKs drives the gateway with the official Node SDKs (openai, the
+// Responses API; @anthropic-ai/sdk, the Messages API), installed by make
+// tools beside the coding agents.
+func (s *suite) nodeSDKs(t *testing.T) {
+	dir := filepath.Join(awslocal.ToolsDir(), "agents")
+	awslocal.Tool(t, "agents/node_modules/openai/package.json")
+	awslocal.Tool(t, "agents/node_modules/@anthropic-ai/sdk/package.json")
+	script := filepath.Join(dir, "sdk-check-"+nonce()+".mjs")
+	if err := os.WriteFile(script, nodeSDKCheck, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(script)
+	ctx := ctxTimeout(t, 2*time.Minute)
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BASE_URL="+s.BaseURL, "KEY="+s.key, "MODEL="+upstreamModel, "NONCE="+nonce())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the Node SDKs: %v\n%s", err, out)
+	}
+	for _, want := range []string{"responses.create", "responses.stream", "responses.tools", "responses.state",
+		"messages.create", "messages.stream", "messages.tools", "messages.errors"} {
+		if !strings.Contains(string(out), "ok "+want+"\n") {
+			t.Fatalf("the Node SDKs did not pass %s:\n%s", want, out)
+		}
 	}
 }
