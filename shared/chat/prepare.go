@@ -303,8 +303,9 @@ func capOutput(req jsonobj.Object, limit int) jsonobj.Object {
 		return req
 	}
 	for _, k := range []string{"max_tokens", "max_completion_tokens"} {
-		var v int64
-		if raw := req.Get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > int64(limit) {
+		// As a number of any form: 32000.0 and 3.2e4 are 32000 to upstreams.
+		var v float64
+		if raw := req.Get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > float64(limit) {
 			req = req.Set(k, mustJSON(limit))
 		}
 	}

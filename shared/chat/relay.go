@@ -74,7 +74,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 		if u, ok := usageOf(ev.Data); ok {
 			out.used, out.reported = u, true
 		}
-		if !ev.Done() && bytes.Contains(ev.Data, []byte(`"delta"`)) {
+		if !ev.Done() && (bytes.Contains(ev.Data, []byte(`"delta"`)) || bytes.Contains(ev.Data, []byte(`"text"`))) {
 			chunks++
 			if acc != nil {
 				acc.add(ev.Data)

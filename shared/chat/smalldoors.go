@@ -1,9 +1,8 @@
 package chat
 
 import (
-	"bytes"
-	"errors"
-	"io"
+	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"time"
@@ -105,20 +104,48 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path str
 		rec.Status = respond.Status(err)
 		return err
 	}
-	if u, ok := usageOf(answer); ok {
-		rec.PromptTokens, rec.CompletionTokens = u.PromptTokens, u.CompletionTokens
+	if n := rerankTokens(answer); n > 0 {
+		rec.PromptTokens = min(n, maxReportedTokens)
 	} else {
 		rec.PromptTokens, rec.Estimated = int64(len(body)/4), true
 	}
 	return nil
 }
 
+// rerankTokens reads the tokens a rerank answer says it used: usage's
+// prompt or total tokens (SiliconFlow, Jina, vLLM), or Cohere's billed
+// search units' input tokens; 0 when it says none.
+func rerankTokens(answer []byte) int64 {
+	var v struct {
+		Usage struct {
+			PromptTokens int64 `json:"prompt_tokens"`
+			TotalTokens  int64 `json:"total_tokens"`
+		} `json:"usage"`
+		Meta struct {
+			Tokens struct {
+				InputTokens int64 `json:"input_tokens"`
+			} `json:"tokens"`
+		} `json:"meta"`
+	}
+	if json.Unmarshal(answer, &v) != nil {
+		return 0
+	}
+	return max(v.Usage.PromptTokens, v.Usage.TotalTokens, v.Meta.Tokens.InputTokens, 0)
+}
+
+// legacyDoor names the legacy completions API in logs; it relays like
+// chat.
+type legacyDoor struct{ chatDoor }
+
+func (legacyDoor) name() string { return "completions" }
+
 // LegacyCompletions serves POST /v1/completions, the legacy completions
 // API, forwarded to the public model's upstream (the model name mapped,
 // every other field untouched), streamed when asked; the key's limits,
-// model list and usage apply as on chat completions. The public model's
-// system prompt, knowledge and drawing do not: a prompt has no messages
-// to add them to.
+// model list, output cap and usage apply as on chat completions, a client
+// that leaves included. A prompt has no messages to put a system prompt or
+// knowledge before, so a public model that has either is refused here:
+// the legacy API must not be a way around them.
 func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	key, err := h.authenticate(r)
@@ -147,83 +174,65 @@ func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	_, m, err := h.resolve(r.Context(), key, name)
+	st, m, err := h.resolve(r.Context(), key, name)
 	if err != nil {
 		return err
+	}
+	if m.systemPrompt != "" || len(m.knowledgeBases) > 0 && st.RAG.BaseURL != "" {
+		e := gateway.Errorf(gateway.EInvalid, "The model %q has a system prompt or knowledge bases, which the legacy completions API cannot carry: use /v1/chat/completions.", name)
+		e.Param = "model"
+		return e
+	}
+	req = capOutput(req, st.MaxOutputTokens)
+	clientUsage := false
+	if stream {
+		if req, clientUsage, err = withUsage(req); err != nil {
+			return err
+		}
 	}
 	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)))
 	if err != nil {
 		return err
 	}
-	c := call{key: key, model: m, stream: stream, req: req, requestID: requestID(w), reservation: res}
-	if stream {
-		if c.req, c.clientUsage, err = withUsage(req); err != nil {
-			h.Meter.Release(r.Context(), res)
-			return err
-		}
-	}
-	out := outcome{status: http.StatusOK}
-	defer func() { h.finish(r, c, chatDoor{}, start, out) }()
-	resp, err := h.Upstream.Post(r.Context(), m.upstream, "/completions", c.body(m.upstream.Model))
+	c := call{key: key, model: m, stream: stream, clientUsage: clientUsage, req: req, requestID: requestID(w), reservation: res}
+	// As on chat, the upstream request outlives its client by up to
+	// DrainTimeout, so that the usage of an answer the client left is
+	// still learnt.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	stopDrain := drainAfter(r.Context(), h.opt.DrainTimeout, cancel)
+	defer stopDrain()
+	d := legacyDoor{}
+	var out outcome
+	defer func() { h.finish(r, c, d, start, out) }()
+	resp, err := h.Upstream.Post(ctx, m.upstream, "/completions", c.body(m.upstream.Model))
 	if err != nil {
 		out.status = respond.Status(err)
 		respond.Error(w, r, err)
 		return nil
 	}
 	defer resp.Close()
-	if !stream || !resp.Stream() {
-		body, err := resp.ReadAll(maxAnswer)
-		if err != nil {
-			out.status = respond.Status(err)
-			respond.Error(w, r, err)
-			return nil
-		}
-		out.used, out.reported = usageOf(body)
-		if !out.reported {
-			out.estimated, out.used = true, tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: int64(len(body) / 4)}
-		}
-		w.Header().Set("Content-Type", contentType(resp))
-		w.WriteHeader(http.StatusOK)
-		w.Write(scrubbed(c, body))
+	if stream && resp.Stream() {
+		out = h.relay(w, r, resp, c, d.encoder(c), func(outcome) {})
 		return nil
 	}
-	streamHeaders(w)
-	rc := http.NewResponseController(w)
-	enc := &chatEncoder{clientUsage: c.clientUsage}
-	chunks := int64(0)
-	for {
-		ev, err := resp.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			out.status, out.partial = respond.Status(err), true
-			w.Write(scrubbed(c, enc.fail(err)))
-			break
-		}
-		if ev.Done() {
-			w.Write(enc.end(out))
-			break
-		}
-		if u, ok := usageOf(ev.Data); ok {
-			out.used, out.reported = u, true
-		}
-		if bytes.Contains(ev.Data, []byte(`"text"`)) {
-			chunks++
-		}
-		if b := enc.event(ev); b != nil {
-			w.Write(scrubbed(c, b))
-		}
-		if !resp.Ready() {
-			rc.Flush()
-		}
+	answer, err := resp.ReadAll(maxAnswer)
+	if err != nil {
+		out.status = respond.Status(err)
+		respond.Error(w, r, err)
+		return nil
 	}
-	rc.Flush()
-	if r.Context().Err() != nil {
+	out = outcome{status: http.StatusOK, delivered: r.Context().Err() == nil}
+	if !out.delivered {
 		out.status = statusClientGone
 	}
+	out.used, out.reported = usageOf(answer)
 	if !out.reported {
-		out.estimated, out.used = true, tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: chunks}
+		out.estimated, out.used = true, tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: int64(len(answer) / 4)}
 	}
+	w.Header().Set("Content-Type", contentType(resp))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(scrubbed(c, answer))
 	return nil
 }

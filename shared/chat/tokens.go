@@ -29,9 +29,10 @@ const defaultCompletion = 1024
 func reserveFor(req jsonobj.Object, size int) int64 {
 	answer, n := int64(0), int64(1)
 	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
-		var v int64
+		// As a number of any form: 32000.0 and 3.2e4 are 32000 to upstreams.
+		var v float64
 		if raw := req.Get(k); raw != nil && json.Unmarshal(raw, &v) == nil && v > 0 {
-			answer = max(answer, min(v, maxReportedTokens))
+			answer = max(answer, int64(min(v, maxReportedTokens)))
 		}
 	}
 	if answer == 0 {

@@ -157,7 +157,16 @@ func Parse(body []byte) (Request, error) {
 		if sys != "" {
 			system = strings.TrimSpace(system + "\n\n" + sys)
 		}
-		msgs = append(msgs, out...)
+		for _, o := range out {
+			// Consecutive assistant messages are one turn (Anthropic merges
+			// them): their text and calls go together, so that calls are
+			// followed by their results.
+			if n := len(msgs); n > 0 && o["role"] == "assistant" && msgs[n-1]["role"] == "assistant" {
+				mergeAssistant(msgs[n-1], o)
+				continue
+			}
+			msgs = append(msgs, o)
+		}
 	}
 	if len(msgs) == 0 {
 		return Request{}, invalid("messages: at least one message is required")
@@ -293,7 +302,7 @@ func translate(m message, i int) (out []map[string]any, sys string, err error) {
 		switch b.Type {
 		case "text":
 			parts = append(parts, map[string]any{"type": "text", "text": b.Text})
-			text.WriteString(b.Text)
+			join(&text, b.Text)
 		case "image":
 			if m.Role != "user" {
 				return nil, "", invalid("%s: images are sent by the user", at)
@@ -317,17 +326,23 @@ func translate(m message, i int) (out []map[string]any, sys string, err error) {
 			if m.Role != "user" || b.ToolUseID == "" {
 				return nil, "", invalid("%s: a tool_result block is the user's, with its tool_use_id", at)
 			}
-			content, err := resultText(b, at)
+			content, imgs, err := resultText(b, at)
 			if err != nil {
 				return nil, "", err
 			}
 			results = append(results, map[string]any{"role": "tool", "tool_call_id": b.ToolUseID, "content": content})
+			// A chat tool message holds text only: the images a tool
+			// returned (a screenshot it read) go with the user's message.
+			for _, u := range imgs {
+				parts = append(parts, map[string]any{"type": "image_url", "image_url": map[string]string{"url": u}})
+				images = true
+			}
 		case "thinking", "redacted_thinking":
 			// Left out: chat upstreams refuse reasoning sent back.
 		case "document":
 			if b.Source != nil && b.Source.Type == "text" {
 				parts = append(parts, map[string]any{"type": "text", "text": b.Source.Data})
-				text.WriteString(b.Source.Data)
+				join(&text, b.Source.Data)
 				continue
 			}
 			return nil, "", invalid("%s: only text documents are supported; send the document's text", at)
@@ -348,6 +363,9 @@ func translate(m message, i int) (out []map[string]any, sys string, err error) {
 			}
 		}
 	case "assistant":
+		if text.Len() == 0 && len(calls) == 0 {
+			return nil, "", nil // thinking alone: nothing a chat upstream reads
+		}
 		msg := map[string]any{"role": "assistant", "content": text.String()}
 		if len(calls) > 0 {
 			msg["tool_calls"] = calls
@@ -382,23 +400,29 @@ func imageURL(s *source, at string) (string, error) {
 	return "", invalid("%s.source.type: must be base64 or url", at)
 }
 
-// resultText is a tool result's content as the chat tool message's text;
-// an error result says so.
-func resultText(b block, at string) (string, error) {
+// resultText is a tool result's content as the chat tool message's text
+// (an error result says so), and its images as URLs.
+func resultText(b block, at string) (string, []string, error) {
 	var text string
+	var images []string
 	if len(b.Content) > 0 && string(b.Content) != "null" {
 		if json.Unmarshal(b.Content, &text) != nil {
 			var parts []block
 			if err := json.Unmarshal(b.Content, &parts); err != nil {
-				return "", invalid("%s.content: must be a string or a list of blocks", at)
+				return "", nil, invalid("%s.content: must be a string or a list of blocks", at)
 			}
 			var sb strings.Builder
-			for _, p := range parts {
+			for j, p := range parts {
 				switch p.Type {
 				case "text":
-					sb.WriteString(p.Text)
+					join(&sb, p.Text)
 				case "image":
-					sb.WriteString("[an image the chat upstream cannot see in a tool result]")
+					u, err := imageURL(p.Source, fmt.Sprintf("%s.content.%d", at, j))
+					if err != nil {
+						return "", nil, err
+					}
+					images = append(images, u)
+					join(&sb, fmt.Sprintf("[image %d of this result: sent with the next user message]", len(images)))
 				}
 			}
 			text = sb.String()
@@ -407,7 +431,16 @@ func resultText(b block, at string) (string, error) {
 	if b.IsError {
 		text = "Error: " + text
 	}
-	return text, nil
+	return text, images, nil
+}
+
+// join adds text to b, after a blank line when b holds some already:
+// blocks are apart (Claude Code sends a reminder and the prompt as two).
+func join(b *strings.Builder, text string) {
+	if b.Len() > 0 && text != "" {
+		b.WriteString("\n\n")
+	}
+	b.WriteString(text)
 }
 
 // Server tools a chat upstream cannot run, dropped with a log line.
@@ -461,4 +494,22 @@ func schema(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return obj.Del("$schema").Bytes()
+}
+
+// mergeAssistant adds assistant message b to a.
+func mergeAssistant(a, b map[string]any) {
+	at, _ := a["content"].(string)
+	bt, _ := b["content"].(string)
+	var sb strings.Builder
+	join(&sb, at)
+	join(&sb, bt)
+	a["content"] = sb.String()
+	calls, _ := a["tool_calls"].([]map[string]any)
+	more, _ := b["tool_calls"].([]map[string]any)
+	if calls = append(calls, more...); len(calls) > 0 {
+		a["tool_calls"] = calls
+		if sb.Len() == 0 {
+			a["content"] = nil
+		}
+	}
 }

@@ -149,6 +149,7 @@ type Stream struct {
 	finish string
 	usage  *Usage
 	ended  bool
+	late   strings.Builder // text after the tool calls began
 }
 
 type call struct {
@@ -259,7 +260,9 @@ func (s *Stream) Chunk(data []byte) []byte {
 			}
 			s.event("content_block_delta", map[string]any{"index": s.index - 1, "delta": map[string]any{"type": "thinking_delta", "thinking": t}})
 		}
-		if t := ptr(d.Content) + ptr(d.Refusal); t != "" && len(s.calls) == 0 {
+		if t := ptr(d.Content) + ptr(d.Refusal); t != "" && len(s.calls) > 0 {
+			s.late.WriteString(t) // a text block of its own, before the tool uses
+		} else if t != "" {
 			if s.open != "text" {
 				s.openBlock("text", map[string]any{"type": "text", "text": ""})
 			}
@@ -305,6 +308,10 @@ func (s *Stream) End() []byte {
 	}
 	s.ended = true
 	s.closeBlock()
+	if s.late.Len() > 0 {
+		s.openBlock("text", map[string]any{"type": "text", "text": ""})
+		s.event("content_block_delta", map[string]any{"index": s.index - 1, "delta": map[string]any{"type": "text_delta", "text": s.late.String()}})
+	}
 	for _, cl := range s.calls {
 		s.openBlock("tool_use", map[string]any{"type": "tool_use", "id": cl.id, "name": cl.name, "input": map[string]any{}})
 		s.event("content_block_delta", map[string]any{"index": s.index - 1, "delta": map[string]any{"type": "input_json_delta", "partial_json": string(inputOf(cl.args.String()))}})
