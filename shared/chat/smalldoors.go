@@ -143,9 +143,9 @@ func (legacyDoor) name() string { return "completions" }
 // API, forwarded to the public model's upstream (the model name mapped,
 // every other field untouched), streamed when asked; the key's limits,
 // model list, output cap and usage apply as on chat completions, a client
-// that leaves included. A prompt has no messages to put a system prompt or
-// knowledge before, so a public model that has either is refused here:
-// the legacy API must not be a way around them.
+// that leaves included. A prompt has no messages to put a system prompt
+// before, so a public model that has one is refused here (the legacy API
+// must not be a way around it); knowledge is not retrieved for it.
 func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	key, err := h.authenticate(r)
@@ -178,8 +178,8 @@ func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if m.systemPrompt != "" || len(m.knowledgeBases) > 0 && st.RAG.BaseURL != "" {
-		e := gateway.Errorf(gateway.EInvalid, "The model %q has a system prompt or knowledge bases, which the legacy completions API cannot carry: use /v1/chat/completions.", name)
+	if m.systemPrompt != "" {
+		e := gateway.Errorf(gateway.EInvalid, "The model %q has a system prompt, which the legacy completions API cannot carry: use /v1/chat/completions.", name)
 		e.Param = "model"
 		return e
 	}
