@@ -297,7 +297,7 @@ func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer resp.Close()
-	answer, err := answer(w, resp)
+	answer, err := answer(w, resp, up.APIKey)
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err
@@ -348,18 +348,20 @@ func checkEmbeddingInput(raw json.RawMessage) error {
 }
 
 // answer reads a whole upstream answer and writes it to the client as it
-// came, and returns it. It writes nothing when reading fails, so the caller
-// can still answer with an error.
-func answer(w http.ResponseWriter, resp gateway.Answer) ([]byte, error) {
+// came, without the upstream's key should it quote it, and returns it. It
+// writes nothing when reading fails, so the caller can still answer with
+// an error.
+func answer(w http.ResponseWriter, resp gateway.Answer, key gateway.Secret) ([]byte, error) {
 	body, err := resp.ReadAll(maxAnswer)
 	if err != nil {
 		return nil, err
 	}
+	out := scrub(body, key)
 	w.Header().Set("Content-Type", contentType(resp))
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	w.Write(out)
 	return body, nil
 }
 

@@ -95,6 +95,7 @@ type responsesDoor struct {
 	// history is the conversation before this request (the previous
 	// response's), input this request's input, as chat messages.
 	history, input []json.RawMessage
+	system         bool // the chat request starts with the instructions
 }
 
 func newResponsesDoor(store *responses.Store) *responsesDoor {
@@ -113,17 +114,37 @@ func (d *responsesDoor) translate(ctx context.Context, key gateway.APIKey, body 
 		return nil, err
 	}
 	d.ctx, d.key, d.meta, d.input = context.WithoutCancel(ctx), key, req.Meta, req.Messages
-	if prev := req.Meta.PreviousResponseID; prev != "" {
-		st, err := d.store.Get(ctx, key.ID, prev, true)
-		if err != nil {
-			if e, ok := errors.AsType[*gateway.Error](err); ok && e.Code == gateway.ENotFound {
-				e.Param = "previous_response_id"
-			}
-			return nil, err
-		}
-		d.history = st.History
+	d.system = req.HasSystem()
+	return req.Chat, nil
+}
+
+// historian is a door with a conversation of its own to put before the
+// request's messages, read once the request is admitted.
+type historian interface {
+	withHistory(ctx context.Context, messages []json.RawMessage) ([]json.RawMessage, error)
+}
+
+// withHistory puts the previous response's conversation between the
+// instructions and the input.
+func (d *responsesDoor) withHistory(ctx context.Context, messages []json.RawMessage) ([]json.RawMessage, error) {
+	prev := d.meta.PreviousResponseID
+	if prev == "" {
+		return messages, nil
 	}
-	return req.ChatWith(d.history), nil
+	st, err := d.store.Get(ctx, d.key.ID, prev, true)
+	if err != nil {
+		if e, ok := errors.AsType[*gateway.Error](err); ok && e.Code == gateway.ENotFound {
+			e.Param = "previous_response_id"
+		}
+		return nil, err
+	}
+	d.history = st.History
+	at := 0
+	if d.system {
+		at = 1
+	}
+	out := slices.Concat(messages[:at], st.History, messages[at:])
+	return out, nil
 }
 
 // keep stores the response, when the request asked (store, the default)

@@ -120,6 +120,18 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 			h.Meter.Release(r.Context(), res)
 		}
 	}()
+	// A door's own history (a previous response's conversation) is read
+	// only now, once the key's limits admitted the request.
+	if hist, ok := d.(historian); ok {
+		grown, err := hist.withHistory(r.Context(), messages)
+		if err != nil {
+			return call{}, err
+		}
+		if len(grown) != len(messages) {
+			messages = grown
+			req = req.Set("messages", rawArray(messages))
+		}
+	}
 	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations, requestID: requestID(w),
 		reservation: res}
 

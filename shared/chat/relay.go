@@ -139,8 +139,13 @@ func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 // characters, which finds any quote of 12 characters or more; only data
 // that holds one is rewritten (Scrub then removes every run of 8).
 func scrubbed(c call, data []byte) []byte {
+	return scrub(data, c.model.upstream.APIKey, c.model.fallback.APIKey)
+}
+
+// scrub returns data without the keys in it (see scrubbed).
+func scrub(data []byte, keys ...gateway.Secret) []byte {
 	var found []string
-	for _, k := range []gateway.Secret{c.model.upstream.APIKey, c.model.fallback.APIKey} {
+	for _, k := range keys {
 		for i := 0; i+8 <= len(k); i += 4 {
 			if bytes.Contains(data, []byte(k[i:i+8])) {
 				found = append(found, string(k))

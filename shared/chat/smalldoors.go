@@ -99,7 +99,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path str
 		return err
 	}
 	defer resp.Close()
-	answer, err := answer(w, resp)
+	answer, err := answer(w, resp, up.APIKey)
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err

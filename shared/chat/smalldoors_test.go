@@ -266,3 +266,23 @@ func TestAliasNoBypass(t *testing.T) {
 		t.Errorf("reached upstream: %v", up.bodies)
 	}
 }
+
+// TestRerankScrubbed: a rerank upstream that quotes its key in a 200
+// answer: the client does not get the key.
+func TestRerankScrubbed(t *testing.T) {
+	st := baseSettings()
+	st.RAG = gateway.RAGSettings{BaseURL: "http://rag.invalid", APIKey: "sk-rag-key-0123456789", RerankModel: "bge-reranker"}
+	up := &rvPoster{next: func() *rvAnswer {
+		return &rvAnswer{body: `{"results":[{"index":0,"relevance_score":0.9}],"note":"served for key sk-rag-key-0123456789"}`}
+	}}
+	h, _ := rigWith(t, st, up)
+	r := httptest.NewRequest("POST", "/v1/rerank", strings.NewReader(`{"query":"q","documents":["d"]}`))
+	r.Header.Set("Authorization", "Bearer sk-client-a")
+	w := httptest.NewRecorder()
+	if err := h.Rerank(w, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(w.Body.String(), "rag-key-0123") || !strings.Contains(w.Body.String(), "relevance_score") {
+		t.Fatalf("rerank answer = %s", w.Body)
+	}
+}

@@ -77,6 +77,10 @@ type Request struct {
 	system   json.RawMessage
 }
 
+// HasSystem reports whether the chat request starts with the
+// instructions as a system message.
+func (r Request) HasSystem() bool { return r.system != nil }
+
 // ChatWith returns the chat request with history (the chat messages of a
 // previous response's conversation) between the instructions and the
 // input.
