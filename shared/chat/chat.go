@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -235,79 +234,6 @@ func (h *Handler) Models(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	respond.JSON(w, http.StatusOK, list)
-	return nil
-}
-
-// Embeddings serves POST /v1/embeddings: it forwards the request to the
-// RAG upstream, every field untouched; a request without a model gets the
-// configured one.
-func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
-	start := time.Now()
-	key, err := h.authenticate(r)
-	if err != nil {
-		return err
-	}
-	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
-	if err != nil {
-		return err
-	}
-	req, err := parseRequest(body)
-	if err != nil {
-		return err
-	}
-	if err := checkEmbeddingInput(req.Get("input")); err != nil {
-		return err
-	}
-	st, err := h.Settings.Get(r.Context())
-	if err != nil {
-		return err
-	}
-	if st.RAG.BaseURL == "" {
-		return gateway.Errorf(gateway.EUnavailable, "The embeddings upstream (rag.base_url) is not configured.")
-	}
-	name, _, err := req.GetString("model")
-	if err != nil || name == "" {
-		if st.RAG.Model == "" {
-			return jsonobj.Invalid("model", "the name of an embedding model")
-		}
-		name = st.RAG.Model
-		req = req.Set("model", mustJSON(name))
-	}
-	// The gateway's embedding upstream key serves the configured model to
-	// every key, and another model only to a key whose model list names it.
-	if name != st.RAG.Model && !slices.Contains(key.Models, name) {
-		e := gateway.Errorf(gateway.EModelNotFound, "The model %q does not exist or you do not have access to it.", name)
-		e.Param = "model"
-		return e
-	}
-	res, err := h.Meter.Admit(r.Context(), key, int64(len(body)/4))
-	if err != nil {
-		return err
-	}
-	rec := gateway.UsageRecord{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: "embeddings", Status: http.StatusOK,
-		PerMinute: key.TPM > 0, Reservation: &res}
-	defer func() {
-		rec.LatencyMS = time.Since(start).Milliseconds()
-		h.record(r.Context(), rec)
-	}()
-	up := gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.Model}
-	resp, err := h.Upstream.Post(r.Context(), up, "/embeddings", req.Bytes())
-	if err != nil {
-		rec.Status = respond.Status(err)
-		return err
-	}
-	defer resp.Close()
-	answer, err := answer(w, resp, up.APIKey)
-	if err != nil {
-		rec.Status = respond.Status(err)
-		return err
-	}
-	if u, ok := usageOf(answer); ok {
-		rec.PromptTokens = u.PromptTokens
-	} else {
-		// None reported: a token is about four bytes of input.
-		rec.PromptTokens, rec.Estimated = int64(len(body)/4), true
-	}
 	return nil
 }
 

@@ -41,14 +41,39 @@ func (h *Handler) Model(w http.ResponseWriter, r *http.Request) error {
 // model. The configured model serves every key, another only a key whose
 // model list names it.
 func (h *Handler) Rerank(w http.ResponseWriter, r *http.Request) error {
-	return h.forward(w, r, "rerank", "/rerank", func(st gateway.Settings) (gateway.Upstream, string) {
-		return gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.RerankModel}, st.RAG.RerankModel
-	})
+	return h.forward(w, r, forwarding{kind: "rerank", path: "/rerank",
+		unconfigured: "The rerank upstream (rag.base_url) is not configured.",
+		upstream: func(st gateway.Settings) (gateway.Upstream, string) {
+			return gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.RerankModel}, st.RAG.RerankModel
+		}})
+}
+
+// Embeddings serves POST /v1/embeddings: it forwards the request to the
+// RAG upstream, every field untouched; a request without a model gets the
+// configured one.
+func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
+	return h.forward(w, r, forwarding{kind: "embeddings", path: "/embeddings",
+		unconfigured: "The embeddings upstream (rag.base_url) is not configured.",
+		check:        func(req jsonobj.Object) error { return checkEmbeddingInput(req.Get("input")) },
+		upstream: func(st gateway.Settings) (gateway.Upstream, string) {
+			return gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.Model}, st.RAG.Model
+		}})
+}
+
+// forwarding is an upstream API the gateway passes on untranslated.
+type forwarding struct {
+	kind, path   string
+	unconfigured string                     // the error when the upstream has no base URL
+	check        func(jsonobj.Object) error // the request's own checks, if any
+	// upstream returns the upstream and its configured model.
+	upstream func(gateway.Settings) (gateway.Upstream, string)
 }
 
 // forward passes a request to an upstream API the gateway does not
-// translate (rerank), with the key's limits, model list and usage.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path string, upstream func(gateway.Settings) (gateway.Upstream, string)) error {
+// translate (embeddings, rerank), with the key's limits, model list and
+// usage. The configured model serves every key, another only a key whose
+// model list names it (the gateway's upstream key pays for it).
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) error {
 	start := time.Now()
 	key, err := h.authenticate(r)
 	if err != nil {
@@ -62,19 +87,27 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path str
 	if err != nil {
 		return err
 	}
+	if f.check != nil {
+		if err := f.check(req); err != nil {
+			return err
+		}
+	}
 	st, err := h.Settings.Get(r.Context())
 	if err != nil {
 		return err
 	}
-	up, configured := upstream(st)
-	if up.BaseURL == "" || configured == "" {
-		return gateway.Errorf(gateway.EUnavailable, "The %s upstream (rag.base_url and rag.rerank_model) is not configured.", kind)
+	up, configured := f.upstream(st)
+	if up.BaseURL == "" {
+		return gateway.Errorf(gateway.EUnavailable, "%s", f.unconfigured)
 	}
 	name, _, err := req.GetString("model")
 	if err != nil {
 		return err
 	}
 	if name == "" {
+		if configured == "" {
+			return jsonobj.Invalid("model", "the name of a "+f.kind+" model")
+		}
 		name = configured
 		req = req.Set("model", mustJSON(name))
 	}
@@ -87,13 +120,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path str
 	if err != nil {
 		return err
 	}
-	rec := gateway.UsageRecord{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: kind, Status: http.StatusOK,
+	rec := gateway.UsageRecord{RequestID: requestID(w), KeyID: key.ID, Model: name, Kind: f.kind, Status: http.StatusOK,
 		PerMinute: key.TPM > 0, Reservation: &res}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)
 	}()
-	resp, err := h.Upstream.Post(r.Context(), up, path, req.Bytes())
+	resp, err := h.Upstream.Post(r.Context(), up, f.path, req.Bytes())
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err
@@ -104,7 +137,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path str
 		rec.Status = respond.Status(err)
 		return err
 	}
-	if n := rerankTokens(answer); n > 0 {
+	if n := inputTokens(answer); n > 0 {
 		rec.PromptTokens = min(n, maxReportedTokens)
 	} else {
 		rec.PromptTokens, rec.Estimated = int64(len(body)/4), true
@@ -112,10 +145,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, kind, path str
 	return nil
 }
 
-// rerankTokens reads the tokens a rerank answer says it used: usage's
-// prompt or total tokens (SiliconFlow, Jina, vLLM), or Cohere's billed
-// search units' input tokens; 0 when it says none.
-func rerankTokens(answer []byte) int64 {
+// inputTokens reads the tokens an embeddings or rerank answer says it
+// used: usage's prompt or total tokens (OpenAI, SiliconFlow, Jina, vLLM),
+// or Cohere's meta input tokens; 0 when it says none.
+func inputTokens(answer []byte) int64 {
 	var v struct {
 		Usage struct {
 			PromptTokens int64 `json:"prompt_tokens"`

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aigateway/aigateway/shared/chatwire"
+
 	"github.com/aigateway/aigateway/shared/gateway"
 )
 
@@ -23,15 +25,8 @@ type Usage struct {
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 }
 
-type chatUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-}
-
-func (u chatUsage) usage() Usage {
+// usageOf translates a chat completion's usage.
+func usageOf(u chatwire.Usage) Usage {
 	// Anthropic counts cached input apart from input_tokens.
 	cached := min(u.PromptTokensDetails.CachedTokens, u.PromptTokens)
 	return Usage{InputTokens: u.PromptTokens - cached, OutputTokens: u.CompletionTokens, CacheReadInputTokens: cached}
@@ -71,25 +66,7 @@ func inputOf(args string) json.RawMessage {
 // completion are the gateway's estimate of the usage, for an upstream that
 // reports none.
 func FromCompletion(body []byte, req Request, id string, prompt, completion int64) ([]byte, error) {
-	var c struct {
-		Choices []struct {
-			Message struct {
-				Content          *string `json:"content"`
-				Refusal          *string `json:"refusal"`
-				ReasoningContent *string `json:"reasoning_content"`
-				Reasoning        *string `json:"reasoning"`
-				ToolCalls        []struct {
-					ID       string `json:"id"`
-					Function struct {
-						Name      string `json:"name"`
-						Arguments string `json:"arguments"`
-					} `json:"function"`
-				} `json:"tool_calls"`
-			} `json:"message"`
-			FinishReason string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage *chatUsage `json:"usage"`
-	}
+	var c chatwire.Completion
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, err
 	}
@@ -97,10 +74,10 @@ func FromCompletion(body []byte, req Request, id string, prompt, completion int6
 	reason := "end_turn"
 	if len(c.Choices) > 0 {
 		m := c.Choices[0].Message
-		if t := ptr(m.ReasoningContent) + ptr(m.Reasoning); t != "" {
+		if t := m.Thinking(); t != "" {
 			content = append(content, map[string]any{"type": "thinking", "thinking": t, "signature": ""})
 		}
-		if t := ptr(m.Content) + ptr(m.Refusal); t != "" {
+		if t := m.Text(); t != "" {
 			content = append(content, map[string]any{"type": "text", "text": t})
 		}
 		for _, tc := range m.ToolCalls {
@@ -110,7 +87,7 @@ func FromCompletion(body []byte, req Request, id string, prompt, completion int6
 	}
 	u := Usage{InputTokens: prompt, OutputTokens: completion}
 	if c.Usage != nil {
-		u = c.Usage.usage()
+		u = usageOf(*c.Usage)
 	}
 	return json.Marshal(map[string]any{"id": id, "type": "message", "role": "assistant", "model": req.Model,
 		"content": content, "stop_reason": reason, "stop_sequence": nil, "usage": u})
@@ -122,13 +99,6 @@ func toolID(id string) string {
 		return "toolu_" + strings.ToLower(rand.Text())
 	}
 	return id
-}
-
-func ptr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // Stream translates a chat completion's chunks into the Messages event
@@ -208,45 +178,16 @@ func (s *Stream) openBlock(kind string, block map[string]any) {
 
 // Chunk returns the events of one chat completion chunk.
 func (s *Stream) Chunk(data []byte) []byte {
-	var c struct {
-		Choices []struct {
-			Index int `json:"index"`
-			Delta struct {
-				Content          *string `json:"content"`
-				Refusal          *string `json:"refusal"`
-				ReasoningContent *string `json:"reasoning_content"`
-				Reasoning        *string `json:"reasoning"`
-				ToolCalls        []struct {
-					Index    int    `json:"index"`
-					ID       string `json:"id"`
-					Function struct {
-						Name      string `json:"name"`
-						Arguments string `json:"arguments"`
-					} `json:"function"`
-				} `json:"tool_calls"`
-			} `json:"delta"`
-			FinishReason *string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage *chatUsage `json:"usage"`
-	}
+	var c chatwire.Chunk
 	if s.ended || json.Unmarshal(data, &c) != nil {
 		return nil
 	}
 	// An error the upstream sent inside its stream ends the message.
-	var e struct {
-		Error *struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(data, &e) == nil && e.Error != nil && len(c.Choices) == 0 {
-		msg := e.Error.Message
-		if msg == "" {
-			msg = "The upstream reported an error."
-		}
+	if msg, ok := chatwire.ErrorEvent(data); ok {
 		return s.Fail(gateway.Errorf(gateway.EUpstream, "%s", msg))
 	}
 	if c.Usage != nil {
-		u := c.Usage.usage()
+		u := usageOf(*c.Usage)
 		s.usage = &u
 	}
 	for _, ch := range c.Choices {
@@ -254,13 +195,13 @@ func (s *Stream) Chunk(data []byte) []byte {
 			continue
 		}
 		d := ch.Delta
-		if t := ptr(d.ReasoningContent) + ptr(d.Reasoning); t != "" && len(s.calls) == 0 {
+		if t := d.Thinking(); t != "" && len(s.calls) == 0 {
 			if s.open != "thinking" {
 				s.openBlock("thinking", map[string]any{"type": "thinking", "thinking": "", "signature": ""})
 			}
 			s.event("content_block_delta", map[string]any{"index": s.index - 1, "delta": map[string]any{"type": "thinking_delta", "thinking": t}})
 		}
-		if t := ptr(d.Content) + ptr(d.Refusal); t != "" && len(s.calls) > 0 {
+		if t := d.Text(); t != "" && len(s.calls) > 0 {
 			s.late.WriteString(t) // a text block of its own, before the tool uses
 		} else if t != "" {
 			if s.open != "text" {

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"strings"
+
+	"github.com/aigateway/aigateway/shared/chatwire"
 )
 
 // NewID returns a new ID with prefix ("resp", "msg", "fc", "rs").
@@ -71,20 +73,8 @@ type Usage struct {
 	TotalTokens int64 `json:"total_tokens"`
 }
 
-// chatUsage is the usage of a chat completion.
-type chatUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	TotalTokens         int64 `json:"total_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
-}
-
-func (u chatUsage) usage() *Usage {
+// usageOf translates a chat completion's usage.
+func usageOf(u chatwire.Usage) *Usage {
 	out := &Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = u.PromptTokens + u.CompletionTokens
@@ -97,7 +87,7 @@ func (u chatUsage) usage() *Usage {
 // Estimate is the usage of a response whose upstream reported none: the
 // gateway's estimate, as it records it.
 func Estimate(prompt, completion int64) *Usage {
-	return chatUsage{PromptTokens: prompt, CompletionTokens: completion}.usage()
+	return usageOf(chatwire.Usage{PromptTokens: prompt, CompletionTokens: completion})
 }
 
 // shell returns the response with what it repeats of its request, no
@@ -196,25 +186,7 @@ func finishStatus(reason string) (string, *Incomplete) {
 // FromCompletion translates a chat completion into the Response with id,
 // created at created (Unix seconds).
 func FromCompletion(body []byte, meta Meta, id string, created int64) ([]byte, Response, error) {
-	var c struct {
-		Choices []struct {
-			Message struct {
-				Content          *string `json:"content"`
-				Refusal          *string `json:"refusal"`
-				ReasoningContent *string `json:"reasoning_content"`
-				Reasoning        *string `json:"reasoning"`
-				ToolCalls        []struct {
-					ID       string `json:"id"`
-					Function struct {
-						Name      string `json:"name"`
-						Arguments string `json:"arguments"`
-					} `json:"function"`
-				} `json:"tool_calls"`
-			} `json:"message"`
-			FinishReason string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage *chatUsage `json:"usage"`
-	}
+	var c chatwire.Completion
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, Response{}, err
 	}
@@ -228,10 +200,10 @@ func FromCompletion(body []byte, meta Meta, id string, created int64) ([]byte, R
 	}
 	if len(c.Choices) > 0 {
 		msg := c.Choices[0].Message
-		if t := ptr(msg.ReasoningContent) + ptr(msg.Reasoning); t != "" {
+		if t := msg.Thinking(); t != "" {
 			add("reasoning", t)
 		}
-		if t := ptr(msg.Content) + ptr(msg.Refusal); t != "" {
+		if t := msg.Text(); t != "" {
 			add("message", t)
 		}
 		for _, tc := range msg.ToolCalls {
@@ -248,17 +220,10 @@ func FromCompletion(body []byte, meta Meta, id string, created int64) ([]byte, R
 		r.Output = append(r.Output, it.json())
 	}
 	if c.Usage != nil {
-		r.Usage = c.Usage.usage()
+		r.Usage = usageOf(*c.Usage)
 	}
 	out, err := json.Marshal(r)
 	return out, r, err
-}
-
-func ptr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func prefixOf(kind string) string {
@@ -361,49 +326,23 @@ func (s *Stream) closeText() {
 
 // Chunk returns the events that carry one chat completion chunk.
 func (s *Stream) Chunk(data []byte) []byte {
-	var c struct {
-		Choices []struct {
-			Index int `json:"index"`
-			Delta struct {
-				Content          *string `json:"content"`
-				Refusal          *string `json:"refusal"`
-				ReasoningContent *string `json:"reasoning_content"`
-				Reasoning        *string `json:"reasoning"`
-				ToolCalls        []struct {
-					Index    int    `json:"index"`
-					ID       string `json:"id"`
-					Function struct {
-						Name      string `json:"name"`
-						Arguments string `json:"arguments"`
-					} `json:"function"`
-				} `json:"tool_calls"`
-			} `json:"delta"`
-			FinishReason *string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage *chatUsage `json:"usage"`
-	}
+	var c chatwire.Chunk
 	if json.Unmarshal(data, &c) != nil || s.ended {
 		return nil
 	}
 	// An error the upstream sent inside its stream ends the response.
-	var e struct {
-		Error *struct {
-			Message string `json:"message"`
-			Code    any    `json:"code"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(data, &e) == nil && e.Error != nil && len(c.Choices) == 0 {
-		return s.Fail("upstream_error", cmpOr(e.Error.Message, "The upstream reported an error."))
+	if msg, ok := chatwire.ErrorEvent(data); ok {
+		return s.Fail("upstream_error", msg)
 	}
 	if c.Usage != nil {
-		s.usage = c.Usage.usage()
+		s.usage = usageOf(*c.Usage)
 	}
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
 			continue
 		}
 		d := ch.Delta
-		if t := ptr(d.ReasoningContent) + ptr(d.Reasoning); t != "" && s.text == nil && len(s.calls) == 0 {
+		if t := d.Thinking(); t != "" && s.text == nil && len(s.calls) == 0 {
 			if s.reasoning == nil {
 				s.reasoning = s.open("reasoning")
 				s.event("response.output_item.added", map[string]any{"output_index": s.reasoning.index,
@@ -414,7 +353,7 @@ func (s *Stream) Chunk(data []byte) []byte {
 			s.reasoning.text.WriteString(t)
 			s.event("response.reasoning_text.delta", map[string]any{"item_id": s.reasoning.id, "output_index": s.reasoning.index, "content_index": 0, "delta": t})
 		}
-		if t := ptr(d.Content) + ptr(d.Refusal); t != "" {
+		if t := d.Text(); t != "" {
 			s.closeReasoning()
 			if s.text == nil && len(s.calls) == 0 {
 				s.text = s.open("message")
@@ -503,7 +442,7 @@ func (s *Stream) Response() Response {
 // reported none (the gateway's estimate).
 func (s *Stream) SetUsage(prompt, completion int64) {
 	if s.usage == nil {
-		s.usage = chatUsage{PromptTokens: prompt, CompletionTokens: completion}.usage()
+		s.usage = usageOf(chatwire.Usage{PromptTokens: prompt, CompletionTokens: completion})
 	}
 }
 
