@@ -13,6 +13,7 @@ import (
 
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/catalog"
+	"github.com/aigateway/aigateway/shared/channels"
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsgateway"
@@ -42,8 +43,13 @@ type Core struct {
 	Guard         *auth.Guard
 	Conversations *conversations.Store
 	Upstream      *upstream.Client
-	Metrics       metrics.Recorder
-	closers       []io.Closer
+	// Channels are the upstreams behind the public models, Health their
+	// circuit breakers, Router what sends each upstream call to them.
+	Channels *channels.Store
+	Health   *channels.Health
+	Router   *channels.Router
+	Metrics  metrics.Recorder
+	closers  []io.Closer
 
 	sharedMu sync.Mutex
 	shared   map[string]any
@@ -150,6 +156,13 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras, parts ...Part) (*
 		Upstream:      upstream.New(cfg.Upstream, ex.HTTP),
 		Metrics:       ex.Metrics,
 	}
+	c.Channels = channels.New(st.Records, box, cfg.CacheTTL)
+	c.Health = channels.NewHealth(st.Records)
+	c.Router = channels.NewRouter(c.Channels, c.Health, cfg.CacheTTL)
+	c.Router.MaxAttempts = cfg.Upstream.Retries + 2
+	c.Router.Backoff = cfg.Upstream.RetryBackoff
+	c.Settings.Channels(c.Channels)
+	c.Upstream.Route(c.Router)
 	if ex.UsageEvery > 0 {
 		buf := usage.NewBuffer(usage.New(st.Records), ex.UsageEvery)
 		c.Meter = buf

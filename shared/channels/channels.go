@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/cache"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/seal"
 	"github.com/aigateway/aigateway/shared/storage"
@@ -23,16 +24,20 @@ import (
 // partition holds every channel, sorted by ID.
 const partition = "channel"
 
-// Store keeps the channels.
+// Store keeps the channels. The list the router reads is cached for a
+// short time per instance; a change is seen at once on the instance that
+// made it.
 type Store struct {
 	records storage.Records
 	box     *seal.Box
 	now     func() time.Time
+	cached  cache.Value[[]gateway.Channel]
 }
 
-// New returns a Store on records, sealing keys with box.
-func New(records storage.Records, box *seal.Box) *Store {
-	return &Store{records: records, box: box, now: time.Now}
+// New returns a Store on records, sealing keys with box, caching the list
+// for ttl (zero: no cache).
+func New(records storage.Records, box *seal.Box, ttl time.Duration) *Store {
+	return &Store{records: records, box: box, now: time.Now, cached: cache.Value[[]gateway.Channel]{TTL: ttl}}
 }
 
 // sealContext binds a channel's sealed keys to the channel: a key cannot be
@@ -58,9 +63,14 @@ func validID(id string) bool {
 	return true
 }
 
-// Create stores a new channel and returns it with its ID.
+// Create stores a new channel and returns it with its ID: c's own when it
+// has one (EConflict if taken), else a new one.
 func (s *Store) Create(ctx context.Context, c gateway.Channel) (gateway.Channel, error) {
-	c.ID = "ch_" + strings.ToLower(crand.Text()[:16])
+	if c.ID == "" {
+		c.ID = "ch_" + strings.ToLower(crand.Text()[:16])
+	} else if !validID(c.ID) {
+		return gateway.Channel{}, gateway.Errorf(gateway.EInvalid, "A channel's ID is ch_ and 1 to 64 lowercase letters or digits.")
+	}
 	now := s.now().UTC()
 	c.CreatedAt, c.UpdatedAt = now, now
 	if err := c.Validate(); err != nil {
@@ -100,6 +110,7 @@ func (s *Store) put(ctx context.Context, c gateway.Channel, cond storage.Cond) (
 		return 0, fmt.Errorf("encode channel: %w", err)
 	}
 	v, err := s.records.Put(ctx, storage.Item{PK: partition, SK: c.ID, Value: value}, cond)
+	s.cached.Forget()
 	if err != nil {
 		return 0, fmt.Errorf("store channel %s: %w", c.ID, err)
 	}
@@ -141,9 +152,25 @@ func (s *Store) Get(ctx context.Context, id string) (gateway.Channel, int64, err
 	return c, it.Version, err
 }
 
-// List returns every channel, by ID.
+// Cached returns every channel, by ID, from the instance's cache when it
+// is fresh: what routing reads. The slice is shared; do not change it.
+func (s *Store) Cached(ctx context.Context) ([]gateway.Channel, error) {
+	now := s.now()
+	if cs, ok := s.cached.Get(now); ok {
+		return cs, nil
+	}
+	gen := s.cached.Generation()
+	cs, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cached.SetIf(cs, now, gen)
+	return cs, nil
+}
+
+// List returns every channel, by ID, as stored now.
 func (s *Store) List(ctx context.Context) ([]gateway.Channel, error) {
-	var out []gateway.Channel
+	out := []gateway.Channel{}
 	q := storage.Query{Limit: storage.MaxLimit}
 	for {
 		page, err := s.records.Query(ctx, partition, q)
@@ -169,7 +196,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if _, _, err := s.Get(ctx, id); err != nil {
 		return err
 	}
-	return s.records.Delete(ctx, partition, id)
+	err := s.records.Delete(ctx, partition, id)
+	s.cached.Forget()
+	return err
 }
 
 // Masked returns c as it may be shown: its keys masked.

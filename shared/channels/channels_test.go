@@ -20,7 +20,7 @@ func newStore(t *testing.T) (*Store, storage.Records) {
 		t.Fatal(err)
 	}
 	records := sqlitetest.Open(t).Records()
-	return New(records, box), records
+	return New(records, box, 0), records
 }
 
 func channel(name string) gateway.Channel {

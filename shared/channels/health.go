@@ -25,18 +25,25 @@ type Health struct {
 	BaseCooldown, MaxCooldown, ProbeFor time.Duration
 	// DisableAfter failures in a row mark the target disabled (zero: never).
 	DisableAfter int
+	// SetAsideFor is how long a key set aside stays out before a probe.
+	SetAsideFor time.Duration
 }
 
 // NewHealth returns the breakers on records with the default timings:
 // cool-downs from 5 s to 5 min, probes held 30 s, disabled after 10
-// failures in a row.
+// failures in a row, keys set aside for an hour.
 func NewHealth(records storage.Records) *Health {
 	return &Health{records: records, now: time.Now, BaseCooldown: 5 * time.Second, MaxCooldown: 5 * time.Minute,
-		ProbeFor: 30 * time.Second, DisableAfter: 10}
+		ProbeFor: 30 * time.Second, DisableAfter: 10, SetAsideFor: time.Hour}
 }
 
 // healthPK holds the breakers, by target.
 const healthPK = "chhealth"
+
+// keepHealth is how long a breaker's record outlives its last failure:
+// one left by a deleted channel or key goes away by itself, and one that
+// has seen no traffic for a day starts closed again.
+const keepHealth = 24 * time.Hour
 
 // State is a target's breaker as stored.
 type State struct {
@@ -88,7 +95,7 @@ func (h *Health) Admit(ctx context.Context, target string) (bool, State, error) 
 	next := st
 	next.OpenUntil = now.Add(h.ProbeFor)
 	value, _ := json.Marshal(next)
-	_, err = h.records.Put(ctx, storage.Item{PK: healthPK, SK: target, Value: value}, storage.Cond{IfVersion: version})
+	_, err = h.records.Put(ctx, storage.Item{PK: healthPK, SK: target, Value: value, ExpiresAt: now.Add(keepHealth)}, storage.Cond{IfVersion: version})
 	if gateway.IsConflict(err) {
 		return false, st, nil
 	}
@@ -101,17 +108,34 @@ func (h *Health) Admit(ctx context.Context, target string) (bool, State, error) 
 // Failure records a failure of target: the failures in a row counted, the
 // breaker opened for the cool-down they call for.
 func (h *Health) Failure(ctx context.Context, target, reason string) (State, error) {
-	c, err := h.records.Incr(ctx, healthPK, target, map[string]int64{"failures": 1}, time.Time{})
+	return h.fail(ctx, target, func(n int64) State {
+		cool := h.BaseCooldown
+		for i := int64(1); i < n && cool < h.MaxCooldown; i++ {
+			cool *= 2
+		}
+		cool = min(cool, h.MaxCooldown)
+		return State{Failures: n, OpenUntil: h.now().Add(cool), Reason: reason, Disabled: h.DisableAfter > 0 && n >= int64(h.DisableAfter)}
+	})
+}
+
+// SetAside takes target out at once, disabled with the reason, for
+// SetAsideFor before a probe may try it again: a key the upstream refused
+// or whose quota is spent, which retrying soon would not mend.
+func (h *Health) SetAside(ctx context.Context, target, reason string) (State, error) {
+	return h.fail(ctx, target, func(n int64) State {
+		return State{Failures: n, OpenUntil: h.now().Add(h.SetAsideFor), Reason: reason, Disabled: true}
+	})
+}
+
+// fail counts a failure of target and stores the state next makes of the
+// failures in a row.
+func (h *Health) fail(ctx context.Context, target string, next func(n int64) State) (State, error) {
+	expires := h.now().Add(keepHealth)
+	c, err := h.records.Incr(ctx, healthPK, target, map[string]int64{"failures": 1}, expires)
 	if err != nil {
 		return State{}, err
 	}
-	n := c["failures"]
-	cool := h.BaseCooldown
-	for i := int64(1); i < n && cool < h.MaxCooldown; i++ {
-		cool *= 2
-	}
-	cool = min(cool, h.MaxCooldown)
-	st := State{Failures: n, OpenUntil: h.now().Add(cool), Reason: reason, Disabled: h.DisableAfter > 0 && n >= int64(h.DisableAfter)}
+	st := next(c["failures"])
 	for {
 		it, err := h.records.Get(ctx, healthPK, target)
 		if err != nil {
@@ -119,7 +143,7 @@ func (h *Health) Failure(ctx context.Context, target, reason string) (State, err
 		}
 		value, _ := json.Marshal(st)
 		// The counters stay as Incr left them (Put keeps them when nil).
-		if _, err := h.records.Put(ctx, storage.Item{PK: healthPK, SK: target, Value: value}, storage.Cond{IfVersion: it.Version}); err == nil {
+		if _, err := h.records.Put(ctx, storage.Item{PK: healthPK, SK: target, Value: value, ExpiresAt: expires}, storage.Cond{IfVersion: it.Version}); err == nil {
 			return st, nil
 		} else if !gateway.IsConflict(err) {
 			return State{}, err
@@ -133,4 +157,28 @@ func (h *Health) Failure(ctx context.Context, target, reason string) (State, err
 // Success closes target's breaker.
 func (h *Health) Success(ctx context.Context, target string) error {
 	return h.records.Delete(ctx, healthPK, target)
+}
+
+// States returns the state of every target whose breaker is not closed,
+// by target.
+func (h *Health) States(ctx context.Context) (map[string]State, error) {
+	out := map[string]State{}
+	q := storage.Query{Limit: storage.MaxLimit}
+	for {
+		page, err := h.records.Query(ctx, healthPK, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range page.Items {
+			var st State
+			if json.Unmarshal(it.Value, &st) == nil {
+				st.Failures = it.Counters["failures"]
+				out[it.SK] = st
+			}
+		}
+		if page.Cursor == "" {
+			return out, nil
+		}
+		q.Cursor = page.Cursor
+	}
 }

@@ -115,7 +115,6 @@ func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
 type model struct {
 	public         string
 	upstream       gateway.Upstream
-	fallback       gateway.Upstream // zero when none is configured
 	systemPrompt   string
 	knowledgeBases []string
 	drawing        bool
@@ -124,18 +123,8 @@ type model struct {
 // catalogue returns the public models of st and extras that key may use.
 func catalogue(st gateway.Settings, extras []gateway.Model, key gateway.APIKey) []model {
 	var out []model
-	fallback := func(upstreamModel string) gateway.Upstream {
-		if st.Fallback.BaseURL == "" {
-			return gateway.Upstream{}
-		}
-		f := st.Fallback
-		if f.Model == "" {
-			f.Model = upstreamModel
-		}
-		return f
-	}
 	if name := st.PublicModelName(); name != "" && key.Allows(name) {
-		out = append(out, model{public: name, upstream: st.AI, fallback: fallback(st.AI.Model),
+		out = append(out, model{public: name, upstream: st.AI,
 			systemPrompt: st.SystemPrompt, drawing: st.DrawingEnabled, knowledgeBases: []string{"default"}})
 	}
 	for _, m := range extras {
@@ -144,7 +133,7 @@ func catalogue(st gateway.Settings, extras []gateway.Model, key gateway.APIKey) 
 		}
 		up := st.AI
 		up.Model = m.UpstreamModel
-		out = append(out, model{public: m.Name, upstream: up, fallback: fallback(m.UpstreamModel),
+		out = append(out, model{public: m.Name, upstream: up,
 			systemPrompt: m.SystemPrompt, knowledgeBases: m.KnowledgeBases, drawing: m.Drawing && st.DrawingEnabled})
 	}
 	return out

@@ -63,7 +63,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 		out = h.drawAnswer(w, r, c, d)
 		return nil
 	}
-	resp, err := h.post(ctx, c)
+	ctx, c.route = gateway.WithRoute(ctx)
+	resp, err := h.post(ctx, &c)
 	if err != nil {
 		out.status = respond.Status(err)
 		d.fail(w, r, err)
@@ -157,25 +158,15 @@ func drainAfter(ctx context.Context, d time.Duration, cancel context.CancelFunc)
 	}
 }
 
-// post sends the call to its model's upstream, and to the fallback
-// upstream when the primary keeps failing (after its own retries) with an
-// error that another upstream may not have.
-func (h *Handler) post(ctx context.Context, c call) (gateway.Answer, error) {
+// post sends the call to its model's upstream: the channels serving it,
+// which fail over among themselves before an answer comes. The key that
+// answered is then the one scrubbed from what the client sees.
+func (h *Handler) post(ctx context.Context, c *call) (gateway.Answer, error) {
 	resp, err := h.Upstream.Post(ctx, c.model.upstream, "/chat/completions", c.body(c.model.upstream.Model))
-	if err == nil || c.model.fallback.BaseURL == "" || ctx.Err() != nil {
-		return resp, err
+	if sec := c.route.Secret(); sec != "" {
+		c.model.upstream.APIKey = sec
 	}
-	switch gateway.ErrorCode(err) {
-	case gateway.EUpstream, gateway.EUnavailable, gateway.ETimeout:
-	default:
-		return nil, err
-	}
-	slog.WarnContext(ctx, "primary upstream failed; using the fallback", "err", err)
-	resp, ferr := h.Upstream.Post(ctx, c.model.fallback, "/chat/completions", c.body(c.model.fallback.Model))
-	if ferr != nil {
-		return nil, ferr
-	}
-	return resp, nil
+	return resp, err
 }
 
 // finish records the call once, whatever became of it: usage, metrics, log
@@ -192,9 +183,9 @@ func (h *Handler) finish(r *http.Request, c call, d door, start time.Time, out o
 	h.record(ctx, gateway.UsageRecord{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
-		Reservation: &c.reservation, Images: out.images})
+		Reservation: &c.reservation, Images: out.images, Channel: c.route.Channel(), FailedChannels: c.route.FailedChannels()})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
-	slog.InfoContext(ctx, "chat", "api", d.name(), "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model,
+	slog.InfoContext(ctx, "chat", "api", d.name(), "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model, "channel", c.route.Channel(),
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,
 		"prompt_tokens", out.used.PromptTokens, "completion_tokens", out.used.CompletionTokens)
 	if out.clamped {

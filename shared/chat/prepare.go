@@ -36,6 +36,8 @@ type call struct {
 	requestID  string
 	// reservation is what the request holds of its key's token limits.
 	reservation gateway.Reservation
+	// route is what the routing found: the channel that answered.
+	route *gateway.Route
 }
 
 // body returns the upstream request for the upstream model name.
@@ -182,7 +184,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 // citation; nil when there is nothing to add. Retrieval failing does not
 // fail the chat: the answer goes without sources, and the log says why.
 func (h *Handler) sources(ctx context.Context, st gateway.Settings, m model, messages []json.RawMessage) json.RawMessage {
-	if len(m.knowledgeBases) == 0 || st.RAG.BaseURL == "" || h.Knowledge == nil {
+	if len(m.knowledgeBases) == 0 || st.RAG.Model == "" || h.Knowledge == nil {
 		return nil
 	}
 	query := ""

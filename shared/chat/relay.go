@@ -139,7 +139,7 @@ func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 // characters, which finds any quote of 12 characters or more; only data
 // that holds one is rewritten (Scrub then removes every run of 8).
 func scrubbed(c call, data []byte) []byte {
-	return scrub(data, c.model.upstream.APIKey, c.model.fallback.APIKey)
+	return scrub(data, c.model.upstream.APIKey)
 }
 
 // scrub returns data without the keys in it (see scrubbed).

@@ -42,7 +42,6 @@ func (h *Handler) Model(w http.ResponseWriter, r *http.Request) error {
 // model list names it.
 func (h *Handler) Rerank(w http.ResponseWriter, r *http.Request) error {
 	return h.forward(w, r, forwarding{kind: "rerank", path: "/rerank",
-		unconfigured: "The rerank upstream (rag.base_url) is not configured.",
 		upstream: func(st gateway.Settings) (gateway.Upstream, string) {
 			return gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.RerankModel}, st.RAG.RerankModel
 		}})
@@ -53,8 +52,7 @@ func (h *Handler) Rerank(w http.ResponseWriter, r *http.Request) error {
 // configured one.
 func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
 	return h.forward(w, r, forwarding{kind: "embeddings", path: "/embeddings",
-		unconfigured: "The embeddings upstream (rag.base_url) is not configured.",
-		check:        func(req jsonobj.Object) error { return checkEmbeddingInput(req.Get("input")) },
+		check: func(req jsonobj.Object) error { return checkEmbeddingInput(req.Get("input")) },
 		upstream: func(st gateway.Settings) (gateway.Upstream, string) {
 			return gateway.Upstream{BaseURL: st.RAG.BaseURL, APIKey: st.RAG.APIKey, Model: st.RAG.Model}, st.RAG.Model
 		}})
@@ -62,9 +60,8 @@ func (h *Handler) Embeddings(w http.ResponseWriter, r *http.Request) error {
 
 // forwarding is an upstream API the gateway passes on untranslated.
 type forwarding struct {
-	kind, path   string
-	unconfigured string                     // the error when the upstream has no base URL
-	check        func(jsonobj.Object) error // the request's own checks, if any
+	kind, path string
+	check      func(jsonobj.Object) error // the request's own checks, if any
 	// upstream returns the upstream and its configured model.
 	upstream func(gateway.Settings) (gateway.Upstream, string)
 }
@@ -97,9 +94,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) 
 		return err
 	}
 	up, configured := f.upstream(st)
-	if up.BaseURL == "" {
-		return gateway.Errorf(gateway.EUnavailable, "%s", f.unconfigured)
-	}
 	name, _, err := req.GetString("model")
 	if err != nil {
 		return err
@@ -126,12 +120,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) 
 		rec.LatencyMS = time.Since(start).Milliseconds()
 		h.record(r.Context(), rec)
 	}()
-	resp, err := h.Upstream.Post(r.Context(), up, f.path, req.Bytes())
+	ctx, route := gateway.WithRoute(r.Context())
+	up.Model = name
+	resp, err := h.Upstream.Post(ctx, up, f.path, req.Bytes())
+	rec.Channel, rec.FailedChannels = route.Channel(), route.FailedChannels()
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err
 	}
 	defer resp.Close()
+	if sec := route.Secret(); sec != "" {
+		up.APIKey = sec
+	}
 	answer, err := answer(w, resp, up.APIKey)
 	if err != nil {
 		rec.Status = respond.Status(err)

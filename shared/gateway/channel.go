@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -12,11 +13,15 @@ import (
 // mapping of names), what it can do, and where it stands in the routing
 // (the highest priority group first, weighted at random within it).
 type Channel struct {
-	ID           string            `json:"id"`
-	Name         string            `json:"name"`
-	BaseURL      string            `json:"base_url"`
-	APIKeys      []Secret          `json:"api_keys"`
-	Models       []string          `json:"models"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	BaseURL string   `json:"base_url"`
+	APIKeys []Secret `json:"api_keys"`
+	// Models are the upstream models served: names, or globs ("*" serves
+	// every name).
+	Models []string `json:"models"`
+	// ModelMap maps a model name asked for to the name sent; the entry
+	// "*" maps every name not mapped otherwise.
 	ModelMap     map[string]string `json:"model_map,omitempty"`
 	Capabilities []string          `json:"capabilities"`
 	Priority     int               `json:"priority"`
@@ -73,8 +78,8 @@ func (c Channel) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {
-		if m == "" || len(m) > MaxNameLen || seen[m] {
-			return invalidParam(fmt.Sprintf("models[%d]", i), "each model is a name of 1 to %d characters, listed once", MaxNameLen)
+		if _, err := path.Match(m, ""); err != nil || m == "" || len(m) > MaxNameLen || seen[m] || strings.ContainsAny(m, "\x00\r\n") {
+			return invalidParam(fmt.Sprintf("models[%d]", i), "each model is a name or a glob (*, ?, [...]) of 1 to %d characters, listed once", MaxNameLen)
 		}
 		seen[m] = true
 	}
@@ -91,17 +96,39 @@ func (c Channel) Validate() error {
 	return nil
 }
 
-// Serves reports whether the channel, enabled, serves model (listed, or
-// mapped) for capability.
+// Serves reports whether the channel, enabled, serves model for
+// capability: the model is listed (a name, or a glob such as "gpt-*" or
+// "*"), or mapped.
 func (c Channel) Serves(model, capability string) bool {
-	_, mapped := c.ModelMap[model]
-	return c.Enabled && c.Weight > 0 && slices.Contains(c.Capabilities, capability) && (mapped || slices.Contains(c.Models, model))
+	if !c.Enabled || c.Weight <= 0 || !slices.Contains(c.Capabilities, capability) {
+		return false
+	}
+	if _, mapped := c.ModelMap[model]; mapped {
+		return true
+	}
+	return slices.ContainsFunc(c.Models, func(m string) bool { return MatchName(m, model) })
 }
 
-// UpstreamModel is the name the channel's upstream knows model by.
+// UpstreamModel is the name the channel's upstream knows model by: its
+// entry in ModelMap, or the entry "*" (every name), or model itself.
 func (c Channel) UpstreamModel(model string) string {
 	if to, ok := c.ModelMap[model]; ok {
 		return to
 	}
+	if to, ok := c.ModelMap["*"]; ok {
+		return to
+	}
 	return model
+}
+
+// MatchName reports whether a model name matches pattern: a name, or a
+// glob of path.Match's syntax whose * and ? also match "/" (model names
+// such as Qwen/Qwen2.5-7B-Instruct are not paths).
+func MatchName(pattern, name string) bool {
+	if pattern == "*" || pattern == name {
+		return true
+	}
+	const slash = "\x01"
+	ok, _ := path.Match(strings.ReplaceAll(pattern, "/", slash), strings.ReplaceAll(name, "/", slash))
+	return ok
 }

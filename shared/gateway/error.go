@@ -38,6 +38,8 @@ type Error struct {
 	// Cause, when set, is the internal failure behind it: logged, never
 	// shown to clients.
 	Cause error
+	// Fault, on an upstream's failure, says what it means for routing.
+	Fault Fault
 }
 
 func (e *Error) Error() string {

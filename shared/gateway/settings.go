@@ -56,7 +56,7 @@ type ModelAlias struct {
 // Alias returns the public model a client's model name is an alias of.
 func (s Settings) Alias(name string) (string, bool) {
 	for _, a := range s.ModelAliases {
-		if ok, _ := path.Match(a.From, name); ok {
+		if MatchName(a.From, name) {
 			return a.To, true
 		}
 	}
@@ -93,6 +93,25 @@ func DefaultSettings() Settings {
 		DrawTriggers:     []string{"画"},
 		RAG:              RAGSettings{TopK: 5, MinScore: 0, ChunkSize: 400, ChunkOverlap: 60},
 	}
+}
+
+// WithoutUpstreams returns s without the upstream addresses and keys (of
+// ai, fallback, image and rag), which channels hold: what the settings
+// store keeps. The models stay: ai.model is the default public model's
+// upstream model, rag.model the embedding model.
+func (s Settings) WithoutUpstreams() Settings {
+	s.AI.BaseURL, s.AI.APIKey = "", ""
+	s.Fallback = Upstream{}
+	s.Image = Upstream{}
+	s.RAG.BaseURL, s.RAG.APIKey = "", ""
+	return s
+}
+
+// HasUpstreams reports whether s holds an upstream address or key (settings
+// of a release before channels).
+func (s Settings) HasUpstreams() bool {
+	return s.AI.BaseURL != "" || s.AI.APIKey != "" || s.Fallback != (Upstream{}) || s.Image != (Upstream{}) ||
+		s.RAG.BaseURL != "" || s.RAG.APIKey != ""
 }
 
 // ImageUpstream returns the upstream that draws: Image, with AI's base URL
@@ -190,9 +209,10 @@ func (s Settings) Validate() error {
 	return Upstream{BaseURL: s.RAG.BaseURL, APIKey: s.RAG.APIKey, Model: s.RAG.Model}.validate("rag", false)
 }
 
-// validate checks an upstream; a required one needs a base URL and a model.
+// validate checks an upstream; a required one needs a model (its base URL
+// may be left to the channels).
 func (u Upstream) validate(field string, required bool) error {
-	if u.BaseURL == "" && !required {
+	if u.BaseURL == "" && (!required || u.Model != "" && len(u.Model) <= MaxNameLen) {
 		return nil
 	}
 	if err := CheckBaseURL(u.BaseURL); err != nil {

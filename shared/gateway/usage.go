@@ -42,6 +42,10 @@ type UsageRecord struct {
 	// Images counts the images drawn; each counts ImageTokens against the
 	// key's token quota and tokens per minute.
 	Images int64 `json:"images,omitempty"`
+	// Channel is the channel that answered; FailedChannels those that
+	// failed before it (or before the request gave up), one per attempt.
+	Channel        string   `json:"channel,omitempty"`
+	FailedChannels []string `json:"failed_channels,omitempty"`
 	// PerMinute asks for the tokens to count against the key's tokens per
 	// minute (only keys with such a limit need the extra write), when the
 	// request holds no Reservation.

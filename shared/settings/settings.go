@@ -28,7 +28,24 @@ type Store struct {
 	box    *seal.Box
 	now    func() time.Time
 	cached cache.Value[gateway.Settings]
+	// upstreams, when set, holds the upstream addresses and keys (the
+	// channels): see Channels.
+	upstreams Upstreams
 }
+
+// Upstreams keeps the settings' upstream fields elsewhere (the channels):
+// Fill shows them in the settings, Apply changes them to next's where
+// next differs from view (what Fill showed).
+type Upstreams interface {
+	Fill(ctx context.Context, st *gateway.Settings) error
+	Apply(ctx context.Context, view, next gateway.Settings) error
+}
+
+// Channels makes u the keeper of the upstream fields: the store keeps the
+// settings without them, and settings an older release stored with them
+// are moved to u the first time they are read. It is set once, before the
+// store is used.
+func (s *Store) Channels(u Upstreams) { s.upstreams = u }
 
 // New returns a Store that seals upstream keys with box and caches reads
 // for ttl (zero disables the cache).
@@ -38,6 +55,19 @@ func New(kv storage.KV, box *seal.Box, ttl time.Duration) *Store {
 
 // Get returns the current settings, or the defaults when none were saved.
 func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
+	st, err := s.stored(ctx)
+	if err != nil || s.upstreams == nil {
+		return st, err
+	}
+	if err := s.upstreams.Fill(ctx, &st); err != nil {
+		return gateway.Settings{}, fmt.Errorf("load the upstreams: %w", err)
+	}
+	return st, nil
+}
+
+// stored returns the settings as stored (cached): with the upstream
+// fields only when no Upstreams keeps them.
+func (s *Store) stored(ctx context.Context) (gateway.Settings, error) {
 	now := s.now()
 	if st, ok := s.cached.Get(now); ok {
 		return st, nil
@@ -70,8 +100,17 @@ func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 	if err != nil {
 		return gateway.Settings{}, err
 	}
-	if plaintext {
-		if err := s.Save(ctx, st); err != nil {
+	rewrite := plaintext
+	if s.upstreams != nil && st.HasUpstreams() {
+		// Stored before channels: the upstreams become channels, then
+		// leave the settings. Stopped half-way, this is done again.
+		if err := s.upstreams.Apply(ctx, gateway.Settings{}, st); err != nil {
+			return gateway.Settings{}, fmt.Errorf("move the upstream settings to channels: %w", err)
+		}
+		st, rewrite = st.WithoutUpstreams(), true
+	}
+	if rewrite {
+		if err := s.put(ctx, st); err != nil {
 			return gateway.Settings{}, fmt.Errorf("seal the settings' secrets: %w", err)
 		}
 	}
@@ -80,11 +119,27 @@ func (s *Store) Get(ctx context.Context) (gateway.Settings, error) {
 }
 
 // Save validates and stores st, every secret in it sealed (bound to its
-// place in the settings, so that one cannot be moved to another).
+// place in the settings, so that one cannot be moved to another). With
+// Upstreams, its upstream fields go there, where they changed.
 func (s *Store) Save(ctx context.Context, st gateway.Settings) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
+	if s.upstreams != nil {
+		view, err := s.Get(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.upstreams.Apply(ctx, view, st); err != nil {
+			return err
+		}
+		st = st.WithoutUpstreams()
+	}
+	return s.put(ctx, st)
+}
+
+// put stores st as it is, its secrets sealed.
+func (s *Store) put(ctx context.Context, st gateway.Settings) error {
 	sealed := st
 	sealed.DrawTriggers = slices.Clone(st.DrawTriggers)
 	gateway.EachSecret(&sealed, func(path string, sec *gateway.Secret) error {
@@ -105,6 +160,15 @@ func (s *Store) Save(ctx context.Context, st gateway.Settings) error {
 // Reset forgets the stored settings: Get returns the defaults again.
 // Setup uses it to undo itself, on a gateway no one has claimed.
 func (s *Store) Reset(ctx context.Context) error {
+	if s.upstreams != nil {
+		view, err := s.Get(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.upstreams.Apply(ctx, view, gateway.Settings{}); err != nil {
+			return err
+		}
+	}
 	if err := s.kv.Delete(ctx, kvKey); err != nil {
 		return fmt.Errorf("reset settings: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/url"
 	"slices"
@@ -19,11 +18,9 @@ import (
 // Embed returns the embeddings of inputs from up's /embeddings, in one
 // request (batching is the caller's).
 func (c *Client) Embed(ctx context.Context, up gateway.Upstream, inputs []string) ([][]float32, error) {
-	body, err := json.Marshal(map[string]any{"model": up.Model, "input": inputs, "encoding_format": "float"})
-	if err != nil {
-		return nil, fmt.Errorf("encode embeddings request: %w", err)
-	}
-	raw, err := c.read(ctx, up, "/embeddings", body, 64<<20)
+	raw, err := c.read(ctx, up, "/embeddings", func(to gateway.Upstream) ([]byte, error) {
+		return json.Marshal(map[string]any{"model": to.Model, "input": inputs, "encoding_format": "float"})
+	}, 64<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -50,11 +47,9 @@ func (c *Client) Embed(ctx context.Context, up gateway.Upstream, inputs []string
 // Rerank scores docs against query through up's /rerank (the SiliconFlow
 // and Jina shape: results of index and relevance_score), best first.
 func (c *Client) Rerank(ctx context.Context, up gateway.Upstream, query string, docs []string) ([]gateway.Ranked, error) {
-	body, err := json.Marshal(map[string]any{"model": up.Model, "query": query, "documents": docs, "top_n": len(docs)})
-	if err != nil {
-		return nil, fmt.Errorf("encode rerank request: %w", err)
-	}
-	raw, err := c.read(ctx, up, "/rerank", body, 16<<20)
+	raw, err := c.read(ctx, up, "/rerank", func(to gateway.Upstream) ([]byte, error) {
+		return json.Marshal(map[string]any{"model": to.Model, "query": query, "documents": docs, "top_n": len(docs)})
+	}, 16<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -85,23 +80,21 @@ func (c *Client) Rerank(ctx context.Context, up gateway.Upstream, query string, 
 // more pictures than asked for.
 func (c *Client) GenerateImages(ctx context.Context, up gateway.Upstream, req gateway.ImageRequest) ([]gateway.GeneratedImage, error) {
 	n := max(req.N, 1)
-	body := map[string]any{"model": up.Model, "prompt": req.Prompt, "n": n, "size": req.Size}
-	for k, v := range req.Options {
-		if _, set := body[k]; !set {
-			body[k] = v
+	answer, err := c.read(ctx, up, "/images/generations", func(to gateway.Upstream) ([]byte, error) {
+		body := map[string]any{"model": to.Model, "prompt": req.Prompt, "n": n, "size": req.Size}
+		for k, v := range req.Options {
+			if _, set := body[k]; !set {
+				body[k] = v
+			}
 		}
-	}
-	if siliconFlow(up.BaseURL) {
-		// SiliconFlow names these its own way.
-		body["image_size"], body["batch_size"] = req.Size, n
-		delete(body, "n")
-		delete(body, "size")
-	}
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode images request: %w", err)
-	}
-	answer, err := c.read(ctx, up, "/images/generations", raw, 64<<20)
+		if siliconFlow(to.BaseURL) {
+			// SiliconFlow names these its own way.
+			body["image_size"], body["batch_size"] = req.Size, n
+			delete(body, "n")
+			delete(body, "size")
+		}
+		return json.Marshal(body)
+	}, 64<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -135,9 +128,9 @@ func (c *Client) GenerateImages(ctx context.Context, up gateway.Upstream, req ga
 	return out[:min(len(out), n)], nil
 }
 
-// read posts body and reads the whole answer, at most limit bytes.
-func (c *Client) read(ctx context.Context, up gateway.Upstream, path string, body []byte, limit int64) ([]byte, error) {
-	resp, err := c.send(ctx, up, path, body)
+// read posts the body build makes and reads the whole answer, at most limit bytes.
+func (c *Client) read(ctx context.Context, up gateway.Upstream, path string, build func(gateway.Upstream) ([]byte, error), limit int64) ([]byte, error) {
+	resp, err := c.send(ctx, up, path, build)
 	if err != nil {
 		return nil, err
 	}

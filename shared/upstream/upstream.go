@@ -49,9 +49,36 @@ func DefaultConfig() Config {
 
 // Client calls upstreams. It is safe for concurrent use.
 type Client struct {
-	hc  *http.Client
-	cfg Config
+	hc     *http.Client
+	cfg    Config
+	router Router
 }
+
+// Router picks the upstreams a request is sent to: the channels serving
+// its model, in the order to try them. Route calls try with each until
+// one succeeds, or the failures say no other would do better, and returns
+// the last failure. It retries and waits as it sees fit; try makes one
+// attempt. The upstream a request names then gives only its model.
+type Router interface {
+	Route(ctx context.Context, model, capability string, try func(ctx context.Context, up gateway.Upstream) error) error
+}
+
+// Capability returns the channel capability an API path calls for.
+func Capability(path string) string {
+	switch path {
+	case "/embeddings":
+		return gateway.CapEmbeddings
+	case "/rerank":
+		return gateway.CapRerank
+	case "/images/generations":
+		return gateway.CapImages
+	}
+	return gateway.CapChat
+}
+
+// Route has the client send every request through r: its channels, not
+// the upstream the caller names. It is set once, before the client is used.
+func (c *Client) Route(r Router) { c.router = r }
 
 // New returns a Client that sends its requests through hc: the target's
 // own client (on Workers, one whose transport is the Fetch API), shared by
@@ -106,15 +133,53 @@ func Endpoint(base, path string) string {
 // EUnavailable, EInvalid for a request the upstream refused as bad). The
 // caller closes the answer. It is the gateway.Poster of the chat handler.
 func (c *Client) Post(ctx context.Context, up gateway.Upstream, path string, body []byte) (gateway.Answer, error) {
-	resp, err := c.send(ctx, up, path, body)
+	resp, err := c.send(ctx, up, path, func(to gateway.Upstream) ([]byte, error) {
+		if to.Model == up.Model {
+			return body, nil
+		}
+		return withModel(body, to.Model)
+	})
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
 }
 
-// send is Post with the concrete answer.
-func (c *Client) send(ctx context.Context, up gateway.Upstream, path string, body []byte) (*Response, error) {
+// withModel returns the JSON object body with its model member set to
+// model: the name a channel's upstream knows the model by.
+func withModel(body []byte, model string) ([]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, fmt.Errorf("set the upstream model: %w", err)
+	}
+	name, err := json.Marshal(model)
+	if err != nil {
+		return nil, err
+	}
+	obj["model"] = name
+	return json.Marshal(obj)
+}
+
+// send posts the body build makes for an upstream, through the router
+// when there is one, else to up with retries.
+func (c *Client) send(ctx context.Context, up gateway.Upstream, path string, build func(gateway.Upstream) ([]byte, error)) (*Response, error) {
+	if c.router != nil {
+		var resp *Response
+		err := c.router.Route(ctx, up.Model, Capability(path), func(ctx context.Context, to gateway.Upstream) error {
+			body, err := build(to)
+			if err != nil {
+				return err
+			}
+			r, _, err := c.post(ctx, to, path, body)
+			resp = r
+			return err
+		})
+		return resp, err
+	}
+	body, err := build(up)
+	if err != nil {
+		return nil, err
+	}
 	if up.BaseURL == "" {
 		return nil, gateway.Errorf(gateway.EUnavailable, "The upstream API is not configured yet; set it in the admin panel.")
 	}
@@ -123,10 +188,7 @@ func (c *Client) send(ctx context.Context, up gateway.Upstream, path string, bod
 		if err == nil || !retry || attempt >= c.cfg.Retries {
 			return resp, err
 		}
-		wait := backoff(c.cfg.RetryBackoff, attempt)
-		if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 && time.Duration(e.RetryAfter)*time.Second <= 8*time.Second {
-			wait = time.Duration(e.RetryAfter) * time.Second
-		}
+		wait := RetryWait(err, c.cfg.RetryBackoff, attempt)
 		slog.WarnContext(ctx, "upstream failed; retrying", "attempt", attempt+1, "wait_ms", wait.Milliseconds(), "err", err)
 		select {
 		case <-ctx.Done():
@@ -134,6 +196,15 @@ func (c *Client) send(ctx context.Context, up gateway.Upstream, path string, bod
 		case <-time.After(wait):
 		}
 	}
+}
+
+// RetryWait returns the wait before retry attempt+1 after err: a short
+// Retry-After the upstream asked for (at most 8 s), else the backoff.
+func RetryWait(err error, base time.Duration, attempt int) time.Duration {
+	if e, ok := errors.AsType[*gateway.Error](err); ok && e.RetryAfter > 0 && time.Duration(e.RetryAfter)*time.Second <= 8*time.Second {
+		return time.Duration(e.RetryAfter) * time.Second
+	}
+	return backoff(base, attempt)
 }
 
 // backoff returns the wait before retry attempt+1: base doubling each time,
@@ -164,11 +235,13 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 		cancel(nil)
 		switch {
 		case errors.Is(cause, errFirstByte):
-			return nil, false, gateway.Errorf(gateway.ETimeout, "The upstream did not answer within %s.", c.cfg.FirstByteTimeout)
+			e := gateway.Errorf(gateway.ETimeout, "The upstream did not answer within %s.", c.cfg.FirstByteTimeout)
+			e.Fault = gateway.FaultChannel
+			return nil, false, e
 		case ctx.Err() != nil && cause != nil:
 			return nil, false, fmt.Errorf("upstream request: %w", cause)
 		}
-		return nil, true, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached.", Cause: err}
+		return nil, true, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached.", Cause: err, Fault: gateway.FaultChannel}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel(nil)
@@ -190,30 +263,65 @@ func (c *Client) post(ctx context.Context, up gateway.Upstream, path string, bod
 // statusError turns a non-2xx upstream answer into a gateway error. The
 // upstream's own message is passed on only for requests it refused as bad,
 // where it describes the client's input; never for credential failures;
-// and never with the credential in it (an upstream may echo it).
+// and never with the credential in it (an upstream may echo it). Its Fault
+// tells the router what the failure means.
 func statusError(resp *http.Response, secret string) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	msg := Scrub(upstreamMessage(data), secret)
+	var e *gateway.Error
 	switch s := resp.StatusCode; {
 	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
 		if msg == "" {
 			msg = "no reason given"
 		}
-		return gateway.Errorf(gateway.EInvalid, "The upstream refused the request: %s", msg)
+		e = gateway.Errorf(gateway.EInvalid, "The upstream refused the request: %s", msg)
+		e.Fault = gateway.FaultRequest
 	case s == http.StatusRequestEntityTooLarge:
-		return gateway.Errorf(gateway.ETooLarge, "The upstream refused the request as too large.")
+		e = gateway.Errorf(gateway.ETooLarge, "The upstream refused the request as too large.")
+		e.Fault = gateway.FaultRequest
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
-		return gateway.Errorf(gateway.EUpstream, "The upstream refused the gateway's credentials (status %d); check the upstream API key in the admin panel.", s)
+		e = gateway.Errorf(gateway.EUpstream, "The upstream refused the gateway's credentials (status %d); check the upstream API key in the admin panel.", s)
+		e.Fault = gateway.FaultKey
+	case s == http.StatusPaymentRequired || s == http.StatusTooManyRequests && quotaSpent(data):
+		e = gateway.Errorf(gateway.EUpstream, "The upstream says the gateway's quota or balance is used up (status %d); top it up or add another key in the admin panel.", s)
+		e.Fault = gateway.FaultQuota
 	case s == http.StatusTooManyRequests:
-		e := gateway.Errorf(gateway.EUnavailable, "The upstream is rate limiting the gateway; try again shortly.")
+		e = gateway.Errorf(gateway.EUnavailable, "The upstream is rate limiting the gateway; try again shortly.")
 		e.RetryAfter = 1
 		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
 			e.RetryAfter = ra
 		}
-		return e
+		e.Fault = gateway.FaultRate
 	default:
-		return gateway.Errorf(gateway.EUpstream, "The upstream failed with status %d.", s)
+		e = gateway.Errorf(gateway.EUpstream, "The upstream failed with status %d.", s)
+		e.Fault = gateway.FaultChannel
 	}
+	e.Cause = fmt.Errorf("upstream status %d: %s", resp.StatusCode, msg)
+	return e
+}
+
+// quotaSpent reports whether a 429's body says the key's quota or balance
+// is spent (OpenAI's insufficient_quota, and the words other providers
+// use), not that it is sending too fast.
+func quotaSpent(body []byte) bool {
+	var v struct {
+		Error struct {
+			Code, Type any
+		} `json:"error"`
+	}
+	json.Unmarshal(body, &v)
+	for _, x := range []any{v.Error.Code, v.Error.Type} {
+		if s, ok := x.(string); ok && (s == "insufficient_quota" || s == "billing_hard_limit_reached") {
+			return true
+		}
+	}
+	low := strings.ToLower(string(body))
+	for _, w := range []string{"insufficient_quota", "exceeded your current quota", "quota exceeded", "insufficient balance", "balance is insufficient", "余额不足", "额度"} {
+		if strings.Contains(low, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // minSecretRun is the shortest run of a secret's characters that Scrub
