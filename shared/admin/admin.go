@@ -62,6 +62,8 @@ type Deps struct {
 	Catalog       Catalog
 	Conversations Conversations
 	Usage         Usage
+	// Channels, when set, serve the channel pages.
+	Channels *Channels
 	// Import brings the JavaScript gateway's data over at setup (its
 	// Source, Records and Keys are used; files are imported by the upload
 	// function). Nil where there is none to read (off Cloudflare Workers).

@@ -23,6 +23,7 @@ type Conversations interface {
 // Usage reads the usage summaries.
 type Usage interface {
 	Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error)
+	ChannelSummary(ctx context.Context, from, to time.Time) ([]gateway.ChannelUsageRow, error)
 }
 
 // adminConversation is a conversation as the admin sees it: AdminID
@@ -147,6 +148,10 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	chans, err := h.Usage.ChannelSummary(r.Context(), from, to)
+	if err != nil {
+		return err
+	}
 	var total gateway.UsageRow
 	for _, row := range rows {
 		total.Requests += row.Requests
@@ -158,7 +163,7 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 		total.Images += row.Images
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{
-		"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "data": rows,
+		"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "data": rows, "channels": chans,
 		"totals": map[string]int64{"requests": total.Requests, "errors": total.Errors, "partial": total.Partial,
 			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens,
 			"images": total.Images},

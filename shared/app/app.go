@@ -80,6 +80,7 @@ type Meter interface {
 	Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error
 	Record(ctx context.Context, r gateway.UsageRecord) error
 	Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error)
+	ChannelSummary(ctx context.Context, from, to time.Time) ([]gateway.ChannelUsageRow, error)
 }
 
 // OnClose has the gateway close c when it closes, before whatever was

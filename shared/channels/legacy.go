@@ -2,7 +2,6 @@ package channels
 
 import (
 	"context"
-	"slices"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 )
@@ -39,6 +38,18 @@ func partsOf(st gateway.Settings) map[string]legacyPart {
 		ImagesID:   {baseURL: st.Image.BaseURL, key: st.Image.APIKey},
 		RAGID:      {baseURL: st.RAG.BaseURL, key: st.RAG.APIKey},
 	}
+}
+
+// partOf is what the settings show of channel c.
+func partOf(c gateway.Channel) legacyPart {
+	p := legacyPart{baseURL: c.BaseURL}
+	if len(c.APIKeys) > 0 {
+		p.key = c.APIKeys[0]
+	}
+	if c.ID == FallbackID {
+		p.model = c.ModelMap["*"]
+	}
+	return p
 }
 
 // newLegacy returns the channel a settings field becomes, doing what that
@@ -86,22 +97,16 @@ func setModel(c *gateway.Channel, model string) {
 // Fill sets the settings' upstream fields from the channels: the view.
 func Fill(st *gateway.Settings, chs []gateway.Channel) {
 	for _, c := range chs {
-		if !slices.Contains(legacyIDs, c.ID) {
-			continue
-		}
-		var key gateway.Secret
-		if len(c.APIKeys) > 0 {
-			key = c.APIKeys[0]
-		}
+		p := partOf(c)
 		switch c.ID {
 		case MainID:
-			st.AI.BaseURL, st.AI.APIKey = c.BaseURL, key
+			st.AI.BaseURL, st.AI.APIKey = p.baseURL, p.key
 		case FallbackID:
-			st.Fallback = gateway.Upstream{BaseURL: c.BaseURL, APIKey: key, Model: c.ModelMap["*"]}
+			st.Fallback = gateway.Upstream{BaseURL: p.baseURL, APIKey: p.key, Model: p.model}
 		case ImagesID:
-			st.Image = gateway.Upstream{BaseURL: c.BaseURL, APIKey: key}
+			st.Image = gateway.Upstream{BaseURL: p.baseURL, APIKey: p.key}
 		case RAGID:
-			st.RAG.BaseURL, st.RAG.APIKey = c.BaseURL, key
+			st.RAG.BaseURL, st.RAG.APIKey = p.baseURL, p.key
 		}
 	}
 }
@@ -150,6 +155,9 @@ func (s *Store) applyOne(ctx context.Context, id string, p legacyPart) error {
 				return nil
 			}
 		default:
+			if partOf(cur) == p {
+				return nil // already so (another instance made the same change)
+			}
 			cur.BaseURL = p.baseURL
 			switch {
 			case p.key == "" && len(cur.APIKeys) > 0:

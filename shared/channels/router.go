@@ -322,7 +322,7 @@ func (r *Router) succeeded(ctx context.Context, t target) {
 // a failing channel, the key's for a key rate limited, refused or spent.
 func (r *Router) failed(ctx context.Context, t target, fault gateway.Fault, err error) {
 	ctx = context.WithoutCancel(ctx)
-	reason := reasonOf(err)
+	reason := Reason(err)
 	var st State
 	var herr error
 	switch fault {
@@ -343,10 +343,10 @@ func (r *Router) failed(ctx context.Context, t target, fault gateway.Fault, err 
 		"failures", st.Failures, "disabled", st.Disabled, "err", err)
 }
 
-// reasonOf is what an admin is shown of a failure: the user-facing
+// Reason is what an admin is shown of a failure: the user-facing
 // message, and what lies behind it (the upstream's status and words,
 // already scrubbed of its key, or the network's error), cut short.
-func reasonOf(err error) string {
+func Reason(err error) string {
 	msg := gateway.ErrorMessage(err)
 	if e, ok := err.(*gateway.Error); ok && e.Cause != nil {
 		msg += " (" + e.Cause.Error() + ")"

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/aigateway/aigateway/internal/testkit/awslocal"
+	"github.com/aigateway/aigateway/internal/testkit/migrationtest"
 	"github.com/aigateway/aigateway/internal/testkit/storagetest"
 	"github.com/aigateway/aigateway/shared/dynamo"
 )
@@ -18,4 +19,15 @@ func TestConformance(t *testing.T) {
 	}
 	t.Run("KV", func(t *testing.T) { storagetest.TestKV(t, table.KV()) })
 	t.Run("Records", func(t *testing.T) { storagetest.TestRecords(t, table.Records()) })
+}
+
+// TestSettingsMigration moves an older release's upstream settings into
+// channels on DynamoDB Local.
+func TestSettingsMigration(t *testing.T) {
+	_, client := awslocal.DynamoDB(t)
+	table := dynamo.New(client, awslocal.Name("migration"))
+	if err := table.Create(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	migrationtest.Run(t, table.KV(), table.Records())
 }

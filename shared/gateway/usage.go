@@ -71,6 +71,22 @@ type UsageRow struct {
 	AvgLatencyMS     int64  `json:"avg_latency_ms"`
 }
 
+// ChannelUsageRow is one day's usage of one channel: the requests it
+// answered (Errors of them failed after all), their tokens and mean
+// latency, and Failures, the attempts that failed on it before another
+// channel took the request or it gave up.
+type ChannelUsageRow struct {
+	Day              string `json:"day"`
+	Channel          string `json:"channel"`
+	Requests         int64  `json:"requests"`
+	Errors           int64  `json:"errors"`
+	Failures         int64  `json:"failures"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	Images           int64  `json:"images"`
+	AvgLatencyMS     int64  `json:"avg_latency_ms"`
+}
+
 // UsageFilter selects usage summary rows.
 type UsageFilter struct {
 	From, To time.Time // days, inclusive

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"math"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 )
@@ -141,4 +144,55 @@ func (c *Client) read(ctx context.Context, up gateway.Upstream, path string, bui
 func siliconFlow(base string) bool {
 	u, err := url.Parse(base)
 	return err == nil && (strings.HasSuffix(u.Hostname(), "siliconflow.cn") || strings.HasSuffix(u.Hostname(), "siliconflow.com"))
+}
+
+// Once posts body to up's path once: not through the router, not retried
+// (a channel's test). The caller closes the answer.
+func (c *Client) Once(ctx context.Context, up gateway.Upstream, path string, body []byte) (gateway.Answer, error) {
+	resp, _, err := c.post(ctx, up, path, body)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Models returns the model IDs up's GET /models lists, sorted.
+func (c *Client) Models(ctx context.Context, up gateway.Upstream) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.FirstByteTimeout, time.Minute))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, Endpoint(up.BaseURL, "/models"), nil)
+	if err != nil {
+		return nil, gateway.Errorf(gateway.EInvalid, "The channel's base URL is not usable.")
+	}
+	req.Header.Set("Accept", "application/json")
+	if up.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+string(up.APIKey))
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, gateway.Errorf(gateway.ETimeout, "The upstream did not list its models in time.")
+		}
+		return nil, &gateway.Error{Code: gateway.EUpstream, Message: "The upstream could not be reached.", Cause: err, Fault: gateway.FaultChannel}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, statusError(resp, string(up.APIKey))
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&list); err != nil {
+		return nil, gateway.Errorf(gateway.EUpstream, "The upstream's model list could not be read.")
+	}
+	ids := make([]string, 0, len(list.Data))
+	for _, d := range list.Data {
+		if d.ID != "" && len(d.ID) <= gateway.MaxNameLen {
+			ids = append(ids, d.ID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }

@@ -24,6 +24,7 @@ const (
 	quotaPK    = "quota"     // sk key ID; counter "tokens"
 	requestPK  = "usage#"    // + day; sk "<time>#<request ID>"; one item per request
 	summaryPK  = "usagesum#" // + day; sk "<key ID>#<model>"; counters
+	channelPK  = "usagech#"  // + day; sk channel ID; counters
 	keepRecord = 90 * 24 * time.Hour
 )
 
@@ -236,6 +237,7 @@ func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
 		"images": r.Images,
 	}}}
+	incrs = append(incrs, channelIncrs(r, day)...)
 	tokens := r.PromptTokens + r.CompletionTokens + r.Images*gateway.ImageTokens
 	if r.Reservation != nil && r.Reservation.Tokens > 0 {
 		incrs = append(incrs, settle(*r.Reservation, tokens)...)
@@ -253,6 +255,64 @@ func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 	}
 	incrs = append(incrs, incr{pk: quotaPK, sk: r.KeyID, deltas: map[string]int64{"tokens": tokens}})
 	return item, incrs, nil
+}
+
+// channelIncrs count r against the channels it went to: a request, its
+// tokens and latency for the one that answered, a failure for each failed
+// attempt.
+func channelIncrs(r gateway.UsageRecord, day string) []incr {
+	per := map[string]map[string]int64{}
+	if r.Channel != "" {
+		per[r.Channel] = map[string]int64{"requests": 1, "errors": flag(r.Status >= 400 && r.Status != 499),
+			"prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens, "latency_ms": r.LatencyMS, "images": r.Images}
+	}
+	for _, ch := range r.FailedChannels {
+		if per[ch] == nil {
+			per[ch] = map[string]int64{}
+		}
+		per[ch]["failures"]++
+	}
+	out := make([]incr, 0, len(per))
+	for ch, d := range per {
+		out = append(out, incr{pk: channelPK + day, sk: ch, deltas: d})
+	}
+	return out
+}
+
+// ChannelSummary returns each channel's usage of each day from from to to
+// (inclusive), oldest day first: the requests it answered (and which of
+// them failed afterwards), their tokens and mean latency, and the
+// attempts that failed on it before another channel answered.
+func (m *Meter) ChannelSummary(ctx context.Context, from, to time.Time) ([]gateway.ChannelUsageRow, error) {
+	from, to = from.UTC().Truncate(24*time.Hour), to.UTC().Truncate(24*time.Hour)
+	if to.Before(from) || to.Sub(from) > MaxDays*24*time.Hour {
+		return nil, gateway.Errorf(gateway.EInvalid, "A report covers 1 to %d days.", MaxDays)
+	}
+	rows := []gateway.ChannelUsageRow{}
+	for d := from; !d.After(to); d = d.Add(24 * time.Hour) {
+		day := d.Format(time.DateOnly)
+		q := storage.Query{Limit: storage.MaxLimit}
+		for {
+			page, err := m.records.Query(ctx, channelPK+day, q)
+			if err != nil {
+				return nil, fmt.Errorf("read channel usage of %s: %w", day, err)
+			}
+			for _, it := range page.Items {
+				c := it.Counters
+				row := gateway.ChannelUsageRow{Day: day, Channel: it.SK, Requests: c["requests"], Errors: c["errors"], Failures: c["failures"],
+					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"]}
+				if row.Requests > 0 {
+					row.AvgLatencyMS = c["latency_ms"] / row.Requests
+				}
+				rows = append(rows, row)
+			}
+			if page.Cursor == "" {
+				break
+			}
+			q.Cursor = page.Cursor
+		}
+	}
+	return rows, nil
 }
 
 func flag(b bool) int64 {

@@ -26,6 +26,12 @@
 //	                     Named), else as usual
 //	#tool                answer with a tool call (get_weather) instead of text
 //
+// GET /v1/models lists fake/upstream-model, fake/embed and fake/kolors.
+//
+// Fail has the server fail every request (pull the plug, hang, a
+// status); Refuse has it refuse one key (401,
+// or 429 with insufficient_quota).
+//
 // /v1/completions (the legacy API) answers "echo: " + the prompt, streamed
 // when asked, with usage.
 //
@@ -85,6 +91,8 @@ type Server struct {
 	side *httptest.Server
 
 	mu       sync.Mutex
+	fail     string
+	refused  map[string]refusal // by the key the request carries
 	seen     map[string]bool
 	requests []Request
 	releases map[string]chan struct{}
@@ -103,6 +111,37 @@ func Named(t interface{ Cleanup(func()) }, name string) *Server {
 	t.Cleanup(s.side.Close)
 	return s
 }
+
+type refusal struct {
+	status int
+	body   string
+}
+
+// Fail has every request fail: "down" closes its connection before an
+// answer, as a dead host's; "hang" sends nothing until the request is
+// cancelled; a status ("503", "429", "500") answers it with an OpenAI
+// error body. "" puts the server back.
+func (s *Server) Fail(mode string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = mode
+}
+
+// Refuse answers every request carrying key with status and an OpenAI
+// error body of type typ (such as "insufficient_quota").
+func (s *Server) Refuse(key string, status int, typ string) {
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{"message": "refused by the fake: " + typ, "type": typ, "code": typ}})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refused == nil {
+		s.refused = map[string]refusal{}
+	}
+	s.refused[key] = refusal{status: status, body: string(body)}
+}
+
+// Count returns how many requests whose body contains substr were
+// received.
+func (s *Server) Count(substr string) int { return len(s.Find(substr)) }
 
 // Requests returns every request received so far.
 func (s *Server) Requests() []Request {
@@ -182,14 +221,43 @@ func (c chatRequest) lastUserText() string {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	fail := s.fail
+	refused, isRefused := s.refused[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	if fail != "down" {
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	}
 	s.mu.Unlock()
+	switch fail {
+	case "":
+	case "down":
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	case "hang":
+		<-r.Context().Done()
+		return
+	default:
+		code, _ := strconv.Atoi(fail)
+		writeError(w, code, "fake upstream failing on command")
+		return
+	}
+	if isRefused {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(refused.status)
+		io.WriteString(w, refused.body)
+		return
+	}
 
 	if name, ok := strings.CutPrefix(r.URL.Path, "/img/"); ok {
 		serveImage(w, r, name)
 		return
 	}
 	switch r.URL.Path {
+	case "/v1/models":
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"list","data":[{"id":"fake/upstream-model","object":"model"},{"id":"fake/embed","object":"model"},{"id":"fake/kolors","object":"model"}]}`)
+		return
 	case "/v1/chat/completions":
 	case "/v1/embeddings":
 		if bytes.Contains(body, []byte("#hang")) {

@@ -31,7 +31,8 @@ func build(c *app.Core) (app.Served, error) {
 		}
 	}
 	deps := admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog,
-		Conversations: c.Conversations, Usage: c.Meter}
+		Conversations: c.Conversations, Usage: c.Meter,
+		Channels: &admin.Channels{Store: c.Channels, Health: c.Health, Upstream: c.Upstream}}
 	if c.Extras.Legacy != nil {
 		deps.Import = &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys,
 			Models: c.Catalog, Settings: c.Settings, Guard: c.Guard}
@@ -40,6 +41,7 @@ func build(c *app.Core) (app.Served, error) {
 	return app.Served{Value: h, Handlers: []app.HandlerFunc{
 		h.SetupState, h.Setup, h.Login, h.Logout, h.Session,
 		h.GetSettings, h.PutSettings, h.ListKeys, h.CreateKey, h.SetKeyLimits, h.RevokeKey,
+		h.ListChannels, h.CreateChannel, h.GetChannel, h.UpdateChannel, h.DeleteChannel, h.TestChannel, h.ChannelModels,
 		h.ListModels, h.PutModel, h.DeleteModel, h.ListConversations, h.GetConversation, h.UsageSummary,
 		h.Home, h.SetupPage, h.AdminPage, h.Asset}}, nil
 }
