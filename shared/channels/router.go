@@ -137,7 +137,9 @@ func (r *Router) Route(ctx context.Context, model, capability string, try func(c
 			route.Failed(t.ch.ID)
 		}
 		r.failed(ctx, t, fault, err)
-		if fault == gateway.FaultChannel || fault == gateway.FaultRate {
+		// Tried again after a backoff: what a moment may mend; not a
+		// timeout, which would only double the wait.
+		if (fault == gateway.FaultChannel || fault == gateway.FaultRate) && gateway.ErrorCode(err) != gateway.ETimeout {
 			again = append(again, t)
 		}
 		return false

@@ -369,3 +369,19 @@ func TestNoChannelServesTheModel(t *testing.T) {
 		t.Fatalf("no channel = %v", err)
 	}
 }
+
+// TestTimeoutIsNotRetriedOnTheSameChannel: a first-byte timeout moves the
+// request to another channel, but the same channel is not waited on again.
+func TestTimeoutIsNotRetriedOnTheSameChannel(t *testing.T) {
+	g := newRig(t)
+	in := g.instance(200 * time.Millisecond)
+	slow := fakeupstream.New(t)
+	in.add(t, "slow", slow.URL, 0, 1)
+	slow.Fail("hang")
+	if _, _, err := in.chat("hello", false); gateway.ErrorCode(err) != gateway.ETimeout {
+		t.Fatalf("a silent upstream = %v, want a timeout", err)
+	}
+	if n := len(slow.Requests()); n != 1 {
+		t.Fatalf("the silent upstream was waited on %d times", n)
+	}
+}

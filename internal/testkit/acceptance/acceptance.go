@@ -82,7 +82,7 @@ const (
 // Secrets are the secrets the suite hands the gateway (the admin password
 // and the upstream keys): none may appear in a log line, or in the store
 // in plaintext.
-var Secrets = []string{adminPassword, upstreamKey, ragKey, fallbackKey}
+var Secrets = []string{adminPassword, upstreamKey, ragKey, fallbackKey, teamKeyA, teamKeyA2, teamKeyB, teamKeyC}
 
 // suite carries state between the ordered steps of Run.
 type suite struct {
@@ -152,6 +152,7 @@ func Run(t *testing.T, target Target) {
 		{"UpstreamFaults", s.upstreamFaults},
 		{"RetryBeforeFirstByte", s.retryBeforeFirstByte},
 		{"FallbackUpstream", s.fallback},
+		{"Channels", s.channels},
 		{"VisionAndToolPayloadsIntact", s.payloadsIntact},
 		{"MemoryOff", s.memoryOff},
 		{"MemoryOn", s.memoryOn},
