@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aigateway/aigateway/shared/answers"
 	"github.com/aigateway/aigateway/shared/auth"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsonobj"
@@ -63,6 +64,7 @@ type Knowledge interface {
 // Metrics records chat metrics.
 type Metrics interface {
 	Chat(model string, status int, latency time.Duration, promptTokens, completionTokens int64)
+	CacheLookup(model string, hit bool)
 }
 
 // Deps are what the chat handler works with.
@@ -78,6 +80,9 @@ type Deps struct {
 	Metrics       Metrics
 	// ResponseStore keeps the Responses API's responses.
 	ResponseStore *responses.Store
+	// Answers, when set, is the exact response cache of the models whose
+	// policy asks for one.
+	Answers *answers.Store
 }
 
 // Options tune the chat handler.
@@ -118,6 +123,7 @@ type model struct {
 	systemPrompt   string
 	knowledgeBases []string
 	drawing        bool
+	cache          gateway.CachePolicy
 }
 
 // catalogue returns the public models of st and extras that key may use.
@@ -125,7 +131,7 @@ func catalogue(st gateway.Settings, extras []gateway.Model, key gateway.APIKey) 
 	var out []model
 	if name := st.PublicModelName(); name != "" && key.Allows(name) {
 		out = append(out, model{public: name, upstream: st.AI,
-			systemPrompt: st.SystemPrompt, drawing: st.DrawingEnabled, knowledgeBases: []string{"default"}})
+			systemPrompt: st.SystemPrompt, drawing: st.DrawingEnabled, knowledgeBases: []string{"default"}, cache: st.Cache})
 	}
 	for _, m := range extras {
 		if !key.Allows(m.Name) {
@@ -134,7 +140,7 @@ func catalogue(st gateway.Settings, extras []gateway.Model, key gateway.APIKey) 
 		up := st.AI
 		up.Model = m.UpstreamModel
 		out = append(out, model{public: m.Name, upstream: up,
-			systemPrompt: m.SystemPrompt, knowledgeBases: m.KnowledgeBases, drawing: m.Drawing && st.DrawingEnabled})
+			systemPrompt: m.SystemPrompt, knowledgeBases: m.KnowledgeBases, drawing: m.Drawing && st.DrawingEnabled, cache: m.Cache})
 	}
 	return out
 }

@@ -33,6 +33,10 @@ type outcome struct {
 	delivered bool
 	// unended marks a stream the upstream closed without its [DONE].
 	unended bool
+	// cache is "hit" or "miss" for a model with an exact response cache;
+	// completion is the whole answer to keep there, when complete.
+	cache      string
+	completion []byte
 }
 
 // Completions serves POST /v1/chat/completions: a chat completion from the
@@ -63,6 +67,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 		out = h.drawAnswer(w, r, c, d)
 		return nil
 	}
+	if c.cacheKey != "" {
+		if hit, ok := h.cached(r.Context(), c); ok {
+			out = h.replay(w, r, c, d, hit)
+			return nil
+		}
+	}
 	ctx, c.route = gateway.WithRoute(ctx)
 	resp, err := h.post(ctx, &c)
 	if err != nil {
@@ -89,6 +99,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	answer := firstMessage(body)
 	if c.conversation != "" {
 		out.answer = answer
+	}
+	if c.cacheKey != "" && out.reported && finished(body) {
+		out.completion = body
 	}
 	if !out.reported {
 		out.estimated = true
@@ -117,6 +130,73 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 	return nil
+}
+
+// cached returns the answer the cache holds for c, if any; a cache that
+// cannot be read is a miss.
+func (h *Handler) cached(ctx context.Context, c call) ([]byte, bool) {
+	body, ok, err := h.Answers.Get(ctx, c.cacheKey)
+	if err != nil {
+		slog.WarnContext(ctx, "read the answer cache", "err", err)
+		return nil, false
+	}
+	return body, ok
+}
+
+// replay answers c from a cached completion, in the shape the client
+// asked for: the door's answer, or its stream (for chat completions, the
+// events a live stream has: the answer's chunk, the usage chunk when
+// asked for, [DONE]).
+func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c call, d door, completion []byte) outcome {
+	w.Header().Set("X-Cache", "hit")
+	out := outcome{status: http.StatusOK, delivered: r.Context().Err() == nil, cache: "hit", reported: true}
+	out.used, _ = usageOf(completion) // shown as the answer had it; recorded as none
+	if c.conversation != "" {
+		out.answer = firstMessage(completion)
+	}
+	h.store(r.Context(), c, out)
+	if _, plain := d.(chatDoor); c.stream && plain {
+		streamHeaders(w)
+		obj, err := jsonobj.Split(completion)
+		if err == nil {
+			if chunk := chunkOf(obj.Del("usage").Bytes()); chunk != nil {
+				w.Write([]byte("data: " + string(chunk) + "\n\n"))
+			}
+			if usage := obj.Get("usage"); c.clientUsage && usage != nil {
+				w.Write([]byte("data: " + string(mustJSON(map[string]any{"id": obj.Get("id"), "object": "chat.completion.chunk",
+					"created": obj.Get("created"), "model": obj.Get("model"), "choices": []any{}, "usage": usage})) + "\n\n"))
+			}
+		}
+		w.Write([]byte("data: [DONE]\n\n"))
+		return out
+	}
+	if c.stream {
+		h.streamWhole(w, c, d.encoder(c), completion, out)
+		return out
+	}
+	body, ct, err := d.answer(c, out, completion)
+	if err != nil {
+		out.status = http.StatusBadGateway
+		d.fail(w, r, gateway.Errorf(gateway.EUpstream, "The cached answer is not a chat completion."))
+		return out
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+	return out
+}
+
+// finished reports whether a completion's first choice has its finish
+// reason: an answer whole, that a cache may keep.
+func finished(completion []byte) bool {
+	var v struct {
+		Choices []struct {
+			FinishReason *string `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	return json.Unmarshal(completion, &v) == nil && len(v.Choices) == 1 && v.Choices[0].FinishReason != nil && *v.Choices[0].FinishReason != ""
 }
 
 // streamWhole writes a whole chat completion as a door's stream.
@@ -179,11 +259,25 @@ func (h *Handler) finish(r *http.Request, c call, d door, start time.Time, out o
 	if c.drawPrompt != "" {
 		kind = "image"
 	}
+	if c.cacheKey != "" {
+		h.Metrics.CacheLookup(c.model.public, out.cache == "hit")
+		if out.cache == "" {
+			out.cache = "miss"
+		}
+		if out.cache == "hit" {
+			out.used = tokens{} // no upstream tokens
+		} else if out.status == http.StatusOK && out.delivered && out.completion != nil {
+			ttl := time.Duration(c.model.cache.TTLSeconds) * time.Second
+			if err := h.Answers.Put(ctx, c.cacheKey, scrubbed(c, out.completion), ttl); err != nil {
+				slog.WarnContext(ctx, "cache an answer", "err", err)
+			}
+		}
+	}
 	out.used, out.clamped = out.used.clampOr(out.clamped)
 	h.record(ctx, gateway.UsageRecord{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
-		Reservation: &c.reservation, Images: out.images, Channel: c.route.Channel(), FailedChannels: c.route.FailedChannels()})
+		Reservation: &c.reservation, Images: out.images, Channel: c.route.Channel(), FailedChannels: c.route.FailedChannels(), Cache: out.cache})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
 	slog.InfoContext(ctx, "chat", "api", d.name(), "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model, "channel", c.route.Channel(),
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,

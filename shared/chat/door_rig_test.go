@@ -61,6 +61,7 @@ func (m *rvMeter) Record(_ context.Context, r gateway.UsageRecord) error {
 type rvMetrics struct{}
 
 func (rvMetrics) Chat(string, int, time.Duration, int64, int64) {}
+func (rvMetrics) CacheLookup(string, bool)                      {}
 
 // rvAnswer is a scripted upstream answer: events (each a data payload), or
 // a whole body.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/aigateway/aigateway/shared/answers"
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/jsonobj"
@@ -38,6 +39,8 @@ type call struct {
 	reservation gateway.Reservation
 	// route is what the routing found: the channel that answered.
 	route *gateway.Route
+	// cacheKey, when set, is the digest the answer is cached under.
+	cacheKey string
 }
 
 // body returns the upstream request for the upstream model name.
@@ -168,6 +171,17 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 		req = req.Set("messages", rawArray(send))
 	}
 	c.req = req.Del("conversation_id")
+	if h.Answers != nil && answers.Cacheable(m.cache, c.req.Bytes()) {
+		scope := key.ID
+		if m.cache.Shared {
+			scope = ""
+		}
+		// The upstream model is part of what is asked: a public model
+		// moved to another has answers of its own.
+		if c.cacheKey, err = answers.Key(m.public, scope, c.body(m.upstream.Model)); err != nil {
+			return call{}, err
+		}
+	}
 	// What goes upstream is known now (history, system prompt, sources):
 	// the reservation grows to it, so that concurrent requests see it.
 	if more := reserveFor(c.req, len(c.req.Bytes())) - c.reservation.Tokens; more > 0 && c.reservation.Tokens > 0 {

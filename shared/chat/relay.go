@@ -36,7 +36,7 @@ func (h *Handler) relay(w http.ResponseWriter, r *http.Request, resp gateway.Ans
 
 	out := outcome{status: http.StatusOK}
 	var acc *accumulator
-	if c.conversation != "" {
+	if c.conversation != "" || c.cacheKey != "" {
 		acc = &accumulator{}
 	}
 	gone, done := false, false
@@ -130,6 +130,9 @@ func (h *Handler) settle(out *outcome, c call, chunks int64, acc *accumulator) {
 	}
 	if acc != nil && out.delivered && out.answer == nil {
 		out.answer = acc.message()
+		if c.cacheKey != "" && !out.partial && out.reported {
+			out.completion = acc.completion(out.used)
+		}
 	}
 }
 
@@ -171,6 +174,11 @@ func onlyUsage(data []byte) bool {
 // accumulator rebuilds the assistant message of a stream from its deltas
 // (choice 0): content and tool calls.
 type accumulator struct {
+	// id, model, created and finish are the stream's own, for the
+	// completion the cache keeps.
+	id, model string
+	created   int64
+	finish    json.RawMessage
 	content   bytes.Buffer
 	hasText   bool
 	toolCalls []toolCall
@@ -196,9 +204,13 @@ func (a *accumulator) add(data []byte) {
 		return
 	}
 	var chunk struct {
+		ID      string `json:"id"`
+		Model   string `json:"model"`
+		Created int64  `json:"created"`
 		Choices []struct {
-			Index int `json:"index"`
-			Delta struct {
+			Index        int             `json:"index"`
+			FinishReason json.RawMessage `json:"finish_reason"`
+			Delta        struct {
 				Content   *string `json:"content"`
 				ToolCalls []struct {
 					Index int `json:"index"`
@@ -210,9 +222,15 @@ func (a *accumulator) add(data []byte) {
 	if json.Unmarshal(data, &chunk) != nil {
 		return
 	}
+	if a.id == "" {
+		a.id, a.model, a.created = chunk.ID, chunk.Model, chunk.Created
+	}
 	for _, ch := range chunk.Choices {
 		if ch.Index != 0 {
 			continue
+		}
+		if len(ch.FinishReason) > 0 && string(ch.FinishReason) != "null" {
+			a.finish = ch.FinishReason
 		}
 		if ch.Delta.Content != nil {
 			a.size += len(*ch.Delta.Content)
@@ -235,6 +253,19 @@ func (a *accumulator) add(data []byte) {
 			t.Function.Arguments += tc.Function.Arguments
 		}
 	}
+}
+
+// completion returns the stream as one chat completion, with used as its
+// usage: what the cache keeps. Nil unless the stream finished (a finish
+// reason came) and was rebuilt whole.
+func (a *accumulator) completion(used tokens) []byte {
+	if a.finish == nil || a.size > maxAccumulated {
+		return nil
+	}
+	return mustJSON(map[string]any{"id": a.id, "object": "chat.completion", "created": a.created, "model": a.model,
+		"choices": []any{map[string]any{"index": 0, "message": a.message(), "finish_reason": a.finish}},
+		"usage": map[string]int64{"prompt_tokens": used.PromptTokens, "completion_tokens": used.CompletionTokens,
+			"total_tokens": used.PromptTokens + used.CompletionTokens}})
 }
 
 // message returns the rebuilt assistant message, or a note of its size

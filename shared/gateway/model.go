@@ -12,6 +12,33 @@ type Model struct {
 	SystemPrompt   string   `json:"system_prompt"`
 	KnowledgeBases []string `json:"knowledge_bases"`
 	Drawing        bool     `json:"drawing"`
+	// Cache, when its TTL is set, answers repeated requests from the exact
+	// response cache.
+	Cache CachePolicy `json:"cache"`
+}
+
+// CachePolicy is a public model's exact response cache: a request the
+// model was asked exactly before (the same messages, knowledge and every
+// parameter that changes the answer) is answered from the cache for
+// TTLSeconds. Zero TTL: no cache.
+type CachePolicy struct {
+	TTLSeconds int `json:"ttl_seconds"`
+	// Shared answers a key from what another key was answered (the same
+	// request, the same model); by default each key has its own.
+	Shared bool `json:"shared,omitempty"`
+	// Sampled caches requests that ask for sampling (a temperature above
+	// 0, or n above 1) too; by default they always go upstream.
+	Sampled bool `json:"sampled,omitempty"`
+}
+
+// MaxCacheTTL bounds a cache policy's TTL: 30 days.
+const MaxCacheTTL = 30 * 24 * 3600
+
+func (p CachePolicy) validate(field string) error {
+	if p.TTLSeconds < 0 || p.TTLSeconds > MaxCacheTTL {
+		return invalidParam(field+".ttl_seconds", "%s.ttl_seconds must be between 0 (no cache) and %d (30 days)", field, MaxCacheTTL)
+	}
+	return nil
 }
 
 // CheckModelName returns EInvalid unless name can name a public model: 1 to
@@ -33,6 +60,9 @@ func (m Model) Validate() error {
 	}
 	if len(m.SystemPrompt) > MaxSystemPromptLen {
 		return invalidParam("system_prompt", "system_prompt must be at most %d bytes", MaxSystemPromptLen)
+	}
+	if err := m.Cache.validate("cache"); err != nil {
+		return err
 	}
 	if len(m.KnowledgeBases) > 32 {
 		return invalidParam("knowledge_bases", "a model can search at most 32 knowledge bases")

@@ -22,9 +22,11 @@ type Settings struct {
 	// upstream to write (max_tokens, max_completion_tokens): clients such
 	// as Claude Code ask for more than many upstreams take (32000 against
 	// DeepSeek's 8192), which the upstream would refuse.
-	MaxOutputTokens int    `json:"max_output_tokens"`
-	DrawingEnabled  bool   `json:"drawing_enabled"`
-	ImageModel      string `json:"image_model"`
+	MaxOutputTokens int `json:"max_output_tokens"`
+	// Cache is the default public model's exact response cache.
+	Cache          CachePolicy `json:"cache"`
+	DrawingEnabled bool        `json:"drawing_enabled"`
+	ImageModel     string      `json:"image_model"`
 	// ImageSize is the size images are drawn at ("1024x1024").
 	ImageSize string `json:"image_size"`
 	// DrawTriggers start a message that asks for a drawing (default 画).
@@ -178,6 +180,9 @@ func (s Settings) Validate() error {
 		return invalidParam("rag.chunk_size", "rag.chunk_size must be between 50 and 8000 tokens")
 	case s.RAG.ChunkOverlap < 0 || s.RAG.ChunkOverlap >= s.RAG.ChunkSize/2:
 		return invalidParam("rag.chunk_overlap", "rag.chunk_overlap must be at least 0 and under half of rag.chunk_size")
+	}
+	if err := s.Cache.validate("cache"); err != nil {
+		return err
 	}
 	if err := s.AI.validate("ai", true); err != nil {
 		return err

@@ -42,6 +42,10 @@ type UsageRecord struct {
 	// Images counts the images drawn; each counts ImageTokens against the
 	// key's token quota and tokens per minute.
 	Images int64 `json:"images,omitempty"`
+	// Cache is "hit" for a request answered from the exact response cache
+	// (no upstream tokens), "miss" for one its model would have cached
+	// but sent upstream, "" when the model keeps no cache.
+	Cache string `json:"cache,omitempty"`
 	// Channel is the channel that answered; FailedChannels those that
 	// failed before it (or before the request gave up), one per attempt.
 	Channel        string   `json:"channel,omitempty"`
@@ -68,6 +72,8 @@ type UsageRow struct {
 	CompletionTokens int64  `json:"completion_tokens"`
 	TotalTokens      int64  `json:"total_tokens"`
 	Images           int64  `json:"images"`
+	CacheHits        int64  `json:"cache_hits"`
+	CacheMisses      int64  `json:"cache_misses"`
 	AvgLatencyMS     int64  `json:"avg_latency_ms"`
 }
 

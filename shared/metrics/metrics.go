@@ -17,6 +17,9 @@ type Recorder interface {
 	// Chat records one chat completion of a public model, with the tokens
 	// the upstream reported (zero when it reported none).
 	Chat(model string, status int, latency time.Duration, promptTokens, completionTokens int64)
+	// CacheLookup records a request of a model with an exact response
+	// cache: answered from it (hit) or not.
+	CacheLookup(model string, hit bool)
 }
 
 // Nop records nothing.
@@ -27,6 +30,9 @@ func (Nop) Request(string, int, time.Duration) {}
 
 // Chat implements Recorder.
 func (Nop) Chat(string, int, time.Duration, int64, int64) {}
+
+// CacheLookup implements Recorder.
+func (Nop) CacheLookup(string, bool) {}
 
 // Namespace is the CloudWatch namespace of the gateway's metrics.
 const Namespace = "AIGateway"
@@ -91,4 +97,10 @@ func (e *EMF) Chat(model string, status int, latency time.Duration, prompt, comp
 			{"PromptTokens", "Count"}, {"CompletionTokens", "Count"}},
 		map[string]any{"Model": model, "ChatRequests": 1, "ChatErrors": flag(status >= 500),
 			"ChatLatency": float64(latency.Microseconds()) / 1000, "PromptTokens": prompt, "CompletionTokens": completion})
+}
+
+// CacheLookup implements Recorder: CacheHits and CacheMisses by Model.
+func (e *EMF) CacheLookup(model string, hit bool) {
+	e.write([][]string{{"Model"}}, []metric{{"CacheHits", "Count"}, {"CacheMisses", "Count"}},
+		map[string]any{"Model": model, "CacheHits": flag(hit), "CacheMisses": flag(!hit)})
 }

@@ -235,7 +235,7 @@ func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 	incrs := []incr{{pk: summaryPK + day, sk: r.KeyID + "#" + r.Model, deltas: map[string]int64{
 		"requests": 1, "prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
 		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
-		"images": r.Images,
+		"images": r.Images, "cache_hits": flag(r.Cache == "hit"), "cache_misses": flag(r.Cache == "miss"),
 	}}}
 	incrs = append(incrs, channelIncrs(r, day)...)
 	tokens := r.PromptTokens + r.CompletionTokens + r.Images*gateway.ImageTokens
@@ -353,7 +353,8 @@ func (m *Meter) Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.U
 				}
 				c := it.Counters
 				row := gateway.UsageRow{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
-					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"]}
+					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"],
+					CacheHits: c["cache_hits"], CacheMisses: c["cache_misses"]}
 				row.TotalTokens = row.PromptTokens + row.CompletionTokens
 				if row.Requests > 0 {
 					row.AvgLatencyMS = c["latency_ms"] / row.Requests

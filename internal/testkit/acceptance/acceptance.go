@@ -153,6 +153,7 @@ func Run(t *testing.T, target Target) {
 		{"RetryBeforeFirstByte", s.retryBeforeFirstByte},
 		{"FallbackUpstream", s.fallback},
 		{"Channels", s.channels},
+		{"ResponseCache", s.responseCache},
 		{"VisionAndToolPayloadsIntact", s.payloadsIntact},
 		{"MemoryOff", s.memoryOff},
 		{"MemoryOn", s.memoryOn},
