@@ -152,8 +152,14 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	st, err := h.Settings.Get(r.Context())
+	if err != nil {
+		return err
+	}
 	var total gateway.UsageRow
+	var cost gateway.Micros
 	for _, row := range rows {
+		cost += gateway.ToMicros(row.Cost)
 		total.Requests += row.Requests
 		total.Errors += row.Errors
 		total.Partial += row.Partial
@@ -161,12 +167,15 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 		total.CompletionTokens += row.CompletionTokens
 		total.TotalTokens += row.TotalTokens
 		total.Images += row.Images
+		total.CacheHits += row.CacheHits
+		total.CacheMisses += row.CacheMisses
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{
 		"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "data": rows, "channels": chans,
-		"totals": map[string]int64{"requests": total.Requests, "errors": total.Errors, "partial": total.Partial,
+		"currency": st.Currency,
+		"totals": map[string]any{"requests": total.Requests, "errors": total.Errors, "partial": total.Partial,
 			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens,
-			"images": total.Images},
+			"images": total.Images, "cache_hits": total.CacheHits, "cache_misses": total.CacheMisses, "cost": gateway.FromMicros(cost)},
 	})
 	return nil
 }

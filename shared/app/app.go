@@ -75,7 +75,7 @@ func (c *Core) Shared(name string, make func() any) any {
 // Meter admits requests under their key's limits, records usage and sums
 // it up.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error)
+	Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error)
 	Release(ctx context.Context, res gateway.Reservation)
 	Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error
 	Record(ctx context.Context, r gateway.UsageRecord) error

@@ -40,7 +40,7 @@ type Catalog interface {
 
 // Meter holds keys to their limits and records usage.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error)
+	Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error)
 	Release(ctx context.Context, res gateway.Reservation)
 	Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error
 	Record(ctx context.Context, r gateway.UsageRecord) error

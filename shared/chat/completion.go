@@ -274,10 +274,11 @@ func (h *Handler) finish(r *http.Request, c call, d door, start time.Time, out o
 		}
 	}
 	out.used, out.clamped = out.used.clampOr(out.clamped)
+	cost := c.price.Cost(out.used.PromptTokens, out.used.CompletionTokens, out.images, out.cache == "hit")
 	h.record(ctx, gateway.UsageRecord{RequestID: c.requestID, KeyID: c.key.ID, Model: c.model.public, Kind: kind,
 		Stream: c.stream, Status: out.status, PromptTokens: out.used.PromptTokens, CompletionTokens: out.used.CompletionTokens,
 		LatencyMS: latency.Milliseconds(), Partial: out.partial, Estimated: out.estimated, Clamped: out.clamped, PerMinute: c.key.TPM > 0,
-		Reservation: &c.reservation, Images: out.images, Channel: c.route.Channel(), FailedChannels: c.route.FailedChannels(), Cache: out.cache})
+		Reservation: &c.reservation, Images: out.images, Channel: c.route.Channel(), FailedChannels: c.route.FailedChannels(), Cache: out.cache, CostMicros: cost})
 	h.Metrics.Chat(c.model.public, out.status, latency, out.used.PromptTokens, out.used.CompletionTokens)
 	slog.InfoContext(ctx, "chat", "api", d.name(), "key", c.key.ID, "model", c.model.public, "upstream_model", c.model.upstream.Model, "channel", c.route.Channel(),
 		"stream", c.stream, "status", out.status, "ms", latency.Milliseconds(), "partial", out.partial,

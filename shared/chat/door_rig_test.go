@@ -44,7 +44,8 @@ type rvMeter struct {
 	recs []gateway.UsageRecord
 }
 
-func (m *rvMeter) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error) {
+func (m *rvMeter) Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error) {
+	reserve := ask.Tokens
 	return gateway.Reservation{KeyID: key.ID, Tokens: reserve}, nil
 }
 func (m *rvMeter) Release(context.Context, gateway.Reservation) {}

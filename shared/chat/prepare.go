@@ -41,6 +41,8 @@ type call struct {
 	route *gateway.Route
 	// cacheKey, when set, is the digest the answer is cached under.
 	cacheKey string
+	// price is what the upstream model (the image model, drawing) costs.
+	price gateway.Price
 }
 
 // body returns the upstream request for the upstream model name.
@@ -115,7 +117,9 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 	// system message's envelope), so that a plain request needs no Extend:
 	// under a burst, an Extend meets the reservations of requests being
 	// refused at that moment, and could refuse every request of the burst.
-	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)+len(m.systemPrompt)+gatewayAdds))
+	price, _ := st.PriceOf(m.upstream.Model)
+	reserve := reserveFor(req, len(body)+len(m.systemPrompt)+gatewayAdds)
+	res, err := h.Meter.Admit(r.Context(), key, gateway.Ask{Tokens: reserve, Cost: reserve * price.PerToken(), PerToken: price.PerToken()})
 	if err != nil {
 		return call{}, err
 	}
@@ -138,7 +142,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 		}
 	}
 	c := call{key: key, model: m, stream: stream, conversation: conv, keep: st.MaxConversations, requestID: requestID(w),
-		reservation: res}
+		reservation: res, price: price}
 
 	send := messages
 	if conv != "" {
@@ -154,6 +158,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request, d door) (_ cal
 	if m.drawing && h.Draw != nil {
 		if prompt, ok := drawPrompt(messages, st.DrawTriggers); ok {
 			c.drawPrompt, c.image, c.imageSize = prompt, st.ImageUpstream(), st.ImageSize
+			c.price, _ = st.PriceOf(st.ImageModel)
 			return c, nil
 		}
 	}

@@ -110,7 +110,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) 
 		e.Param = "model"
 		return e
 	}
-	res, err := h.Meter.Admit(r.Context(), key, int64(len(body)/4))
+	price, _ := st.PriceOf(name)
+	estimate := int64(len(body) / 4)
+	res, err := h.Meter.Admit(r.Context(), key, gateway.Ask{Tokens: estimate, Cost: estimate * price.PerToken(), PerToken: price.PerToken()})
 	if err != nil {
 		return err
 	}
@@ -118,6 +120,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) 
 		PerMinute: key.TPM > 0, Reservation: &res}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
+		rec.CostMicros = price.Cost(rec.PromptTokens, 0, 0, false)
 		h.record(r.Context(), rec)
 	}()
 	ctx, route := gateway.WithRoute(r.Context())
@@ -223,11 +226,13 @@ func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 	}
-	res, err := h.Meter.Admit(r.Context(), key, reserveFor(req, len(body)))
+	price, _ := st.PriceOf(m.upstream.Model)
+	reserve := reserveFor(req, len(body))
+	res, err := h.Meter.Admit(r.Context(), key, gateway.Ask{Tokens: reserve, Cost: reserve * price.PerToken(), PerToken: price.PerToken()})
 	if err != nil {
 		return err
 	}
-	c := call{key: key, model: m, stream: stream, clientUsage: clientUsage, req: req, requestID: requestID(w), reservation: res}
+	c := call{key: key, model: m, stream: stream, clientUsage: clientUsage, req: req, requestID: requestID(w), reservation: res, price: price}
 	// As on chat, the upstream request outlives its client by up to
 	// DrainTimeout, so that the usage of an answer the client left is
 	// still learnt.

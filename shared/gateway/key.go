@@ -28,6 +28,11 @@ type KeyLimits struct {
 	TPM int64 `json:"tpm"`
 	// TokenQuota caps the tokens the key may use in all.
 	TokenQuota int64 `json:"token_quota"`
+	// Budget caps what the key may spend in all, MonthlyBudget in a
+	// calendar month (UTC), in the settings' currency, at the settings'
+	// prices.
+	Budget        float64 `json:"budget,omitempty"`
+	MonthlyBudget float64 `json:"monthly_budget,omitempty"`
 	// Models are the public models the key may see and use; empty means all.
 	Models []string `json:"models"`
 }
@@ -52,6 +57,10 @@ func (l KeyLimits) Validate() error {
 		return invalidParam("tpm", "tpm must not be negative")
 	case l.TokenQuota < 0:
 		return invalidParam("token_quota", "token_quota must not be negative")
+	case !(l.Budget >= 0 && l.Budget <= 1e9):
+		return invalidParam("budget", "budget must be between 0 (none) and 1e9")
+	case !(l.MonthlyBudget >= 0 && l.MonthlyBudget <= 1e9):
+		return invalidParam("monthly_budget", "monthly_budget must be between 0 (none) and 1e9")
 	case len(l.Models) > 100:
 		return invalidParam("models", "a key can be limited to at most 100 models")
 	}

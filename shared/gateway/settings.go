@@ -23,6 +23,10 @@ type Settings struct {
 	// as Claude Code ask for more than many upstreams take (32000 against
 	// DeepSeek's 8192), which the upstream would refuse.
 	MaxOutputTokens int `json:"max_output_tokens"`
+	// Currency is what prices and budgets are in (ISO 4217); Prices are
+	// what upstream models cost in it.
+	Currency string  `json:"currency"`
+	Prices   []Price `json:"prices"`
 	// Cache is the default public model's exact response cache.
 	Cache          CachePolicy `json:"cache"`
 	DrawingEnabled bool        `json:"drawing_enabled"`
@@ -90,6 +94,7 @@ type RAGSettings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		MaxConversations: 50,
+		Currency:         "USD",
 		ImageModel:       "Kwai-Kolors/Kolors",
 		ImageSize:        "1024x1024",
 		DrawTriggers:     []string{"画"},
@@ -182,6 +187,9 @@ func (s Settings) Validate() error {
 		return invalidParam("rag.chunk_overlap", "rag.chunk_overlap must be at least 0 and under half of rag.chunk_size")
 	}
 	if err := s.Cache.validate("cache"); err != nil {
+		return err
+	}
+	if err := validatePrices(s.Currency, s.Prices); err != nil {
 		return err
 	}
 	if err := s.AI.validate("ai", true); err != nil {

@@ -6,11 +6,26 @@ import "time"
 // (its quota and tokens per minute), so that limits stop drawing too.
 const ImageTokens = 1000
 
+// Ask is what a request asks of its key's limits at admission: the tokens
+// it is estimated to use, what they may cost at most (in millionths of the
+// currency), and the most one token may cost (for tokens added later).
+type Ask struct {
+	Tokens   int64
+	Cost     Micros
+	PerToken Micros
+}
+
 // Reservation is what a request admitted under token limits holds of
 // them until its usage is recorded.
 type Reservation struct {
 	KeyID  string
 	Tokens int64
+	// Cost is what it holds of the key's budgets, PerToken what a token
+	// added by Extend holds; Budget and Monthly say which budgets hold it,
+	// Month the month it counts in.
+	Cost, PerToken  Micros
+	Budget, Monthly bool
+	Month           string
 	// Window is the minute its tokens count in, for tokens per minute.
 	Window string
 	// Quota and PerMinute say which limits hold tokens of it, and
@@ -42,6 +57,9 @@ type UsageRecord struct {
 	// Images counts the images drawn; each counts ImageTokens against the
 	// key's token quota and tokens per minute.
 	Images int64 `json:"images,omitempty"`
+	// CostMicros is what the request cost at the settings' prices, in
+	// millionths of the currency.
+	CostMicros Micros `json:"cost_micros,omitempty"`
 	// Cache is "hit" for a request answered from the exact response cache
 	// (no upstream tokens), "miss" for one its model would have cached
 	// but sent upstream, "" when the model keeps no cache.
@@ -75,6 +93,8 @@ type UsageRow struct {
 	CacheHits        int64  `json:"cache_hits"`
 	CacheMisses      int64  `json:"cache_misses"`
 	AvgLatencyMS     int64  `json:"avg_latency_ms"`
+	// Cost is in the settings' currency.
+	Cost float64 `json:"cost"`
 }
 
 // ChannelUsageRow is one day's usage of one channel: the requests it

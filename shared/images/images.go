@@ -37,7 +37,7 @@ type Settings interface {
 
 // Meter holds keys to their limits and records usage.
 type Meter interface {
-	Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error)
+	Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error)
 	Record(ctx context.Context, r gateway.UsageRecord) error
 }
 
@@ -169,17 +169,21 @@ func (h *Handler) Generate(w http.ResponseWriter, r *http.Request) error {
 	if req.Size == "" {
 		req.Size = st.ImageSize
 	}
-	res, err := h.Meter.Admit(r.Context(), key, int64(req.N)*gateway.ImageTokens)
+	price, _ := st.PriceOf(st.ImageModel)
+	res, err := h.Meter.Admit(r.Context(), key, gateway.Ask{Tokens: int64(req.N) * gateway.ImageTokens, Cost: int64(req.N) * price.Cost(0, 0, 1, false)})
 	if err != nil {
 		return err
 	}
+	ctx, route := gateway.WithRoute(r.Context())
 	rec := gateway.UsageRecord{RequestID: w.Header().Get("X-Request-ID"), KeyID: key.ID, Model: st.ImageModel, Kind: "image", Status: http.StatusOK,
 		Reservation: &res, PerMinute: key.TPM > 0}
 	defer func() {
 		rec.LatencyMS = time.Since(start).Milliseconds()
+		rec.CostMicros = price.Cost(0, 0, rec.Images, false)
+		rec.Channel, rec.FailedChannels = route.Channel(), route.FailedChannels()
 		h.record(r.Context(), rec)
 	}()
-	images, err := h.Draw.Generate(r.Context(), st.ImageUpstream(), gateway.ImageRequest{Prompt: req.Prompt, N: req.N, Size: req.Size, Options: req.Options})
+	images, err := h.Draw.Generate(ctx, st.ImageUpstream(), gateway.ImageRequest{Prompt: req.Prompt, N: req.N, Size: req.Size, Options: req.Options})
 	if err != nil {
 		rec.Status = respond.Status(err)
 		return err

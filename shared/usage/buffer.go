@@ -98,19 +98,19 @@ func (b *Buffer) Record(ctx context.Context, r gateway.UsageRecord) error {
 
 // Admit implements Meter.Admit, counting the tokens still waiting or
 // being written.
-func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error) {
-	return b.admit(ctx, key, reserve, b.pendingTokens)
+func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error) {
+	return b.admit(ctx, key, ask, b.pendingTokens)
 }
 
-// pendingTokens returns the tokens of an item still waiting or being
-// written.
+// pendingTokens returns the tokens (or, of a spend counter, the
+// millionths) of an item still waiting or being written.
 func (b *Buffer) pendingTokens(pk, sk string) int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := int64(0)
 	for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
 		if p, ok := m[[2]string{pk, sk}]; ok {
-			n += p.deltas["tokens"]
+			n += p.deltas["tokens"] + p.deltas["micros"]
 		}
 	}
 	return n

@@ -41,3 +41,6 @@ func (m *Meter) Used(ctx context.Context, keyID string) (int64, error) {
 	}
 	return it.Counters["tokens"], nil
 }
+
+// SetNow sets the meter's clock.
+func (m *Meter) SetNow(now func() time.Time) { m.now = now }

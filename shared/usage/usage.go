@@ -25,6 +25,7 @@ const (
 	requestPK  = "usage#"    // + day; sk "<time>#<request ID>"; one item per request
 	summaryPK  = "usagesum#" // + day; sk "<key ID>#<model>"; counters
 	channelPK  = "usagech#"  // + day; sk channel ID; counters
+	spendPK    = "spend"     // sk key ID, or "<key ID>#<YYYY-MM>"; counter "micros"
 	keepRecord = 90 * 24 * time.Hour
 )
 
@@ -59,19 +60,47 @@ const MaxTokens = 10_000_000
 // waiting does not help) when its token quota is used up. The request's
 // gateway.UsageRecord settles the reservation with the tokens really used; a request
 // that never gets that far gives it back with Release.
-func (m *Meter) Admit(ctx context.Context, key gateway.APIKey, reserve int64) (gateway.Reservation, error) {
-	return m.admit(ctx, key, reserve, func(string, string) int64 { return 0 })
+func (m *Meter) Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error) {
+	return m.admit(ctx, key, ask, func(string, string) int64 { return 0 })
 }
 
 // admit is Admit with pending: tokens counted but not yet written, by item.
-func (m *Meter) admit(ctx context.Context, key gateway.APIKey, reserve int64, pending func(pk, sk string) int64) (gateway.Reservation, error) {
+func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, pending func(pk, sk string) int64) (gateway.Reservation, error) {
 	now := m.now()
 	win, next := minute(now)
-	res := gateway.Reservation{KeyID: key.ID, Window: win, Expires: next.Add(time.Minute)}
-	reserve = max(reserve, 1)
+	res := gateway.Reservation{KeyID: key.ID, Window: win, Expires: next.Add(time.Minute), PerToken: max(ask.PerToken, 0)}
+	reserve := max(ask.Tokens, 1)
+	// The budgets first: what a key has spent is held like its tokens,
+	// the request's most likely cost reserved, so that a burst of
+	// concurrent requests goes over by at most about one request.
+	if key.Budget > 0 || key.MonthlyBudget > 0 {
+		cost := max(ask.Cost, 0)
+		month := now.UTC().Format("2006-01")
+		for _, b := range []struct {
+			limit float64
+			sk    string
+			held  *bool
+			what  string
+		}{{key.Budget, key.ID, &res.Budget, "budget"}, {key.MonthlyBudget, key.ID + "#" + month, &res.Monthly, "monthly budget"}} {
+			if b.limit <= 0 {
+				continue
+			}
+			c, err := m.records.Incr(ctx, spendPK, b.sk, map[string]int64{"micros": cost}, spendExpiry(b.sk, now))
+			if err != nil {
+				m.Release(ctx, res)
+				return gateway.Reservation{}, fmt.Errorf("reserve budget of %s: %w", key.ID, err)
+			}
+			*b.held, res.Cost, res.Month = true, cost, month
+			if c["micros"]-cost+pending(spendPK, b.sk) >= gateway.ToMicros(b.limit) {
+				m.Release(ctx, res)
+				return gateway.Reservation{}, gateway.Errorf(gateway.EQuota, "This API key has spent its %s of %.2f.", b.what, b.limit)
+			}
+		}
+	}
 	if key.TokenQuota > 0 {
 		c, err := m.records.Incr(ctx, quotaPK, key.ID, map[string]int64{"tokens": reserve}, time.Time{})
 		if err != nil {
+			m.Release(ctx, res)
 			return gateway.Reservation{}, fmt.Errorf("reserve quota of %s: %w", key.ID, err)
 		}
 		res.Tokens, res.Quota = reserve, true
@@ -114,7 +143,7 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, reserve int64, pe
 // before its usage could be recorded.
 func (m *Meter) Release(ctx context.Context, res gateway.Reservation) {
 	ctx = context.WithoutCancel(ctx)
-	for _, in := range settle(res, 0) {
+	for _, in := range settle(res, 0, 0) {
 		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
 			slog.ErrorContext(ctx, "give back reserved tokens", "key", res.KeyID, "err", err)
 		}
@@ -133,20 +162,23 @@ func (m *Meter) Extend(ctx context.Context, res *gateway.Reservation, key gatewa
 // extend is Extend with pending: tokens counted but not yet written, by
 // item.
 func (m *Meter) extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64, pending func(pk, sk string) int64) error {
-	if more <= 0 || (!res.Quota && !res.PerMinute) {
+	if more <= 0 || (!res.Quota && !res.PerMinute && !res.Budget && !res.Monthly) {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	var done []incr
 	undo := func() {
 		for _, in := range done {
-			in.deltas["tokens"] = -in.deltas["tokens"]
+			for k, v := range in.deltas {
+				in.deltas[k] = -v
+			}
 			m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
 		}
 	}
 	grown := *res
 	grown.Tokens = -more // settle(0) adds what was reserved: here, more
-	for _, in := range settle(grown, 0) {
+	grown.Budget, grown.Monthly = false, false
+	for _, in := range settle(grown, 0, 0) {
 		c, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
 		if err != nil {
 			undo()
@@ -165,14 +197,52 @@ func (m *Meter) extend(ctx context.Context, res *gateway.Reservation, key gatewa
 			return e
 		}
 	}
+	if cost := more * res.PerToken; cost > 0 && (res.Budget || res.Monthly) {
+		for _, b := range []struct {
+			held  bool
+			limit float64
+			sk    string
+		}{{res.Budget, key.Budget, res.KeyID}, {res.Monthly, key.MonthlyBudget, res.KeyID + "#" + res.Month}} {
+			if !b.held {
+				continue
+			}
+			c, err := m.records.Incr(ctx, spendPK, b.sk, map[string]int64{"micros": cost}, spendExpiry(b.sk, m.now()))
+			if err != nil {
+				undo()
+				return fmt.Errorf("reserve budget of %s: %w", res.KeyID, err)
+			}
+			done = append(done, incr{pk: spendPK, sk: b.sk, deltas: map[string]int64{"micros": cost}, expires: spendExpiry(b.sk, m.now())})
+			if c["micros"]-res.Cost-cost+pending(spendPK, b.sk) >= gateway.ToMicros(b.limit) {
+				undo()
+				return gateway.Errorf(gateway.EQuota, "This API key has spent its budget of %.2f.", b.limit)
+			}
+		}
+		res.Cost += cost
+	}
 	res.Tokens += more
 	return nil
 }
 
+// spendExpiry is when a spend counter may go: a month's some weeks after
+// the month, the total never.
+func spendExpiry(sk string, now time.Time) time.Time {
+	if !strings.Contains(sk, "#") {
+		return time.Time{}
+	}
+	return now.AddDate(0, 2, 0)
+}
+
 // settle returns the counter changes that turn the reservation into used
-// tokens.
-func settle(res gateway.Reservation, used int64) []incr {
+// tokens, and what it held of the budgets into the cost.
+func settle(res gateway.Reservation, used int64, cost gateway.Micros) []incr {
 	var out []incr
+	if res.Budget {
+		out = append(out, incr{pk: spendPK, sk: res.KeyID, deltas: map[string]int64{"micros": cost - res.Cost}})
+	}
+	if res.Monthly {
+		sk := res.KeyID + "#" + res.Month
+		out = append(out, incr{pk: spendPK, sk: sk, deltas: map[string]int64{"micros": cost - res.Cost}, expires: spendExpiry(sk, time.Now())})
+	}
 	if res.Quota {
 		out = append(out, incr{pk: quotaPK, sk: res.KeyID, deltas: map[string]int64{"tokens": used - res.Tokens}})
 	}
@@ -216,6 +286,7 @@ type incr struct {
 // counter changes (day summary, tokens per minute, quota).
 func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 	// Whatever path the tokens came by, nonsense never moves a counter.
+	cost := max(r.CostMicros, 0)
 	for _, n := range []*int64{&r.PromptTokens, &r.CompletionTokens, &r.Images} {
 		if c := min(max(*n, 0), MaxTokens); c != *n {
 			*n, r.Clamped = c, true
@@ -235,17 +306,32 @@ func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 	incrs := []incr{{pk: summaryPK + day, sk: r.KeyID + "#" + r.Model, deltas: map[string]int64{
 		"requests": 1, "prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
 		"errors": flag(r.Status >= 400 && r.Status != 499), "partial": flag(r.Partial), "latency_ms": r.LatencyMS,
-		"images": r.Images, "cache_hits": flag(r.Cache == "hit"), "cache_misses": flag(r.Cache == "miss"),
+		"images": r.Images, "cache_hits": flag(r.Cache == "hit"), "cache_misses": flag(r.Cache == "miss"), "cost_micros": cost,
 	}}}
 	incrs = append(incrs, channelIncrs(r, day)...)
 	tokens := r.PromptTokens + r.CompletionTokens + r.Images*gateway.ImageTokens
-	if r.Reservation != nil && r.Reservation.Tokens > 0 {
-		incrs = append(incrs, settle(*r.Reservation, tokens)...)
-		if !r.Reservation.Quota {
+	// What a key spent is counted whether or not it has a budget yet: a
+	// budget set later holds what came before.
+	spend := func(budget, monthly bool) {
+		if cost == 0 {
+			return
+		}
+		if !budget {
+			incrs = append(incrs, incr{pk: spendPK, sk: r.KeyID, deltas: map[string]int64{"micros": cost}})
+		}
+		if sk := r.KeyID + "#" + r.Time.Format("2006-01"); !monthly {
+			incrs = append(incrs, incr{pk: spendPK, sk: sk, deltas: map[string]int64{"micros": cost}, expires: spendExpiry(sk, r.Time)})
+		}
+	}
+	if res := r.Reservation; res != nil && (res.Tokens > 0 && (res.Quota || res.PerMinute) || res.Budget || res.Monthly) {
+		incrs = append(incrs, settle(*res, tokens, cost)...)
+		if !res.Quota && tokens > 0 {
 			incrs = append(incrs, incr{pk: quotaPK, sk: r.KeyID, deltas: map[string]int64{"tokens": tokens}})
 		}
+		spend(res.Budget, res.Monthly)
 		return item, incrs, nil
 	}
+	spend(false, false)
 	if tokens == 0 {
 		return item, incrs, nil
 	}
@@ -354,7 +440,7 @@ func (m *Meter) Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.U
 				c := it.Counters
 				row := gateway.UsageRow{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
 					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"],
-					CacheHits: c["cache_hits"], CacheMisses: c["cache_misses"]}
+					CacheHits: c["cache_hits"], CacheMisses: c["cache_misses"], Cost: gateway.FromMicros(c["cost_micros"])}
 				row.TotalTokens = row.PromptTokens + row.CompletionTokens
 				if row.Requests > 0 {
 					row.AvgLatencyMS = c["latency_ms"] / row.Requests

@@ -3,6 +3,7 @@ package usage_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,14 +17,14 @@ import (
 func records(t *testing.T) *sqlstore.Records { return sqlitetest.Open(t).Records() }
 
 type meter interface {
-	Admit(context.Context, gateway.APIKey, int64) (gateway.Reservation, error)
+	Admit(context.Context, gateway.APIKey, gateway.Ask) (gateway.Reservation, error)
 	Release(context.Context, gateway.Reservation)
 	Record(context.Context, gateway.UsageRecord) error
 	Summary(context.Context, gateway.UsageFilter) ([]gateway.UsageRow, error)
 }
 
 func admit(m meter, key gateway.APIKey) error {
-	_, err := m.Admit(context.Background(), key, 1)
+	_, err := m.Admit(context.Background(), key, gateway.Ask{Tokens: 1})
 	return err
 }
 
@@ -43,7 +44,7 @@ func TestMeterAndBuffer(t *testing.T) {
 			m, closeIt := open(t)
 			key := gateway.APIKey{ID: "key_1", KeyLimits: gateway.KeyLimits{TokenQuota: 50, TPM: 1000}}
 			for i := range 3 {
-				res, err := m.Admit(ctx, key, 30)
+				res, err := m.Admit(ctx, key, gateway.Ask{Tokens: 30})
 				if err != nil {
 					t.Fatalf("request %d refused: %v", i+1, err)
 				}
@@ -118,7 +119,7 @@ func TestQuotaUnderConcurrency(t *testing.T) {
 				var wg sync.WaitGroup
 				for i := range 30 {
 					wg.Go(func() {
-						res, err := m.Admit(context.Background(), key, 100)
+						res, err := m.Admit(context.Background(), key, gateway.Ask{Tokens: 100})
 						if err != nil {
 							return
 						}
@@ -150,7 +151,7 @@ func TestNonsenseUsageClamped(t *testing.T) {
 	ctx := context.Background()
 	m := usage.New(records(t))
 	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 1000}}
-	res, err := m.Admit(ctx, key, 10)
+	res, err := m.Admit(ctx, key, gateway.Ask{Tokens: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestExtendReservation(t *testing.T) {
 	ctx := context.Background()
 	m := usage.New(records(t))
 	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 1000}}
-	res, err := m.Admit(ctx, key, 10)
+	res, err := m.Admit(ctx, key, gateway.Ask{Tokens: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestExtendUnderBurst(t *testing.T) {
 	key := gateway.APIKey{ID: "k", KeyLimits: gateway.KeyLimits{TokenQuota: 5000}}
 	var held []gateway.Reservation
 	for range 30 {
-		res, err := m.Admit(ctx, key, 1030)
+		res, err := m.Admit(ctx, key, gateway.Ask{Tokens: 1030})
 		if err != nil {
 			continue
 		}
@@ -222,5 +223,103 @@ func TestExtendUnderBurst(t *testing.T) {
 	}
 	if used, _ := m.Used(ctx, "k"); len(held) != 1 || used != 41030 {
 		t.Fatalf("%d requests hold %d tokens of a 5,000-token quota; want the first one only", len(held), used)
+	}
+}
+
+// TestBudgetUnderConcurrency: a burst of 60 requests on a key with a
+// budget of 1.00, each costing 0.05: what is spent goes over the budget
+// by at most one request; the month's budget holds the same way and a
+// new month starts afresh while the total budget allows; the day's
+// summary and the spend count the cost.
+func TestBudgetUnderConcurrency(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) (meter, func()){
+		"Meter": func(t *testing.T) (meter, func()) { return usage.New(records(t)), func() {} },
+		"Buffer": func(t *testing.T) (meter, func()) {
+			b := usage.NewBuffer(usage.New(records(t)), time.Millisecond)
+			return b, func() { b.Close() }
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, closeIt := open(t)
+			defer closeIt()
+			price := gateway.Price{Input: 1000, Output: 1000} // 0.001 a token
+			for _, key := range []gateway.APIKey{
+				{ID: "key_total", KeyLimits: gateway.KeyLimits{Budget: 1}},
+				{ID: "key_month", KeyLimits: gateway.KeyLimits{MonthlyBudget: 1}},
+			} {
+				var mu sync.Mutex
+				spent := gateway.Micros(0)
+				var wg sync.WaitGroup
+				for i := range 60 {
+					wg.Go(func() {
+						ask := gateway.Ask{Tokens: 50, Cost: 50 * price.PerToken(), PerToken: price.PerToken()}
+						res, err := m.Admit(context.Background(), key, ask)
+						if err != nil {
+							if gateway.ErrorCode(err) != gateway.EQuota {
+								t.Errorf("refused with %v, want insufficient_quota", err)
+							}
+							return
+						}
+						time.Sleep(10 * time.Millisecond) // the answer
+						cost := price.Cost(30, 20, 0, false)
+						m.Record(context.Background(), gateway.UsageRecord{RequestID: fmt.Sprint(key.ID, i), KeyID: key.ID, Model: "m",
+							Status: 200, PromptTokens: 30, CompletionTokens: 20, CostMicros: cost, Reservation: &res})
+						mu.Lock()
+						spent += cost
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				if spent > gateway.ToMicros(1)+gateway.ToMicros(0.05) || spent < gateway.ToMicros(0.5) {
+					t.Fatalf("%s: %.2f spent on a budget of 1.00: want at most one request over, and most of it used", key.ID, gateway.FromMicros(spent))
+				}
+				// Sequentially now: refused once the budget is spent.
+				if _, err := m.Admit(context.Background(), key, gateway.Ask{Tokens: 1, Cost: 1}); gateway.ErrorCode(err) != gateway.EQuota {
+					t.Fatalf("%s: a request past the budget = %v", key.ID, err)
+				}
+			}
+			if f, ok := m.(interface{ Flush(context.Context) }); ok {
+				f.Flush(context.Background())
+			}
+			rows, err := m.(interface {
+				Summary(context.Context, gateway.UsageFilter) ([]gateway.UsageRow, error)
+			}).Summary(context.Background(), gateway.UsageFilter{From: time.Now(), To: time.Now(), KeyID: "key_total"})
+			if err != nil || len(rows) != 1 || gateway.ToMicros(rows[0].Cost) != rows[0].Requests*gateway.ToMicros(0.05) || rows[0].Requests < 10 {
+				t.Fatalf("the summary's cost: %+v %v", rows, err)
+			}
+		})
+	}
+}
+
+// TestMonthlyBudgetStartsAfresh: a key whose month's budget is spent is
+// admitted again the next month, until its total budget is spent.
+func TestMonthlyBudgetStartsAfresh(t *testing.T) {
+	ctx := context.Background()
+	m := usage.New(records(t))
+	now := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)
+	m.SetNow(func() time.Time { return now })
+	key := gateway.APIKey{ID: "key_m", KeyLimits: gateway.KeyLimits{MonthlyBudget: 0.10, Budget: 0.15}}
+	spend := func() error {
+		res, err := m.Admit(ctx, key, gateway.Ask{Tokens: 1, Cost: gateway.ToMicros(0.05)})
+		if err != nil {
+			return err
+		}
+		return m.Record(ctx, gateway.UsageRecord{RequestID: "r", KeyID: key.ID, Model: "m", Status: 200, CostMicros: gateway.ToMicros(0.05),
+			Reservation: &res, Time: now})
+	}
+	for i := range 2 {
+		if err := spend(); err != nil {
+			t.Fatalf("request %d of November: %v", i, err)
+		}
+	}
+	if err := spend(); gateway.ErrorCode(err) != gateway.EQuota || !strings.Contains(gateway.ErrorMessage(err), "monthly") {
+		t.Fatalf("past November's budget: %v", err)
+	}
+	now = now.Add(2 * time.Hour) // December
+	if err := spend(); err != nil {
+		t.Fatalf("the first request of December: %v", err)
+	}
+	if err := spend(); gateway.ErrorCode(err) != gateway.EQuota || strings.Contains(gateway.ErrorMessage(err), "monthly") {
+		t.Fatalf("past the total budget: %v", err)
 	}
 }

@@ -154,6 +154,7 @@ func Run(t *testing.T, target Target) {
 		{"FallbackUpstream", s.fallback},
 		{"Channels", s.channels},
 		{"ResponseCache", s.responseCache},
+		{"PricesAndBudgets", s.pricesAndBudgets},
 		{"VisionAndToolPayloadsIntact", s.payloadsIntact},
 		{"MemoryOff", s.memoryOff},
 		{"MemoryOn", s.memoryOn},

@@ -1,0 +1,39 @@
+package gateway
+
+import "testing"
+
+// TestPrices: the first matching price applies; tokens at their prices
+// per million, images each, a cache hit its own price alone; PerToken
+// rounds the dearer of input and output up.
+func TestPrices(t *testing.T) {
+	st := DefaultSettings()
+	st.Prices = []Price{{Model: "gpt-4o-mini", Input: 0.15, Output: 0.6}, {Model: "gpt-4o*", Input: 2.5, Output: 10, CachedHit: 0.0001},
+		{Model: "Kwai-Kolors/*", Image: 0.02}}
+	p, ok := st.PriceOf("gpt-4o-2024-08-06")
+	if !ok || p.Input != 2.5 {
+		t.Fatalf("PriceOf(gpt-4o-2024-08-06) = %+v %v", p, ok)
+	}
+	if got := p.Cost(1_000_000, 100_000, 0, false); got != ToMicros(2.5+1) {
+		t.Fatalf("1M in + 100k out = %d micros, want %d", got, ToMicros(3.5))
+	}
+	if got := p.Cost(1_000_000, 100_000, 0, true); got != 100 {
+		t.Fatalf("a cache hit = %d micros, want 100", got)
+	}
+	if p.PerToken() != 10 {
+		t.Fatalf("PerToken = %d", p.PerToken())
+	}
+	if mini, _ := st.PriceOf("gpt-4o-mini"); mini.PerToken() != 1 || mini.Cost(1000, 1000, 0, false) != 750 {
+		t.Fatalf("gpt-4o-mini: %+v", mini)
+	}
+	if img, ok := st.PriceOf("Kwai-Kolors/Kolors"); !ok || img.Cost(0, 0, 3, false) != ToMicros(0.06) {
+		t.Fatalf("images: %+v %v", img, ok)
+	}
+	if _, ok := st.PriceOf("qwen"); ok {
+		t.Fatal("a model without a price has one")
+	}
+	for _, bad := range []Settings{{Currency: "usd"}, {Currency: "US"}, {Currency: "USD", Prices: []Price{{Model: "m", Input: -1}}}} {
+		if validatePrices(bad.Currency, bad.Prices) == nil {
+			t.Fatalf("%+v was accepted", bad)
+		}
+	}
+}
