@@ -167,6 +167,13 @@ func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
+	// The first channel: setup gives the gateway an upstream to answer
+	// with (the settings' ai upstream becomes the channel ch_main).
+	if err := gateway.CheckBaseURL(st.AI.BaseURL); err != nil {
+		e := gateway.Errorf(gateway.EInvalid, "ai.base_url %s", gateway.ErrorMessage(err))
+		e.Param = "ai.base_url"
+		return e
+	}
 	if err := h.Guard.Claim(r.Context(), req.AdminPassword); err != nil {
 		return err
 	}

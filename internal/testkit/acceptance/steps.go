@@ -59,6 +59,11 @@ func (s *suite) setupRefusesBadInput(t *testing.T) {
 	if e := wantError(t, resp, body, http.StatusBadRequest, "invalid"); e.Error.Param == nil || *e.Error.Param != "ai.base_url" {
 		t.Fatalf("param = %v, want ai.base_url", e.Error.Param)
 	}
+	bad["ai"] = map[string]string{"model": "m"} // no upstream: no first channel
+	resp, body = do(t, nil, "POST", s.url("/admin/api/setup"), bad, nil)
+	if e := wantError(t, resp, body, http.StatusBadRequest, "invalid"); e.Error.Param == nil || *e.Error.Param != "ai.base_url" {
+		t.Fatalf("setup without a base URL: param = %v, want ai.base_url", e.Error.Param)
+	}
 	resp, body = do(t, nil, "POST", s.url("/admin/api/setup"), `{"admin_password":`, nil)
 	wantError(t, resp, body, http.StatusBadRequest, "invalid")
 	resp, body = do(t, nil, "POST", s.url("/admin/api/setup"), `{"admin_password":"long enough pw","surprise":1}`, nil)
@@ -88,6 +93,13 @@ func (s *suite) setup(t *testing.T) {
 		t.Fatal("setup did not initialize the gateway")
 	}
 	s.admin = s.login(t)
+	// Setup made the first channels: the chat upstream and the RAG one.
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/channels", nil)
+	list := decode[struct{ Data []channelView }](t, body).Data
+	if resp.StatusCode != http.StatusOK || len(list) != 2 || list[0].ID != "ch_main" || list[1].ID != "ch_rag" ||
+		len(list[0].APIKeys) != 1 || strings.Contains(string(body), upstreamKey) || strings.Contains(string(body), ragKey) {
+		t.Fatalf("channels after setup = %d %s", resp.StatusCode, body)
+	}
 }
 
 func (s *suite) setupTwiceConflicts(t *testing.T) {
