@@ -82,7 +82,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	}
 	defer resp.Close()
 	if c.stream && resp.Stream() {
-		out = h.relay(w, r, resp, c, d.encoder(c), func(o outcome) { h.store(r.Context(), c, o) })
+		out = h.relay(w, r, resp, c, d.encoder(c), func(o outcome) {
+			h.store(r.Context(), c, o)
+			h.keep(r.Context(), c, o)
+		})
 		return nil
 	}
 	body, err := resp.ReadAll(maxAnswer)
@@ -108,6 +111,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 		out.used = tokens{PromptTokens: int64(len(c.req.Bytes()) / 4), CompletionTokens: int64(len(answer) / 4)}
 	}
 	h.store(r.Context(), c, out)
+	h.keep(r.Context(), c, out)
 	if _, plain := d.(chatDoor); c.stream && !plain {
 		// The client asked for a stream and the upstream did not stream:
 		// the door's stream, of one event.
@@ -130,6 +134,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 	return nil
+}
+
+// keep puts a complete answer in the cache, before the client is told it
+// is complete (as a conversation's turn is stored), so that the same
+// request sent at once finds it.
+func (h *Handler) keep(ctx context.Context, c call, out outcome) {
+	if c.cacheKey == "" || out.completion == nil || out.status != http.StatusOK || out.partial {
+		return
+	}
+	ttl := time.Duration(c.model.cache.TTLSeconds) * time.Second
+	if err := h.Answers.Put(context.WithoutCancel(ctx), c.cacheKey, scrubbed(c, out.completion), ttl); err != nil {
+		slog.WarnContext(ctx, "cache an answer", "err", err)
+	}
 }
 
 // cached returns the answer the cache holds for c, if any; a cache that
@@ -266,11 +283,6 @@ func (h *Handler) finish(r *http.Request, c call, d door, start time.Time, out o
 		}
 		if out.cache == "hit" {
 			out.used = tokens{} // no upstream tokens
-		} else if out.status == http.StatusOK && out.delivered && out.completion != nil {
-			ttl := time.Duration(c.model.cache.TTLSeconds) * time.Second
-			if err := h.Answers.Put(ctx, c.cacheKey, scrubbed(c, out.completion), ttl); err != nil {
-				slog.WarnContext(ctx, "cache an answer", "err", err)
-			}
 		}
 	}
 	out.used, out.clamped = out.used.clampOr(out.clamped)
