@@ -57,8 +57,8 @@ func NewRouter(store *Store, health *Health, ttl time.Duration) *Router {
 		now: time.Now, sleep: sleepCtx, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), seen: map[string]seen{}}
 }
 
-// Seed makes the router's random draws follow seed (tests).
-func (r *Router) Seed(seed uint64) {
+// seed makes the router's random draws follow seed (tests).
+func (r *Router) seed(seed uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rnd = rand.New(rand.NewPCG(seed, seed))

@@ -63,7 +63,7 @@ func (g *rig) instance(firstByte time.Duration) *instance {
 	in.router = NewRouter(in.store, in.health, 0)
 	in.router.now = g.now
 	in.router.sleep = func(context.Context, time.Duration) error { return nil }
-	in.router.Seed(7)
+	in.router.seed(7)
 	cfg := upstream.DefaultConfig()
 	cfg.FirstByteTimeout = firstByte
 	in.client = upstream.New(cfg, nil)
