@@ -159,6 +159,8 @@ func Assemble(cfg Config, st Stores, master []byte, ex Extras, parts ...Part) (*
 	}
 	c.Channels = channels.New(st.Records, box, cfg.CacheTTL)
 	c.Health = channels.NewHealth(st.Records)
+	c.Health.BaseCooldown, c.Health.MaxCooldown = cfg.ChannelCooldown, cfg.ChannelMaxCooldown
+	c.Health.DisableAfter = int(cfg.ChannelDisableAfter)
 	c.Router = channels.NewRouter(c.Channels, c.Health, cfg.CacheTTL)
 	c.Router.MaxAttempts = cfg.Upstream.Retries + 2
 	c.Router.Backoff = cfg.Upstream.RetryBackoff

@@ -42,6 +42,12 @@ type Config struct {
 	// Upstream holds the upstream timeouts (GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
 	// GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT, GATEWAY_UPSTREAM_IDLE_TIMEOUT).
 	Upstream upstream.Config
+	// ChannelCooldown is a failing channel's first cool-down, doubling up
+	// to ChannelMaxCooldown; ChannelDisableAfter failures in a row mark it
+	// disabled, 0 never (GATEWAY_CHANNEL_COOLDOWN,
+	// GATEWAY_CHANNEL_MAX_COOLDOWN, GATEWAY_CHANNEL_DISABLE_AFTER).
+	ChannelCooldown, ChannelMaxCooldown time.Duration
+	ChannelDisableAfter                 int64
 	// LogLevel is debug, info, warn or error (GATEWAY_LOG_LEVEL).
 	LogLevel slog.Level
 	// Table and Bucket are the DynamoDB table and S3 bucket of the AWS
@@ -75,15 +81,16 @@ const LambdaMaxBody = 4 << 20
 // optional; a malformed one is an error that names it.
 func Load() (Config, error) {
 	cfg := Config{
-		Addr:          env("GATEWAY_ADDR", "127.0.0.1:8080"),
-		DataDir:       env("GATEWAY_DATA_DIR", "data"),
-		MasterKey:     os.Getenv("GATEWAY_MASTER_KEY"),
-		MaxBody:       32 << 20,
-		CacheTTL:      5 * time.Second,
-		DrainTimeout:  30 * time.Second,
-		BodyTimeout:   30 * time.Second,
-		ImageMaxBytes: 20 << 20,
-		Upstream:      upstream.DefaultConfig(),
+		Addr:            env("GATEWAY_ADDR", "127.0.0.1:8080"),
+		DataDir:         env("GATEWAY_DATA_DIR", "data"),
+		MasterKey:       os.Getenv("GATEWAY_MASTER_KEY"),
+		MaxBody:         32 << 20,
+		CacheTTL:        5 * time.Second,
+		DrainTimeout:    30 * time.Second,
+		BodyTimeout:     30 * time.Second,
+		ImageMaxBytes:   20 << 20,
+		Upstream:        upstream.DefaultConfig(),
+		ChannelCooldown: 5 * time.Second, ChannelMaxCooldown: 5 * time.Minute, ChannelDisableAfter: 10,
 
 		Table:            os.Getenv("GATEWAY_TABLE"),
 		Bucket:           os.Getenv("GATEWAY_BUCKET"),
@@ -140,6 +147,12 @@ func Load() (Config, error) {
 	duration("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", &cfg.Upstream.ConnectTimeout)
 	duration("GATEWAY_UPSTREAM_FIRST_BYTE_TIMEOUT", &cfg.Upstream.FirstByteTimeout)
 	duration("GATEWAY_UPSTREAM_IDLE_TIMEOUT", &cfg.Upstream.IdleTimeout)
+	duration("GATEWAY_CHANNEL_COOLDOWN", &cfg.ChannelCooldown)
+	duration("GATEWAY_CHANNEL_MAX_COOLDOWN", &cfg.ChannelMaxCooldown)
+	integer("GATEWAY_CHANNEL_DISABLE_AFTER", 0, 1000, &cfg.ChannelDisableAfter)
+	if cfg.ChannelCooldown <= 0 || cfg.ChannelMaxCooldown < cfg.ChannelCooldown {
+		check("GATEWAY_CHANNEL_COOLDOWN", fmt.Errorf("must be above 0 and at most GATEWAY_CHANNEL_MAX_COOLDOWN"))
+	}
 	if v := os.Getenv("GATEWAY_LOG_LEVEL"); v != "" {
 		check("GATEWAY_LOG_LEVEL", cfg.LogLevel.UnmarshalText([]byte(v)))
 	}
