@@ -12,6 +12,7 @@ import (
 	"github.com/aigateway/aigateway/shared/channels"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/upstream"
 )
 
 // Channels are what the channel pages work on: the channels, their
@@ -46,6 +47,12 @@ type channelInput struct {
 	// Version, when given, is the version the change was made on (from a
 	// GET): a channel changed since is a 409.
 	Version *int64 `json:"version"`
+	// What a GET shows besides, ignored: a channel read may be sent back.
+	ID        json.RawMessage `json:"id"`
+	CreatedAt json.RawMessage `json:"created_at"`
+	UpdatedAt json.RawMessage `json:"updated_at"`
+	Health    json.RawMessage `json:"health"`
+	Keys      json.RawMessage `json:"keys"`
 }
 
 // applyTo returns cur changed by in. A saved key never follows its channel
@@ -92,6 +99,10 @@ func (in channelInput) applyTo(cur gateway.Channel) (gateway.Channel, error) {
 				}
 				k = left[j]
 				left = slices.Delete(left, j, j+1)
+			} else if strings.Contains(string(k), "****") {
+				e := gateway.Errorf(gateway.EInvalid, "api_keys[%d] is a masked key that is not one of this channel's: enter the key itself.", i)
+				e.Param = "api_keys[" + strconv.Itoa(i) + "]"
+				return gateway.Channel{}, e
 			}
 			next.APIKeys = append(next.APIKeys, k)
 		}
@@ -172,7 +183,7 @@ func (h *Handler) ListChannels(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := cs.Store.List(r.Context())
+	list, versions, err := cs.Store.ListVersions(r.Context())
 	if err != nil {
 		return err
 	}
@@ -182,12 +193,8 @@ func (h *Handler) ListChannels(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]channelView, 0, len(list))
 	now := time.Now()
-	for _, c := range list {
-		_, version, err := cs.Store.Get(r.Context(), c.ID)
-		if err != nil && !gateway.IsNotFound(err) {
-			return err
-		}
-		out = append(out, view(c, version, states, now))
+	for i, c := range list {
+		out = append(out, view(c, versions[i], states, now))
 	}
 	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": out})
 	return nil
@@ -307,6 +314,9 @@ func (h *Handler) ChannelModels(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for i, id := range ids {
+		ids[i] = upstream.Scrub(id, string(up.APIKey))
+	}
 	respond.JSON(w, http.StatusOK, map[string]any{"object": "list", "data": ids})
 	return nil
 }
@@ -425,7 +435,7 @@ func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, 
 		res.Error = channels.Reason(err)
 		return res
 	}
-	res.OK, res.Answer = true, answer
+	res.OK, res.Answer = true, upstream.Scrub(answer, string(key))
 	for _, t := range []string{c.ID, channels.Target(c.ID, res.KeyID)} {
 		if err := cs.Health.Success(context.WithoutCancel(ctx), t); err != nil {
 			res.Error = "passed, but could not be put back in rotation: " + gateway.ErrorMessage(err)

@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/storage"
@@ -42,6 +44,15 @@ var ignored = map[string]bool{"stream": true, "stream_options": true, "user": tr
 // canonical form (members sorted, numbers as written, the members that do
 // not change the answer left out).
 func Key(publicModel, keyID string, request []byte) (string, error) {
+	if surrogate.Match(request) || !utf8.Valid(request) {
+		// Decoding would turn what is not a character into U+FFFD, and
+		// two requests the upstream tells apart into one: such a request
+		// is keyed by its bytes as they came.
+		h := sha256.New()
+		fmt.Fprintf(h, "answers/v1/raw\x00%s\x00%s\x00", publicModel, keyID)
+		h.Write(request)
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(request))
 	dec.UseNumber()
 	var req map[string]any
@@ -60,6 +71,10 @@ func Key(publicModel, keyID string, request []byte) (string, error) {
 	h.Write(canon)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// surrogate finds a JSON escape of a UTF-16 surrogate (\uD800 to
+// \uDFFF), which a lone one makes no character.
+var surrogate = regexp.MustCompile(`\\[uU][dD][89a-fA-F]`)
 
 // Cacheable reports whether a request may be answered from the cache
 // under policy: the policy is on, and the request asks for one answer

@@ -45,6 +45,17 @@ func TestKeyIsCanonical(t *testing.T) {
 	if key("bot2", "key_1", base) == want || key("bot", "key_2", base) == want || key("bot", "", base) == want {
 		t.Fatal("another public model or key has the same key")
 	}
+	// What decoding would make one character stays apart: lone
+	// surrogates, bytes that are not UTF-8.
+	for _, pair := range [][2]string{
+		{`{"messages":[{"content":"\ud800"}]}`, `{"messages":[{"content":"\udfff"}]}`},
+		{`{"messages":[{"content":"\ufffd"}]}`, `{"messages":[{"content":"\ud83d"}]}`},
+		{"{\"messages\":[{\"content\":\"a\xff\"}]}", "{\"messages\":[{\"content\":\"a\xfe\"}]}"},
+	} {
+		if key("bot", "", pair[0]) == key("bot", "", pair[1]) {
+			t.Fatalf("%q and %q have one key", pair[0], pair[1])
+		}
+	}
 	if _, err := Key("bot", "", []byte(`not json`)); err == nil {
 		t.Fatal("a request that is no JSON has a key")
 	}

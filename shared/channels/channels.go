@@ -24,6 +24,10 @@ import (
 // partition holds every channel, sorted by ID.
 const partition = "channel"
 
+// maxRecord bounds a channel's stored record, under DynamoDB's 400 KB an
+// item.
+const maxRecord = 300 << 10
+
 // Store keeps the channels. The list the router reads is cached for a
 // short time per instance; a change is seen at once on the instance that
 // made it.
@@ -109,6 +113,9 @@ func (s *Store) put(ctx context.Context, c gateway.Channel, cond storage.Cond) (
 	if err != nil {
 		return 0, fmt.Errorf("encode channel: %w", err)
 	}
+	if len(value) > maxRecord {
+		return 0, gateway.Errorf(gateway.ETooLarge, "The channel is too large to store (%d KB with its keys sealed, at most %d KB): fewer keys, models or mappings.", len(value)>>10, maxRecord>>10)
+	}
 	v, err := s.records.Put(ctx, storage.Item{PK: partition, SK: c.ID, Value: value}, cond)
 	s.cached.Forget()
 	if err != nil {
@@ -170,22 +177,29 @@ func (s *Store) Cached(ctx context.Context) ([]gateway.Channel, error) {
 
 // List returns every channel, by ID, as stored now.
 func (s *Store) List(ctx context.Context) ([]gateway.Channel, error) {
-	out := []gateway.Channel{}
+	cs, _, err := s.ListVersions(ctx)
+	return cs, err
+}
+
+// ListVersions returns every channel, by ID, as stored now, with the
+// version each was read at (for an Update).
+func (s *Store) ListVersions(ctx context.Context) ([]gateway.Channel, []int64, error) {
+	out, versions := []gateway.Channel{}, []int64{}
 	q := storage.Query{Limit: storage.MaxLimit}
 	for {
 		page, err := s.records.Query(ctx, partition, q)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, it := range page.Items {
 			c, err := s.decode(it)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			out = append(out, c)
+			out, versions = append(out, c), append(versions, it.Version)
 		}
 		if page.Cursor == "" {
-			return out, nil
+			return out, versions, nil
 		}
 		q.Cursor = page.Cursor
 	}

@@ -132,14 +132,18 @@ func (s *Store) Apply(ctx context.Context, view, next gateway.Settings) error {
 		if was[id] == now[id] {
 			continue
 		}
-		if err := s.applyOne(ctx, id, now[id]); err != nil {
+		if err := s.applyOne(ctx, id, was[id], now[id]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) applyOne(ctx context.Context, id string, p legacyPart) error {
+// applyOne changes channel id by what differs from was to p: only that,
+// on the channel as stored now (the view may be a cached one). A new base
+// URL takes only the key given with it: the pool's other keys are never
+// sent to an address their owner did not give them.
+func (s *Store) applyOne(ctx context.Context, id string, was, p legacyPart) error {
 	for range 5 {
 		cur, version, err := s.Get(ctx, id)
 		switch {
@@ -158,16 +162,27 @@ func (s *Store) applyOne(ctx context.Context, id string, p legacyPart) error {
 			if partOf(cur) == p {
 				return nil // already so (another instance made the same change)
 			}
-			cur.BaseURL = p.baseURL
+			if cur.BaseURL != was.baseURL && p.baseURL == was.baseURL && p.key != was.key {
+				// The channel moved since the settings were read: the key
+				// given was meant for the address they showed.
+				e := gateway.Errorf(gateway.EConflict, "The upstream's address changed since the settings were read; reload them and enter the key again.")
+				e.Param = "api_key"
+				return e
+			}
 			switch {
-			case p.key == "" && len(cur.APIKeys) > 0:
+			case p.baseURL != was.baseURL && p.baseURL != cur.BaseURL:
+				cur.BaseURL, cur.APIKeys = p.baseURL, nil
+				if p.key != "" {
+					cur.APIKeys = []gateway.Secret{p.key}
+				}
+			case p.key != was.key && p.key == "" && len(cur.APIKeys) > 0:
 				cur.APIKeys = cur.APIKeys[1:]
-			case p.key != "" && len(cur.APIKeys) > 0:
+			case p.key != was.key && p.key != "" && len(cur.APIKeys) > 0:
 				cur.APIKeys = append([]gateway.Secret{p.key}, cur.APIKeys[1:]...)
-			case p.key != "":
+			case p.key != was.key && p.key != "":
 				cur.APIKeys = []gateway.Secret{p.key}
 			}
-			if id == FallbackID {
+			if id == FallbackID && p.model != was.model {
 				setModel(&cur, p.model)
 			}
 			_, err = s.Update(ctx, cur, version)

@@ -146,12 +146,14 @@ func (r *Router) Route(ctx context.Context, model, capability string, try func(c
 	}
 
 	// First each candidate in order, as its breakers allow, each key of
-	// a channel's pool in turn while the upstream refuses keys.
-	for _, ch := range order {
+	// a channel's pool in turn while the upstream refuses keys; a pool
+	// takes no more attempts than leave one for each channel after it.
+	for i, ch := range order {
 		if !r.admit(ctx, ch.ID) {
 			continue
 		}
-		for attempts < r.MaxAttempts {
+		share := max(1, r.MaxAttempts-attempts-(len(order)-1-i))
+		for tries := 0; tries < share && attempts < r.MaxAttempts; tries++ {
 			t, ok := r.pick(ctx, ch, tried, false)
 			if !ok {
 				break
@@ -218,7 +220,9 @@ func (r *Router) pick(ctx context.Context, ch gateway.Channel, tried map[string]
 }
 
 // soonest returns, among candidates whose breakers are all open, the key
-// whose cool-down (its own, or its channel's) ends first.
+// whose cool-down (its own, or its channel's) ends first. A key set aside
+// (refused, or its quota spent) is not one: trying it again would only
+// fail again until its probe.
 func (r *Router) soonest(ctx context.Context, order []gateway.Channel) (target, bool) {
 	var best target
 	var bestAt time.Time
@@ -235,8 +239,12 @@ func (r *Router) soonest(ctx context.Context, order []gateway.Channel) (target, 
 		for i, ref := range refs {
 			at := chAt
 			if ref != ch.ID {
-				if k := r.state(ctx, ref).OpenUntil; k.After(at) {
-					at = k
+				k := r.state(ctx, ref)
+				if k.Disabled {
+					continue
+				}
+				if k.OpenUntil.After(at) {
+					at = k.OpenUntil
 				}
 			}
 			if !found || at.Before(bestAt) {

@@ -385,3 +385,48 @@ func TestTimeoutIsNotRetriedOnTheSameChannel(t *testing.T) {
 		t.Fatalf("the silent upstream was waited on %d times", n)
 	}
 }
+
+// TestPoolLeavesAttemptsForTheNextChannel: a pool whose keys all fail
+// (one account's rate limit, or revoked keys) does not use up the
+// request's attempts: the next channel answers the same request.
+func TestPoolLeavesAttemptsForTheNextChannel(t *testing.T) {
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusUnauthorized} {
+		g := newRig(t)
+		in := g.instance(time.Second)
+		pool, backup := fakeupstream.New(t), fakeupstream.New(t)
+		keys := []gateway.Secret{"sk-pool-1-0123456789", "sk-pool-2-0123456789", "sk-pool-3-0123456789", "sk-pool-4-0123456789", "sk-pool-5-0123456789"}
+		in.add(t, "pool", pool.URL, 10, 1, keys...)
+		b := in.add(t, "backup", backup.URL, 0, 1)
+		for _, k := range keys {
+			pool.Refuse(string(k), status, "refused")
+		}
+		_, route, err := in.chat("hello", false)
+		if err != nil || route.Channel() != b.ID {
+			t.Fatalf("status %d: %v, answered by %q after %v", status, err, route.Channel(), route.FailedChannels())
+		}
+	}
+}
+
+// TestKeysSetAsideAreNotTriedAgain: once every key of the only channel
+// is set aside, requests get a clear 503 without another upstream call.
+func TestKeysSetAsideAreNotTriedAgain(t *testing.T) {
+	g := newRig(t)
+	in := g.instance(time.Second)
+	up := fakeupstream.New(t)
+	keys := []gateway.Secret{"sk-revoked-1-0123456789", "sk-revoked-2-0123456789"}
+	in.add(t, "revoked", up.URL, 0, 1, keys...)
+	for _, k := range keys {
+		up.Refuse(string(k), http.StatusUnauthorized, "invalid_api_key")
+	}
+	in.chat("hello", false)
+	calls := len(up.Requests())
+	for range 3 {
+		_, _, err := in.chat("hello", false)
+		if gateway.ErrorCode(err) != gateway.EUnavailable || !strings.Contains(gateway.ErrorMessage(err), "set aside") {
+			t.Fatalf("every key set aside = %v", err)
+		}
+	}
+	if n := len(up.Requests()); n != calls {
+		t.Fatalf("keys set aside were sent again: %d more calls", n-calls)
+	}
+}

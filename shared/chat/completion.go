@@ -213,7 +213,17 @@ func finished(completion []byte) bool {
 			FinishReason *string `json:"finish_reason"`
 		} `json:"choices"`
 	}
-	return json.Unmarshal(completion, &v) == nil && len(v.Choices) == 1 && v.Choices[0].FinishReason != nil && *v.Choices[0].FinishReason != ""
+	return json.Unmarshal(completion, &v) == nil && len(v.Choices) == 1 && v.Choices[0].FinishReason != nil && completeFinish(*v.Choices[0].FinishReason)
+}
+
+// completeFinish reports whether a finish reason ends an answer the cache
+// may keep: not one an upstream's error or filter cut short.
+func completeFinish(reason string) bool {
+	switch reason {
+	case "stop", "length", "tool_calls", "function_call":
+		return true
+	}
+	return false
 }
 
 // streamWhole writes a whole chat completion as a door's stream.
@@ -259,7 +269,12 @@ func drainAfter(ctx context.Context, d time.Duration, cancel context.CancelFunc)
 // which fail over among themselves before an answer comes. The key that
 // answered is then the one scrubbed from what the client sees.
 func (h *Handler) post(ctx context.Context, c *call) (gateway.Answer, error) {
-	resp, err := h.Upstream.Post(ctx, c.model.upstream, "/chat/completions", c.body(c.model.upstream.Model))
+	return h.postTo(ctx, c, "/chat/completions")
+}
+
+// postTo is post to another API path (the legacy completions).
+func (h *Handler) postTo(ctx context.Context, c *call, path string) (gateway.Answer, error) {
+	resp, err := h.Upstream.Post(ctx, c.model.upstream, path, c.body(c.model.upstream.Model))
 	if sec := c.route.Secret(); sec != "" {
 		c.model.upstream.APIKey = sec
 	}

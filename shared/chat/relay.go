@@ -179,6 +179,10 @@ type accumulator struct {
 	id, model string
 	created   int64
 	finish    json.RawMessage
+	// partial marks a stream the cache may not keep as rebuilt: more than
+	// one choice, or members the rebuilt message leaves out (reasoning, a
+	// refusal).
+	partial   bool
 	content   bytes.Buffer
 	hasText   bool
 	toolCalls []toolCall
@@ -211,8 +215,11 @@ func (a *accumulator) add(data []byte) {
 			Index        int             `json:"index"`
 			FinishReason json.RawMessage `json:"finish_reason"`
 			Delta        struct {
-				Content   *string `json:"content"`
-				ToolCalls []struct {
+				Content          *string         `json:"content"`
+				ReasoningContent json.RawMessage `json:"reasoning_content"`
+				Reasoning        json.RawMessage `json:"reasoning"`
+				Refusal          json.RawMessage `json:"refusal"`
+				ToolCalls        []struct {
 					Index int `json:"index"`
 					toolCall
 				} `json:"tool_calls"`
@@ -227,7 +234,13 @@ func (a *accumulator) add(data []byte) {
 	}
 	for _, ch := range chunk.Choices {
 		if ch.Index != 0 {
+			a.partial = true
 			continue
+		}
+		for _, m := range []json.RawMessage{ch.Delta.ReasoningContent, ch.Delta.Reasoning, ch.Delta.Refusal} {
+			if len(m) > 0 && string(m) != "null" && string(m) != `""` {
+				a.partial = true
+			}
 		}
 		if len(ch.FinishReason) > 0 && string(ch.FinishReason) != "null" {
 			a.finish = ch.FinishReason
@@ -259,7 +272,8 @@ func (a *accumulator) add(data []byte) {
 // usage: what the cache keeps. Nil unless the stream finished (a finish
 // reason came) and was rebuilt whole.
 func (a *accumulator) completion(used tokens) []byte {
-	if a.finish == nil || a.size > maxAccumulated {
+	var reason string
+	if a.finish == nil || a.partial || a.size > maxAccumulated || json.Unmarshal(a.finish, &reason) != nil || !completeFinish(reason) {
 		return nil
 	}
 	return mustJSON(map[string]any{"id": a.id, "object": "chat.completion", "created": a.created, "model": a.model,

@@ -243,7 +243,8 @@ func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) erro
 	d := legacyDoor{}
 	var out outcome
 	defer func() { h.finish(r, c, d, start, out) }()
-	resp, err := h.Upstream.Post(ctx, m.upstream, "/completions", c.body(m.upstream.Model))
+	ctx, c.route = gateway.WithRoute(ctx)
+	resp, err := h.postTo(ctx, &c, "/completions")
 	if err != nil {
 		out.status = respond.Status(err)
 		respond.Error(w, r, err)

@@ -48,6 +48,7 @@ const (
 	MaxChannelKeys   = 100
 	MaxChannelModels = 500
 	MaxChannelWeight = 1000
+	MaxChannelKeyLen = 1024
 )
 
 // Validate returns an EInvalid error naming the first bad field.
@@ -72,9 +73,15 @@ func (c Channel) Validate() error {
 		return invalidParam("base_url", "base_url %s", err.(*Error).Message)
 	}
 	for i, k := range c.APIKeys {
-		if k == "" || len(k) > 4096 || strings.ContainsAny(string(k), "\x00\r\n") {
-			return invalidParam(fmt.Sprintf("api_keys[%d]", i), "an API key is 1 to 4096 characters on one line")
+		if k == "" || len(k) > MaxChannelKeyLen || strings.ContainsAny(string(k), "\x00\r\n") {
+			return invalidParam(fmt.Sprintf("api_keys[%d]", i), "an API key is 1 to %d characters on one line", MaxChannelKeyLen)
 		}
+		if slices.Index(c.APIKeys, k) != i {
+			return invalidParam(fmt.Sprintf("api_keys[%d]", i), "api_keys[%d] is listed twice", i)
+		}
+	}
+	if len(c.ModelMap) > MaxChannelModels {
+		return invalidParam("model_map", "model_map maps at most %d names", MaxChannelModels)
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {

@@ -90,7 +90,9 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, 
 				m.Release(ctx, res)
 				return gateway.Reservation{}, fmt.Errorf("reserve budget of %s: %w", key.ID, err)
 			}
-			*b.held, res.Cost, res.Month = true, cost, month
+			// Tokens is the estimate the cost was reserved for: what a
+			// later Extend adds to.
+			*b.held, res.Cost, res.Month, res.Tokens = true, cost, month, reserve
 			if c["micros"]-cost+pending(spendPK, b.sk) >= gateway.ToMicros(b.limit) {
 				m.Release(ctx, res)
 				return gateway.Reservation{}, gateway.Errorf(gateway.EQuota, "This API key has spent its %s of %.2f.", b.what, b.limit)
