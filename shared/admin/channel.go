@@ -233,6 +233,11 @@ func (h *Handler) GetChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return show(w, r, cs, c, version)
+}
+
+// show answers with one channel's view: its breakers read now.
+func show(w http.ResponseWriter, r *http.Request, cs *Channels, c gateway.Channel, version int64) error {
 	states, err := cs.Health.States(r.Context())
 	if err != nil {
 		return err
@@ -273,12 +278,7 @@ func (h *Handler) UpdateChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	states, err := cs.Health.States(r.Context())
-	if err != nil {
-		return err
-	}
-	respond.JSON(w, http.StatusOK, view(next, version, states, time.Now()))
-	return nil
+	return show(w, r, cs, next, version)
 }
 
 // DeleteChannel serves DELETE /admin/api/channels/{id}.

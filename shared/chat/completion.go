@@ -127,12 +127,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d door) error {
 		d.fail(w, r, gateway.Errorf(gateway.EUpstream, "The upstream's answer is not a chat completion."))
 		return nil
 	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Cache-Control", "no-store")
-	body = scrubbed(c, body)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	writeWhole(w, ct, scrubbed(c, body))
 	return nil
 }
 
@@ -197,12 +192,17 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c call, d door,
 		d.fail(w, r, gateway.Errorf(gateway.EUpstream, "The cached answer is not a chat completion."))
 		return out
 	}
+	writeWhole(w, ct, body)
+	return out
+}
+
+// writeWhole answers 200 with a whole body of media type ct.
+func writeWhole(w http.ResponseWriter, ct string, body []byte) {
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
-	return out
 }
 
 // finished reports whether a completion's first choice has its finish

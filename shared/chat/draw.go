@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -78,11 +77,7 @@ func (h *Handler) drawAnswer(w http.ResponseWriter, r *http.Request, c call, d d
 			d.fail(w, r, err)
 			return outcome{status: respond.Status(err)}
 		}
-		w.Header().Set("Content-Type", ct)
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(body)
+		writeWhole(w, ct, body)
 		return out
 	}
 	enc := d.encoder(c)

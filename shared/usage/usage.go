@@ -370,29 +370,41 @@ func channelIncrs(r gateway.UsageRecord, day string) []incr {
 // ChannelSummary returns each channel's usage of each day from from to to
 // (inclusive), oldest day first: the requests it answered (and which of
 // them failed afterwards), their tokens and mean latency, and the
-// attempts that failed on it before another channel answered.
+// attempts that failed on it before another channel took the request.
 func (m *Meter) ChannelSummary(ctx context.Context, from, to time.Time) ([]gateway.ChannelUsageRow, error) {
-	from, to = from.UTC().Truncate(24*time.Hour), to.UTC().Truncate(24*time.Hour)
-	if to.Before(from) || to.Sub(from) > MaxDays*24*time.Hour {
-		return nil, gateway.Errorf(gateway.EInvalid, "A report covers 1 to %d days.", MaxDays)
-	}
 	rows := []gateway.ChannelUsageRow{}
+	err := m.eachDay(ctx, from, to, channelPK, "", func(day string, it storage.Item) {
+		c := it.Counters
+		row := gateway.ChannelUsageRow{Day: day, Channel: it.SK, Requests: c["requests"], Errors: c["errors"], Failures: c["failures"],
+			PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"]}
+		if row.Requests > 0 {
+			row.AvgLatencyMS = c["latency_ms"] / row.Requests
+		}
+		rows = append(rows, row)
+	})
+	return rows, err
+}
+
+// eachDay calls fn with each item of the day partitions pk+day, from from
+// to to (inclusive, at most MaxDays), whose sort key starts with prefix.
+func (m *Meter) eachDay(ctx context.Context, from, to time.Time, pk, prefix string, fn func(day string, it storage.Item)) error {
+	from, to = from.UTC().Truncate(24*time.Hour), to.UTC().Truncate(24*time.Hour)
+	if to.Before(from) {
+		return gateway.Errorf(gateway.EInvalid, "The range ends before it starts.")
+	}
+	if to.Sub(from) > MaxDays*24*time.Hour {
+		return gateway.Errorf(gateway.EInvalid, "A report covers at most %d days.", MaxDays)
+	}
 	for d := from; !d.After(to); d = d.Add(24 * time.Hour) {
 		day := d.Format(time.DateOnly)
-		q := storage.Query{Limit: storage.MaxLimit}
+		q := storage.Query{Limit: storage.MaxLimit, Prefix: prefix}
 		for {
-			page, err := m.records.Query(ctx, channelPK+day, q)
+			page, err := m.records.Query(ctx, pk+day, q)
 			if err != nil {
-				return nil, fmt.Errorf("read channel usage of %s: %w", day, err)
+				return fmt.Errorf("read usage of %s: %w", day, err)
 			}
 			for _, it := range page.Items {
-				c := it.Counters
-				row := gateway.ChannelUsageRow{Day: day, Channel: it.SK, Requests: c["requests"], Errors: c["errors"], Failures: c["failures"],
-					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"]}
-				if row.Requests > 0 {
-					row.AvgLatencyMS = c["latency_ms"] / row.Requests
-				}
-				rows = append(rows, row)
+				fn(day, it)
 			}
 			if page.Cursor == "" {
 				break
@@ -400,7 +412,7 @@ func (m *Meter) ChannelSummary(ctx context.Context, from, to time.Time) ([]gatew
 			q.Cursor = page.Cursor
 		}
 	}
-	return rows, nil
+	return nil
 }
 
 func flag(b bool) int64 {
@@ -415,45 +427,28 @@ const MaxDays = 366
 
 // Summary returns the rows of f's days, oldest day first.
 func (m *Meter) Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error) {
-	from, to := f.From.UTC().Truncate(24*time.Hour), f.To.UTC().Truncate(24*time.Hour)
-	if to.Before(from) {
-		return nil, gateway.Errorf(gateway.EInvalid, "The range ends before it starts.")
-	}
-	if to.Sub(from) > MaxDays*24*time.Hour {
-		return nil, gateway.Errorf(gateway.EInvalid, "A report covers at most %d days.", MaxDays)
-	}
 	rows := []gateway.UsageRow{}
-	for d := from; !d.After(to); d = d.Add(24 * time.Hour) {
-		day := d.Format(time.DateOnly)
-		q := storage.Query{Limit: storage.MaxLimit}
-		if f.KeyID != "" {
-			q.Prefix = f.KeyID + "#"
+	prefix := ""
+	if f.KeyID != "" {
+		prefix = f.KeyID + "#"
+	}
+	err := m.eachDay(ctx, f.From, f.To, summaryPK, prefix, func(day string, it storage.Item) {
+		key, model, _ := strings.Cut(it.SK, "#")
+		if f.Model != "" && model != f.Model {
+			return
 		}
-		for {
-			page, err := m.records.Query(ctx, summaryPK+day, q)
-			if err != nil {
-				return nil, fmt.Errorf("read usage of %s: %w", day, err)
-			}
-			for _, it := range page.Items {
-				key, model, _ := strings.Cut(it.SK, "#")
-				if f.Model != "" && model != f.Model {
-					continue
-				}
-				c := it.Counters
-				row := gateway.UsageRow{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
-					PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"],
-					CacheHits: c["cache_hits"], CacheMisses: c["cache_misses"], Cost: gateway.FromMicros(c["cost_micros"])}
-				row.TotalTokens = row.PromptTokens + row.CompletionTokens
-				if row.Requests > 0 {
-					row.AvgLatencyMS = c["latency_ms"] / row.Requests
-				}
-				rows = append(rows, row)
-			}
-			if page.Cursor == "" {
-				break
-			}
-			q.Cursor = page.Cursor
+		c := it.Counters
+		row := gateway.UsageRow{Day: day, KeyID: key, Model: model, Requests: c["requests"], Errors: c["errors"], Partial: c["partial"],
+			PromptTokens: c["prompt_tokens"], CompletionTokens: c["completion_tokens"], Images: c["images"],
+			CacheHits: c["cache_hits"], CacheMisses: c["cache_misses"], Cost: gateway.FromMicros(c["cost_micros"])}
+		row.TotalTokens = row.PromptTokens + row.CompletionTokens
+		if row.Requests > 0 {
+			row.AvgLatencyMS = c["latency_ms"] / row.Requests
 		}
+		rows = append(rows, row)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return rows, nil
 }
