@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/answers"
@@ -277,12 +276,7 @@ func answer(w http.ResponseWriter, resp gateway.Answer, key gateway.Secret) ([]b
 	if err != nil {
 		return nil, err
 	}
-	out := scrub(body, key)
-	w.Header().Set("Content-Type", contentType(resp))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(out)
+	writeWhole(w, contentType(resp), scrub(body, key))
 	return body, nil
 }
 

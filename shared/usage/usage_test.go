@@ -94,19 +94,23 @@ func TestRequestsPerMinute(t *testing.T) {
 	}
 }
 
+// meters open the meter and the buffer over it (flushing every
+// millisecond), with what closes them.
+var meters = map[string]func(*testing.T) (meter, func()){
+	"Meter": func(t *testing.T) (meter, func()) { return usage.New(records(t)), func() {} },
+	"Buffer": func(t *testing.T) (meter, func()) {
+		b := usage.NewBuffer(usage.New(records(t)), time.Millisecond)
+		return b, func() { b.Close() }
+	},
+}
+
 // TestQuotaUnderConcurrency admits 30 concurrent requests of 100 tokens
 // each on a 100-token quota and 30 on 150 tokens per minute, as streams
 // do: each reserves its estimate at admission and settles at the end.
 // What is used goes over a limit by about one request at most, on the
 // meter and on the buffer (flushing all the while).
 func TestQuotaUnderConcurrency(t *testing.T) {
-	for name, open := range map[string]func(*testing.T) (meter, func()){
-		"Meter": func(t *testing.T) (meter, func()) { return usage.New(records(t)), func() {} },
-		"Buffer": func(t *testing.T) (meter, func()) {
-			b := usage.NewBuffer(usage.New(records(t)), time.Millisecond)
-			return b, func() { b.Close() }
-		},
-	} {
+	for name, open := range meters {
 		t.Run(name, func(t *testing.T) {
 			m, closeIt := open(t)
 			defer closeIt()
@@ -232,13 +236,7 @@ func TestExtendUnderBurst(t *testing.T) {
 // new month starts afresh while the total budget allows; the day's
 // summary and the spend count the cost.
 func TestBudgetUnderConcurrency(t *testing.T) {
-	for name, open := range map[string]func(*testing.T) (meter, func()){
-		"Meter": func(t *testing.T) (meter, func()) { return usage.New(records(t)), func() {} },
-		"Buffer": func(t *testing.T) (meter, func()) {
-			b := usage.NewBuffer(usage.New(records(t)), time.Millisecond)
-			return b, func() { b.Close() }
-		},
-	} {
+	for name, open := range meters {
 		t.Run(name, func(t *testing.T) {
 			m, closeIt := open(t)
 			defer closeIt()
