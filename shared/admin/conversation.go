@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,6 +26,7 @@ type Conversations interface {
 type Usage interface {
 	Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error)
 	ChannelSummary(ctx context.Context, from, to time.Time) ([]gateway.ChannelUsageRow, error)
+	EachRecord(ctx context.Context, f gateway.UsageFilter, fn func(gateway.UsageRecord) error) error
 }
 
 // adminConversation is a conversation as the admin sees it: AdminID
@@ -124,9 +127,10 @@ func cut(m json.RawMessage) json.RawMessage {
 	return out
 }
 
-// UsageSummary reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,
-// default the last 7 days), ?key_id= and ?model= to narrow it.
-func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
+// usageFilter reads the usage filters of a request: ?from= and ?to=
+// (YYYY-MM-DD, default the last 7 days), ?key_id= and ?model=; and has
+// batched records written first, so that what is read is whole.
+func (h *Handler) usageFilter(r *http.Request) (gateway.UsageFilter, error) {
 	q := r.URL.Query()
 	to := time.Now().UTC()
 	from := to.Add(-6 * 24 * time.Hour)
@@ -136,15 +140,93 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				e := gateway.Errorf(gateway.EInvalid, "%s must be a day as YYYY-MM-DD.", name)
 				e.Param = name
-				return e
+				return gateway.UsageFilter{}, e
 			}
 			*dst = d
 		}
 	}
 	if f, ok := h.Usage.(interface{ Flush(context.Context) }); ok {
-		f.Flush(r.Context()) // batched records first, so the report is whole
+		f.Flush(r.Context())
 	}
-	rows, err := h.Usage.Summary(r.Context(), gateway.UsageFilter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")})
+	return gateway.UsageFilter{From: from, To: to, KeyID: q.Get("key_id"), Model: q.Get("model")}, nil
+}
+
+// exportColumns are the CSV export's columns, in order.
+var exportColumns = []string{"time", "request_id", "key_id", "model", "kind", "stream", "status", "prompt_tokens",
+	"completion_tokens", "images", "latency_ms", "cost", "cache", "channel", "failed_channels", "partial", "estimated"}
+
+// UsageExport serves GET /admin/api/usage/export: the usage records the
+// usage filters select, oldest first, as CSV (?format=csv, the default;
+// a header row, cost in the settings' currency) or JSON lines
+// (?format=jsonl, each record as the API shows it), streamed as read.
+func (h *Handler) UsageExport(w http.ResponseWriter, r *http.Request) error {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "csv"
+	}
+	if format != "csv" && format != "jsonl" {
+		e := gateway.Errorf(gateway.EInvalid, "format must be csv or jsonl.")
+		e.Param = "format"
+		return e
+	}
+	f, err := h.usageFilter(r)
+	if err != nil {
+		return err
+	}
+	if f.To.Before(f.From) || f.To.Sub(f.From) > 366*24*time.Hour {
+		return gateway.Errorf(gateway.EInvalid, "An export covers 1 to 367 days.")
+	}
+	name := "usage-" + f.From.Format(time.DateOnly) + "-" + f.To.Format(time.DateOnly) + "." + format
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Cache-Control", "no-store")
+	var cw *csv.Writer
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw = csv.NewWriter(w)
+		cw.Write(exportColumns) // buffered: sent with the first records
+	} else {
+		w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
+	}
+	enc := json.NewEncoder(w)
+	started := false
+	err = h.Usage.EachRecord(r.Context(), f, func(rec gateway.UsageRecord) error {
+		started = true
+		if cw == nil {
+			return enc.Encode(rec)
+		}
+		cw.Write([]string{rec.Time.UTC().Format(time.RFC3339Nano), rec.RequestID, rec.KeyID, rec.Model, rec.Kind,
+			strconv.FormatBool(rec.Stream), strconv.Itoa(rec.Status), strconv.FormatInt(rec.PromptTokens, 10),
+			strconv.FormatInt(rec.CompletionTokens, 10), strconv.FormatInt(rec.Images, 10), strconv.FormatInt(rec.LatencyMS, 10),
+			strconv.FormatFloat(gateway.FromMicros(rec.CostMicros), 'f', -1, 64), rec.Cache, rec.Channel,
+			strings.Join(rec.FailedChannels, " "), strconv.FormatBool(rec.Partial), strconv.FormatBool(rec.Estimated)})
+		return cw.Error()
+	})
+	if err != nil && !started {
+		// Nothing went out: an error the client can read.
+		w.Header().Del("Content-Disposition")
+		return err
+	}
+	if cw != nil {
+		cw.Flush()
+	}
+	if err != nil {
+		// Part of the export went out: the connection is cut, so that a
+		// reader does not take what came for all of it.
+		slog.ErrorContext(r.Context(), "usage export broke off", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// UsageSummary reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,
+// default the last 7 days), ?key_id= and ?model= to narrow it.
+func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
+	f, err := h.usageFilter(r)
+	if err != nil {
+		return err
+	}
+	from, to := f.From, f.To
+	rows, err := h.Usage.Summary(r.Context(), f)
 	if err != nil {
 		return err
 	}

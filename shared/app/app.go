@@ -81,6 +81,7 @@ type Meter interface {
 	Record(ctx context.Context, r gateway.UsageRecord) error
 	Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.UsageRow, error)
 	ChannelSummary(ctx context.Context, from, to time.Time) ([]gateway.ChannelUsageRow, error)
+	EachRecord(ctx context.Context, f gateway.UsageFilter, fn func(gateway.UsageRecord) error) error
 }
 
 // OnClose has the gateway close c when it closes, before whatever was

@@ -105,6 +105,7 @@ var Routes = []Route{
 	{"GET", "/admin/api/conversations", Session, FnAdmin, "admin.Handler.ListConversations"},
 	{"GET", "/admin/api/conversations/{id}", Session, FnAdmin, "admin.Handler.GetConversation"},
 	{"GET", "/admin/api/usage", Session, FnAdmin, "admin.Handler.UsageSummary"},
+	{"GET", "/admin/api/usage/export", Session, FnAdmin, "admin.Handler.UsageExport"},
 
 	// The pages.
 	{"GET", "/{$}", Anyone, FnAdmin, "admin.Handler.Home"},

@@ -452,3 +452,27 @@ func (m *Meter) Summary(ctx context.Context, f gateway.UsageFilter) ([]gateway.U
 	}
 	return rows, nil
 }
+
+// EachRecord calls fn with each request record of f's days, oldest first,
+// of f's key and model when set; an error from fn stops it and is
+// returned.
+func (m *Meter) EachRecord(ctx context.Context, f gateway.UsageFilter, fn func(gateway.UsageRecord) error) error {
+	var stop error
+	err := m.eachDay(ctx, f.From, f.To, requestPK, "", func(_ string, it storage.Item) {
+		if stop != nil {
+			return
+		}
+		var r gateway.UsageRecord
+		if err := json.Unmarshal(it.Value, &r); err != nil {
+			stop = fmt.Errorf("decode usage %s: %w", it.SK, err)
+			return
+		}
+		if (f.KeyID == "" || r.KeyID == f.KeyID) && (f.Model == "" || r.Model == f.Model) {
+			stop = fn(r)
+		}
+	})
+	if stop != nil {
+		return stop
+	}
+	return err
+}

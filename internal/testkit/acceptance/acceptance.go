@@ -146,6 +146,7 @@ func Run(t *testing.T, target Target) {
 		{"KeyTokenQuota", s.keyQuota},
 		{"LimitsUnderBurst", s.limitsUnderBurst},
 		{"UsageOfAStream", s.usageStream},
+		{"UsageExport", s.usageExport},
 		{"UsageAfterClientCancel", s.usageClientCancel},
 		{"UsageAfterUpstreamReset", s.usageUpstreamReset},
 		{"StalledStreamEndsWithError", s.stalledStream},

@@ -1,0 +1,84 @@
+package acceptance
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// usageExport makes requests with a new key and exports its usage: the
+// CSV parses, has the header and one row per request with what each was;
+// the JSON lines decode to the same records; a bad format is 400 and no
+// session 401.
+func (s *suite) usageExport(t *testing.T) {
+	key, keyID := s.newKey(t, "export", nil)
+	tags := []string{nonce(), nonce(), nonce()}
+	for _, tag := range tags {
+		if _, err := s.chatAs(t, key, "my-bot", tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.chatAs(t, key, "my-bot", "#status:500 "+nonce()) // one failed request
+	s.waitUsage(t, keyID, 4, 10*time.Second)
+	today := time.Now().UTC().Format(time.DateOnly)
+	query := "/admin/api/usage/export?key_id=" + keyID + "&from=" + today + "&to=" + today
+
+	resp, body := s.admin.call(t, s, "GET", query, nil)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
+		!strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("CSV export = %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil || len(rows) != 5 {
+		t.Fatalf("the CSV (%v): %d rows, want a header and 4\n%s", err, len(rows), body)
+	}
+	col := func(name string) int { return slices.Index(rows[0], name) }
+	for _, name := range []string{"time", "request_id", "key_id", "model", "status", "prompt_tokens", "cost", "channel"} {
+		if col(name) < 0 {
+			t.Fatalf("the CSV has no column %q: %v", name, rows[0])
+		}
+	}
+	statuses := map[string]int{}
+	for _, row := range rows[1:] {
+		if row[col("key_id")] != keyID || row[col("model")] != "my-bot" || row[col("request_id")] == "" {
+			t.Fatalf("a row: %v", row)
+		}
+		statuses[row[col("status")]]++
+		if row[col("status")] == "200" && (row[col("prompt_tokens")] != "11" || row[col("channel")] != "ch_main") {
+			t.Fatalf("an answered request's row: %v", row)
+		}
+	}
+	if statuses["200"] != 3 || statuses["502"] != 1 {
+		t.Fatalf("statuses in the export: %v", statuses)
+	}
+
+	resp, body = s.admin.call(t, s, "GET", query+"&format=jsonl", nil)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/jsonl") {
+		t.Fatalf("JSONL export = %d %s", resp.StatusCode, body)
+	}
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("JSONL: %d lines, want 4\n%s", len(lines), body)
+	}
+	for i, line := range lines {
+		var rec struct {
+			KeyID     string `json:"key_id"`
+			RequestID string `json:"request_id"`
+			Status    int    `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.KeyID != keyID || rec.RequestID != rows[i+1][col("request_id")] {
+			t.Fatalf("JSONL line %d (%v): %s, want the CSV's row %v", i, err, line, rows[i+1])
+		}
+	}
+	if resp, body := s.admin.call(t, s, "GET", query+"&format=xml", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("format=xml = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, nil, "GET", s.url(query), nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an export without a session = %d", resp.StatusCode)
+	}
+}
