@@ -351,6 +351,13 @@ func (h *Handler) PutSettings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// An allowlist that leaves out the address making the change would
+	// lock its maker out.
+	if addr := respond.ClientAddr(r); !gateway.AddrAllowed(st.AdminAllowedIPs, addr) {
+		e := gateway.Errorf(gateway.EInvalid, "admin_allowed_ips leave out %s, the address making this change: the panel would lock you out.", addr)
+		e.Param = "admin_allowed_ips"
+		return e
+	}
 	// The default public model may not take an extra model's name: both
 	// would be listed, and the extra one could not be reached.
 	if name := st.PublicModelName(); name != cur.PublicModelName() {

@@ -48,6 +48,10 @@ type Config struct {
 	// GATEWAY_CHANNEL_MAX_COOLDOWN, GATEWAY_CHANNEL_DISABLE_AFTER).
 	ChannelCooldown, ChannelMaxCooldown time.Duration
 	ChannelDisableAfter                 int64
+	// AdminIgnoreAllowlist lets the admin panel answer every address
+	// whatever admin_allowed_ips say: the way back in for an admin whose
+	// address changed (GATEWAY_ADMIN_IGNORE_ALLOWLIST=true).
+	AdminIgnoreAllowlist bool
 	// LogLevel is debug, info, warn or error (GATEWAY_LOG_LEVEL).
 	LogLevel slog.Level
 	// Table and Bucket are the DynamoDB table and S3 bucket of the AWS
@@ -92,12 +96,13 @@ func Load() (Config, error) {
 		Upstream:        upstream.DefaultConfig(),
 		ChannelCooldown: 5 * time.Second, ChannelMaxCooldown: 5 * time.Minute, ChannelDisableAfter: 10,
 
-		Table:            os.Getenv("GATEWAY_TABLE"),
-		Bucket:           os.Getenv("GATEWAY_BUCKET"),
-		MasterKeySecret:  os.Getenv("GATEWAY_MASTER_KEY_SECRET"),
-		DynamoDBEndpoint: os.Getenv("GATEWAY_DYNAMODB_ENDPOINT"),
-		S3Endpoint:       os.Getenv("GATEWAY_S3_ENDPOINT"),
-		SAMLocal:         os.Getenv("AWS_SAM_LOCAL") == "true",
+		Table:                os.Getenv("GATEWAY_TABLE"),
+		Bucket:               os.Getenv("GATEWAY_BUCKET"),
+		MasterKeySecret:      os.Getenv("GATEWAY_MASTER_KEY_SECRET"),
+		DynamoDBEndpoint:     os.Getenv("GATEWAY_DYNAMODB_ENDPOINT"),
+		S3Endpoint:           os.Getenv("GATEWAY_S3_ENDPOINT"),
+		SAMLocal:             os.Getenv("AWS_SAM_LOCAL") == "true",
+		AdminIgnoreAllowlist: os.Getenv("GATEWAY_ADMIN_IGNORE_ALLOWLIST") == "true",
 	}
 	if os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" {
 		if os.Getenv("GATEWAY_DATA_DIR") == "" {

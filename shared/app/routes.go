@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aigateway/aigateway/shared/auth"
+	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
 )
 
@@ -224,10 +225,37 @@ func (g *Gateway) mount(mux *http.ServeMux, fns []Function) {
 }
 
 // guard applies the route's access rule the gateway itself enforces (a
-// signed-in admin) and answers the handler's error.
+// signed-in admin; the admin panel's address allowlist) and answers the
+// handler's error.
 func (g *Gateway) guard(rt Route, h HandlerFunc) http.HandlerFunc {
+	if adminSide(rt) && !g.core.Config.AdminIgnoreAllowlist {
+		h = g.adminAddress(h)
+	}
 	if rt.Access == Session {
 		return auth.Require(g.core.Guard, h)
 	}
 	return respond.Handle(h)
+}
+
+// adminSide reports whether a route is the admin panel's: its pages and
+// its API (a direct upload's signed URL aside: the signature is its
+// credential).
+func adminSide(rt Route) bool {
+	return rt.Access == Session || rt.Access == Anyone &&
+		(rt.Pattern == "/{$}" || rt.Pattern == "/setup" || strings.HasPrefix(rt.Pattern, "/admin"))
+}
+
+// adminAddress refuses (403) a request from an address the settings'
+// admin_allowed_ips leave out.
+func (g *Gateway) adminAddress(h HandlerFunc) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st, err := g.core.Settings.Get(r.Context())
+		if err != nil {
+			return err
+		}
+		if addr := respond.ClientAddr(r); !gateway.AddrAllowed(st.AdminAllowedIPs, addr) {
+			return gateway.Errorf(gateway.EForbidden, "The admin panel does not answer %s: the settings' admin_allowed_ips leave this address out.", addr)
+		}
+		return h(w, r)
+	}
 }

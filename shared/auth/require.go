@@ -52,6 +52,29 @@ func SessionOf(ctx context.Context) (Session, bool) {
 	return s, ok
 }
 
+// Keys authenticates client API keys.
+type Keys interface {
+	Authenticate(ctx context.Context, secret string) (gateway.APIKey, error)
+}
+
+// KeyOf returns the active key of the request's API key (see Bearer), or
+// EUnauthorized; EForbidden when the key may not be used from the
+// request's address (its allowed_ips).
+func KeyOf(r *http.Request, keys Keys) (gateway.APIKey, error) {
+	secret, err := Bearer(r)
+	if err != nil {
+		return gateway.APIKey{}, err
+	}
+	key, err := keys.Authenticate(r.Context(), secret)
+	if err != nil {
+		return gateway.APIKey{}, err
+	}
+	if addr := respond.ClientAddr(r); !gateway.AddrAllowed(key.AllowedIPs, addr) {
+		return gateway.APIKey{}, gateway.Errorf(gateway.EForbidden, "This API key may not be used from %s: it is limited to some addresses.", addr)
+	}
+	return key, nil
+}
+
 // Bearer returns the API key a client sent as "Authorization: Bearer
 // sk-…" (or, without an Authorization header, as x-api-key), or
 // EUnauthorized.

@@ -108,11 +108,7 @@ func New(d Deps, opt Options) *Handler { return &Handler{Deps: d, opt: opt} }
 
 // authenticate returns the key of the request's bearer token.
 func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
-	secret, err := auth.Bearer(r)
-	if err != nil {
-		return gateway.APIKey{}, err
-	}
-	return h.Keys.Authenticate(r.Context(), secret)
+	return auth.KeyOf(r, h.Keys)
 }
 
 // model is a public model resolved to its upstream.

@@ -35,6 +35,9 @@ type KeyLimits struct {
 	MonthlyBudget float64 `json:"monthly_budget,omitempty"`
 	// Models are the public models the key may see and use; empty means all.
 	Models []string `json:"models"`
+	// AllowedIPs are the client addresses (IPs or CIDR ranges) the key
+	// may be used from; empty means any.
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
 }
 
 // Active reports whether the key may be used at now: not revoked, not
@@ -63,6 +66,9 @@ func (l KeyLimits) Validate() error {
 		return invalidParam("monthly_budget", "monthly_budget must be between 0 (none) and 1e9")
 	case len(l.Models) > 100:
 		return invalidParam("models", "a key can be limited to at most 100 models")
+	}
+	if err := checkAllowlist("allowed_ips", l.AllowedIPs); err != nil {
+		return err
 	}
 	for _, m := range l.Models {
 		if err := CheckModelName(m); err != nil {

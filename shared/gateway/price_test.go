@@ -37,3 +37,27 @@ func TestPrices(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrAllowed: addresses and ranges of both families; an IPv4 address
+// written as IPv6 is the IPv4 one; an empty list allows all; what is not
+// an address is never allowed, and a bad entry never matches.
+func TestAddrAllowed(t *testing.T) {
+	list := []string{"203.0.113.0/24", "2001:db8::/32", "198.51.100.7", " 192.0.2.9 "}
+	for addr, want := range map[string]bool{
+		"203.0.113.200": true, "203.0.114.1": false, "2001:db8:1::1": true, "2001:db9::1": false,
+		"198.51.100.7": true, "198.51.100.8": false, "::ffff:203.0.113.5": true, "192.0.2.9": true,
+		"fe80::1%eth0": false, "not-an-ip": false, "": false,
+	} {
+		if got := AddrAllowed(list, addr); got != want {
+			t.Errorf("AddrAllowed(%q) = %v", addr, got)
+		}
+	}
+	if !AddrAllowed(nil, "anything") {
+		t.Error("an empty list refused an address")
+	}
+	for _, bad := range [][]string{{"203.0.113.0/33"}, {"x"}, {""}, make([]string, MaxAllowedIPs+1)} {
+		if checkAllowlist("allowed_ips", bad) == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}

@@ -27,6 +27,9 @@ type Settings struct {
 	// what upstream models cost in it.
 	Currency string  `json:"currency"`
 	Prices   []Price `json:"prices"`
+	// AdminAllowedIPs are the client addresses (IPs or CIDR ranges) the
+	// admin panel and its API answer; empty means any.
+	AdminAllowedIPs []string `json:"admin_allowed_ips"`
 	// Cache is the default public model's exact response cache.
 	Cache          CachePolicy `json:"cache"`
 	DrawingEnabled bool        `json:"drawing_enabled"`
@@ -190,6 +193,9 @@ func (s Settings) Validate() error {
 		return err
 	}
 	if err := validatePrices(s.Currency, s.Prices); err != nil {
+		return err
+	}
+	if err := checkAllowlist("admin_allowed_ips", s.AdminAllowedIPs); err != nil {
 		return err
 	}
 	if err := s.AI.validate("ai", true); err != nil {

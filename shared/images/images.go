@@ -235,11 +235,7 @@ func (h *Handler) File(w http.ResponseWriter, r *http.Request) error {
 
 // authenticate returns the key of the request's bearer token.
 func (h *Handler) authenticate(r *http.Request) (gateway.APIKey, error) {
-	secret, err := auth.Bearer(r)
-	if err != nil {
-		return gateway.APIKey{}, err
-	}
-	return h.Keys.Authenticate(r.Context(), secret)
+	return auth.KeyOf(r, h.Keys)
 }
 
 // record stores a usage record; a failure is logged, since the answer has

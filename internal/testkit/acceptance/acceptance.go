@@ -141,6 +141,7 @@ func Run(t *testing.T, target Target) {
 		{"PublicModels", s.publicModels},
 		{"KeyModelAllowlist", s.keyModelAllowlist},
 		{"KeyExpiry", s.keyExpiry},
+		{"KeyAddressAllowlist", s.keyAddressAllowlist},
 		{"KeyRequestsPerMinute", s.keyRPM},
 		{"KeyTokensPerMinute", s.keyTPM},
 		{"KeyTokenQuota", s.keyQuota},

@@ -82,3 +82,28 @@ func (s *suite) usageExport(t *testing.T) {
 		t.Fatalf("an export without a session = %d", resp.StatusCode)
 	}
 }
+
+// keyAddressAllowlist limits a key to an address the suite does not send
+// from: refused (403) however X-Forwarded-For names that address; the
+// refusal names the address the platform gave (the TCP peer, API
+// Gateway's sourceIp, Cloudflare's CF-Connecting-IP), and limited to that
+// address the key works.
+func (s *suite) keyAddressAllowlist(t *testing.T) {
+	key, id := s.newKey(t, "address", map[string]any{"allowed_ips": []string{"203.0.113.7"}})
+	chat := map[string]any{"model": "my-bot", "messages": []map[string]string{{"role": "user", "content": "hi"}}}
+	resp, body := do(t, nil, "POST", s.url("/v1/chat/completions"), chat,
+		http.Header{"Authorization": {"Bearer " + key}, "X-Forwarded-For": {"203.0.113.7"}, "X-Real-Ip": {"203.0.113.7"}})
+	e := decode[errorBody](t, body)
+	addr, ok := strings.CutPrefix(e.Error.Message, "This API key may not be used from ")
+	addr, _, _ = strings.Cut(addr, ": it is")
+	if resp.StatusCode != http.StatusForbidden || !ok || addr == "" || addr == "203.0.113.7" {
+		t.Fatalf("a key limited to another address = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.admin.call(t, s, "PUT", "/admin/api/keys/"+id, map[string]any{"allowed_ips": []string{addr}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT key = %d %s", resp.StatusCode, body)
+	}
+	s.settle()
+	if resp, body := do(t, nil, "POST", s.url("/v1/chat/completions"), chat, http.Header{"Authorization": {"Bearer " + key}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("limited to %s, the address the platform gives = %d %s", addr, resp.StatusCode, body)
+	}
+}

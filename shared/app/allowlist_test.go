@@ -1,0 +1,89 @@
+package app_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// from sends a request as if from addr (the TCP peer the platform gives),
+// with the headers given.
+func from(h http.Handler, addr, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = addr
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestAdminAllowlist: the admin panel (pages, login, API) answers only the
+// addresses admin_allowed_ips list, whatever X-Forwarded-For says; a list
+// that leaves out its maker is refused; the client API is not concerned.
+func TestAdminAllowlist(t *testing.T) {
+	h, key := memGateway(t)
+	admin := signIn(t, h) // from httptest's 192.0.2.1
+	for _, bad := range []string{`{"admin_allowed_ips":["203.0.113.0/24"]}`, `{"admin_allowed_ips":["300.1.1.1"]}`, `{"admin_allowed_ips":["x"]}`} {
+		if rec := admin.call("PUT", "/admin/api/settings", bad); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "admin_allowed_ips") {
+			t.Fatalf("PUT %s = %d %s", bad, rec.Code, rec.Body)
+		}
+	}
+	if rec := admin.call("PUT", "/admin/api/settings", `{"admin_allowed_ips":["192.0.2.0/24","2001:db8::/32"]}`); rec.Code != http.StatusOK {
+		t.Fatalf("PUT an allowlist with the maker's address = %d %s", rec.Code, rec.Body)
+	}
+	cookie := []string{"Cookie", admin.cookie, "X-Csrf-Token", admin.csrf}
+	for _, addr := range []string{"198.51.100.9:4000", "[2001:db9::1]:4000"} {
+		for _, c := range []struct{ method, path, body string }{
+			{"GET", "/admin/api/settings", ""},
+			{"GET", "/admin", ""},
+			{"GET", "/", ""},
+			{"POST", "/admin/api/login", `{"password":"correct horse battery"}`},
+			{"GET", "/admin/api/documents", ""},
+		} {
+			rec := from(h, addr, c.method, c.path, c.body, append(cookie, "X-Forwarded-For", "192.0.2.7")...)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "admin_allowed_ips") {
+				t.Fatalf("%s %s from %s = %d %s, want 403", c.method, c.path, addr, rec.Code, rec.Body)
+			}
+		}
+	}
+	if rec := from(h, "[2001:db8::5]:4000", "GET", "/admin/api/settings", "", cookie...); rec.Code != http.StatusOK {
+		t.Fatalf("from an address in the IPv6 range = %d %s", rec.Code, rec.Body)
+	}
+	if rec := from(h, "198.51.100.9:4000", "GET", "/v1/models", "", "Authorization", "Bearer "+key); rec.Code != http.StatusOK {
+		t.Fatalf("the client API from another address = %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestKeyAllowlist: a key limited to some addresses answers only them,
+// whatever X-Forwarded-For says, with a 403 that names the address.
+func TestKeyAllowlist(t *testing.T) {
+	h, _ := memGateway(t)
+	admin := signIn(t, h)
+	if rec := admin.call("POST", "/admin/api/keys", `{"name":"x","allowed_ips":["not an address"]}`); rec.Code != http.StatusBadRequest {
+		t.Fatalf("a bad allowlist = %d %s", rec.Code, rec.Body)
+	}
+	rec := admin.call("POST", "/admin/api/keys", `{"name":"office","allowed_ips":["198.51.100.0/24","2001:db8::1"]}`)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("create = %d %s", rec.Code, rec.Body)
+	}
+	key := decodeAs[struct{ Key string }](t, rec.Body.Bytes()).Key
+	chat := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	auth := []string{"Authorization", "Bearer " + key, "X-Forwarded-For", "198.51.100.9"}
+	for _, addr := range []string{"192.0.2.1:5000", "[2001:db8::2]:5000"} {
+		if rec := from(h, addr, "POST", "/v1/chat/completions", chat, auth...); rec.Code != http.StatusForbidden ||
+			!strings.Contains(rec.Body.String(), strings.Trim(addr[:strings.LastIndex(addr, ":")], "[]")) {
+			t.Fatalf("from %s = %d %s, want 403 naming the address", addr, rec.Code, rec.Body)
+		}
+	}
+	for _, addr := range []string{"198.51.100.77:5000", "[2001:db8::1]:5000", "[::ffff:198.51.100.3]:5000"} {
+		if rec := from(h, addr, "POST", "/v1/chat/completions", chat, auth...); rec.Code != http.StatusOK {
+			t.Fatalf("from %s = %d %s", addr, rec.Code, rec.Body)
+		}
+	}
+}
