@@ -87,3 +87,32 @@ func TestKeyAllowlist(t *testing.T) {
 		}
 	}
 }
+
+// TestKnowledgeThroughAChannel: with no RAG upstream in the settings, an
+// embeddings channel made through the channels API and rag.model are
+// enough: a document is embedded, and a chat retrieves it.
+func TestKnowledgeThroughAChannel(t *testing.T) {
+	h, key, fake := memGatewayFake(t)
+	admin := signIn(t, h)
+	if rec := admin.call("POST", "/admin/api/channels", `{"name":"embedder","base_url":"`+fake.URL+`","api_keys":["sk-embed-0123456789"],"models":["fake/*"],"capabilities":["embeddings"]}`); rec.Code != http.StatusCreated {
+		t.Fatalf("POST channel = %d %s", rec.Code, rec.Body)
+	}
+	if rec := admin.call("PUT", "/admin/api/settings", `{"rag":{"model":"fake/embed"}}`); rec.Code != http.StatusOK {
+		t.Fatalf("PUT settings = %d %s", rec.Code, rec.Body)
+	}
+	rec := admin.call("POST", "/admin/api/documents", `{"title":"Returns","text":"The Hangzhou desk takes parcels until 17:30."}`)
+	if d := decodeAs[doc](t, rec.Body.Bytes()); rec.Code != http.StatusCreated || d.Status != "ready" {
+		t.Fatalf("add text = %d %s", rec.Code, rec.Body)
+	}
+	rec = from(h, "192.0.2.1:1", "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"When does the Hangzhou desk take parcels?"}]}`,
+		"Authorization", "Bearer "+key)
+	var chats []string
+	for _, r := range fake.Find("When does the Hangzhou") {
+		if r.Path == "/v1/chat/completions" {
+			chats = append(chats, string(r.Body))
+		}
+	}
+	if rec.Code != http.StatusOK || len(chats) != 1 || !strings.Contains(chats[0], "17:30") {
+		t.Fatalf("a chat over the document = %d %s; the upstream got %q", rec.Code, rec.Body, chats)
+	}
+}

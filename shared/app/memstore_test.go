@@ -28,6 +28,13 @@ func memGateway(t *testing.T) (http.Handler, string) {
 // memGatewayUp is memGateway that also returns the fake upstream's URL.
 func memGatewayUp(t *testing.T) (http.Handler, string, string) {
 	t.Helper()
+	h, key, up := memGatewayFake(t)
+	return h, key, up.URL
+}
+
+// memGatewayFake is memGateway that also returns the fake upstream.
+func memGatewayFake(t *testing.T) (http.Handler, string, *fakeupstream.Server) {
+	t.Helper()
 	cfg, err := app.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func memGatewayUp(t *testing.T) (http.Handler, string, string) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || rec.Code != http.StatusCreated || created.APIKey == "" {
 		t.Fatalf("setup = %d %s", rec.Code, rec.Body)
 	}
-	return h, created.APIKey, up.URL
+	return h, created.APIKey, up
 }
 
 func do(h http.Handler, method, path, key, body string, header ...string) *httptest.ResponseRecorder {

@@ -80,8 +80,8 @@ const (
 // embed returns the embeddings of inputs from the RAG upstream, in
 // batches, a few at once; the upstream client retries each batch.
 func (s *Service) embed(ctx context.Context, rag gateway.RAGSettings, inputs []string) ([][]float32, error) {
-	if rag.BaseURL == "" || rag.Model == "" {
-		return nil, gateway.Errorf(gateway.EUnavailable, "The embedding upstream (rag.base_url and rag.model) is not configured.")
+	if rag.Model == "" {
+		return nil, gateway.Errorf(gateway.EUnavailable, "The embedding model (rag.model) is not set.")
 	}
 	up := gateway.Upstream{BaseURL: rag.BaseURL, APIKey: rag.APIKey, Model: rag.Model}
 	out := make([][]float32, len(inputs))
@@ -114,7 +114,7 @@ func (s *Service) embed(ctx context.Context, rag gateway.RAGSettings, inputs []s
 // when set, none below min_score (the reranker's score when reranking, the
 // cosine similarity otherwise).
 func (s *Service) Retrieve(ctx context.Context, kbs []string, query string, rag gateway.RAGSettings) ([]Hit, error) {
-	if len(kbs) == 0 || strings.TrimSpace(query) == "" || rag.BaseURL == "" {
+	if len(kbs) == 0 || strings.TrimSpace(query) == "" || rag.Model == "" {
 		return nil, nil
 	}
 	v, err := s.lib.view(ctx, kbs)
