@@ -90,7 +90,8 @@ func TestKeyAllowlist(t *testing.T) {
 
 // TestKnowledgeThroughAChannel: with no RAG upstream in the settings, an
 // embeddings channel made through the channels API and rag.model are
-// enough: a document is embedded, and a chat retrieves it.
+// enough: a document is embedded, the try-retrieval box finds it with its
+// score, and a chat retrieves it.
 func TestKnowledgeThroughAChannel(t *testing.T) {
 	h, key, fake := memGatewayFake(t)
 	admin := signIn(t, h)
@@ -103,6 +104,24 @@ func TestKnowledgeThroughAChannel(t *testing.T) {
 	rec := admin.call("POST", "/admin/api/documents", `{"title":"Returns","text":"The Hangzhou desk takes parcels until 17:30."}`)
 	if d := decodeAs[doc](t, rec.Body.Bytes()); rec.Code != http.StatusCreated || d.Status != "ready" {
 		t.Fatalf("add text = %d %s", rec.Code, rec.Body)
+	}
+	for _, bad := range []string{`{"query":""}`, `{"query":"x","top_k":99}`, `{"query":"x","knowledge_bases":["../etc"]}`, `{"query":"x","surprise":1}`} {
+		if rec := admin.call("POST", "/admin/api/documents/search", bad); rec.Code != http.StatusBadRequest {
+			t.Fatalf("search %s = %d %s", bad, rec.Code, rec.Body)
+		}
+	}
+	rec = admin.call("POST", "/admin/api/documents/search", `{"query":"When does the Hangzhou desk take parcels?","top_k":3}`)
+	found := decodeAs[struct {
+		Data []struct {
+			Title string
+			Text  string
+			Score float64
+		}
+		TopK int `json:"top_k"`
+	}](t, rec.Body.Bytes())
+	if rec.Code != http.StatusOK || len(found.Data) == 0 || found.Data[0].Title != "Returns" || !strings.Contains(found.Data[0].Text, "17:30") ||
+		found.Data[0].Score <= 0 || found.TopK != 3 {
+		t.Fatalf("try retrieval = %d %s", rec.Code, rec.Body)
 	}
 	rec = from(h, "192.0.2.1:1", "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"When does the Hangzhou desk take parcels?"}]}`,
 		"Authorization", "Bearer "+key)

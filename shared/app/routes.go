@@ -99,6 +99,7 @@ var Routes = []Route{
 	{"POST", "/admin/api/documents", Session, FnUpload, "documents.Handler.Add"},
 	{"POST", "/admin/api/documents/uploads", Session, FnUpload, "documents.Handler.PrepareUpload"},
 	{"PUT", "/admin/api/documents/{id}/content", Signed, FnUpload, "documents.Handler.PutContent"},
+	{"POST", "/admin/api/documents/search", Session, FnUpload, "documents.Retrieval.Try"},
 	{"GET", "/admin/api/documents/import", Session, FnUpload, "jsgateway.Handler.State"},
 	{"POST", "/admin/api/documents/import", Session, FnUpload, "jsgateway.Handler.Import"},
 	{"GET", "/admin/api/documents/{id}", Session, FnUpload, "documents.Handler.Get"},
