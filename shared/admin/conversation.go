@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"github.com/aigateway/aigateway/shared/conversations"
 	"github.com/aigateway/aigateway/shared/gateway"
 	"github.com/aigateway/aigateway/shared/respond"
+	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Conversations reads the keys' conversations.
@@ -259,5 +261,66 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) error {
 			"prompt_tokens": total.PromptTokens, "completion_tokens": total.CompletionTokens, "total_tokens": total.TotalTokens,
 			"images": total.Images, "cache_hits": total.CacheHits, "cache_misses": total.CacheMisses, "cost": gateway.FromMicros(cost)},
 	})
+	return nil
+}
+
+// Stats serves GET /admin/api/stats: the dashboard's usage over the last
+// ?range= (24h, the default, 7d or 30d) in ?bucket=s (hour, the default
+// for 24h, or day), totals with p50 and p95 latency, the most used keys
+// and models and every channel, and with ?by= (key, model or channel) the
+// series split by it (the 8 most used, the rest as "other"); ?key_id= and
+// ?model= narrow it.
+func (h *Handler) Stats(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	spans := map[string]time.Duration{"24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}
+	rng := cmp.Or(q.Get("range"), "24h")
+	span, ok := spans[rng]
+	if !ok {
+		e := gateway.Errorf(gateway.EInvalid, "range is 24h, 7d or 30d.")
+		e.Param = "range"
+		return e
+	}
+	bucket := map[bool]string{true: "hour", false: "day"}[span == 24*time.Hour]
+	bucket = cmp.Or(q.Get("bucket"), bucket)
+	step := map[string]time.Duration{"hour": time.Hour, "day": 24 * time.Hour}[bucket]
+	if step == 0 {
+		e := gateway.Errorf(gateway.EInvalid, "bucket is hour or day.")
+		e.Param = "bucket"
+		return e
+	}
+	by := q.Get("by")
+	if by != "" && by != "key" && by != "model" && by != "channel" {
+		e := gateway.Errorf(gateway.EInvalid, "by is key, model or channel.")
+		e.Param = "by"
+		return e
+	}
+	stats, ok := h.Usage.(interface {
+		Stats(ctx context.Context, q usage.StatsQuery) (usage.Stats, error)
+	})
+	if !ok {
+		return gateway.Errorf(gateway.EUnavailable, "Usage statistics are not available here.")
+	}
+	if f, ok := h.Usage.(interface{ Flush(context.Context) }); ok {
+		f.Flush(r.Context())
+	}
+	// The range ends with the current hour (or day), whole.
+	to := time.Now().UTC().Truncate(step).Add(step)
+	from := to.Add(-span)
+	out, err := stats.Stats(r.Context(), usage.StatsQuery{From: from, To: to, Bucket: step, By: by, KeyID: q.Get("key_id"), Model: q.Get("model"), Top: 8})
+	if err != nil {
+		return err
+	}
+	st, err := h.Settings.Get(r.Context())
+	if err != nil {
+		return err
+	}
+	respond.JSON(w, http.StatusOK, struct {
+		Range    string    `json:"range"`
+		Bucket   string    `json:"bucket"`
+		From     time.Time `json:"from"`
+		To       time.Time `json:"to"`
+		Currency string    `json:"currency"`
+		usage.Stats
+	}{rng, bucket, from, to, st.Currency, out})
 	return nil
 }

@@ -108,6 +108,7 @@ var Routes = []Route{
 	{"GET", "/admin/api/conversations/{id}", Session, FnAdmin, "admin.Handler.GetConversation"},
 	{"GET", "/admin/api/usage", Session, FnAdmin, "admin.Handler.UsageSummary"},
 	{"GET", "/admin/api/usage/export", Session, FnAdmin, "admin.Handler.UsageExport"},
+	{"GET", "/admin/api/stats", Session, FnAdmin, "admin.Handler.Stats"},
 
 	// The pages.
 	{"GET", "/{$}", Anyone, FnAdmin, "admin.Handler.Home"},

@@ -321,3 +321,53 @@ func TestMonthlyBudgetStartsAfresh(t *testing.T) {
 		t.Fatalf("past the total budget: %v", err)
 	}
 }
+
+// TestStats: the hours of a range summed by bucket (empty ones there too),
+// split by model with the least used as "other", latency percentiles from
+// the histogram, the most used keys and models, every channel.
+func TestStats(t *testing.T) {
+	ctx := context.Background()
+	m := usage.New(records(t))
+	start := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	// 100 requests at 10:xx of key_a, model m1, latencies 10 to 1000 ms;
+	// 3 at 13:xx of key_b over m2, m3, m4 through ch_b, one failed.
+	for i := range 100 {
+		m.Record(ctx, gateway.UsageRecord{RequestID: fmt.Sprint("a", i), KeyID: "key_a", Model: "m1", Channel: "ch_a", Status: 200,
+			PromptTokens: 10, CompletionTokens: 5, LatencyMS: int64(10 * (i + 1)), CostMicros: 1000, Time: start.Add(10*time.Hour + time.Duration(i)*time.Second)})
+	}
+	for i, model := range []string{"m2", "m3", "m4"} {
+		status := 200
+		if i == 2 {
+			status = 502
+		}
+		m.Record(ctx, gateway.UsageRecord{RequestID: fmt.Sprint("b", i), KeyID: "key_b", Model: model, Channel: "ch_b", Status: status,
+			LatencyMS: 60_000 + int64(i), Cache: map[bool]string{true: "hit"}[i == 0], Time: start.Add(13*time.Hour + time.Minute)})
+	}
+	st, err := m.Stats(ctx, usage.StatsQuery{From: start, To: start.Add(24 * time.Hour), Bucket: time.Hour, By: "model", Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Series) != 24 || st.Series[10].Requests != 100 || st.Series[13].Requests != 3 || st.Series[12].Requests != 0 ||
+		!st.Series[0].Time.Equal(start) || !st.Series[23].Time.Equal(start.Add(23*time.Hour)) {
+		t.Fatalf("series: %d points, 10h %+v, 13h %+v", len(st.Series), st.Series[10], st.Series[13])
+	}
+	if p := st.Series[10]; p.P50MS != 500 || p.P95MS != 950 || p.PromptTokens != 1000 || p.Cost != 0.1 {
+		t.Fatalf("10h: %+v, want p50 500 ms, p95 950 ms, 1000 prompt tokens, cost 0.1", p)
+	}
+	if tot := st.Totals; tot.Requests != 103 || tot.Errors != 1 || tot.CacheHits != 1 || tot.P95MS < 950 {
+		t.Fatalf("totals: %+v", tot)
+	}
+	if len(st.Split) != 3 || st.Split["m1"][10].Requests != 100 || st.Split["other"][13].Requests != 2 || len(st.Split["other"]) != 24 {
+		t.Fatalf("split by model, top 2: %v", st.Split)
+	}
+	if len(st.Keys) != 2 || st.Keys[0].Name != "key_a" || st.Keys[0].Requests != 100 || len(st.Channels) != 2 || st.Channels[1].Name != "ch_b" {
+		t.Fatalf("ranked: keys %+v channels %+v", st.Keys, st.Channels)
+	}
+	days, err := m.Stats(ctx, usage.StatsQuery{From: start.Add(-48 * time.Hour), To: start.Add(24 * time.Hour), Bucket: 24 * time.Hour, KeyID: "key_b"})
+	if err != nil || len(days.Series) != 3 || days.Series[2].Requests != 3 || days.Totals.Requests != 3 {
+		t.Fatalf("by day for key_b: %+v %v", days.Series, err)
+	}
+	if _, err := m.Stats(ctx, usage.StatsQuery{From: start, To: start, Bucket: time.Hour}); gateway.ErrorCode(err) != gateway.EInvalid {
+		t.Fatalf("an empty range = %v", err)
+	}
+}

@@ -148,6 +148,7 @@ func Run(t *testing.T, target Target) {
 		{"LimitsUnderBurst", s.limitsUnderBurst},
 		{"UsageOfAStream", s.usageStream},
 		{"UsageExport", s.usageExport},
+		{"Stats", s.stats},
 		{"UsageAfterClientCancel", s.usageClientCancel},
 		{"UsageAfterUpstreamReset", s.usageUpstreamReset},
 		{"StalledStreamEndsWithError", s.stalledStream},

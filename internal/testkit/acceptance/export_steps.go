@@ -107,3 +107,51 @@ func (s *suite) keyAddressAllowlist(t *testing.T) {
 		t.Fatalf("limited to %s, the address the platform gives = %d %s", addr, resp.StatusCode, body)
 	}
 }
+
+// stats checks the dashboard's figures: requests just made show in the
+// current hour, for their key; the series has every bucket of the range.
+func (s *suite) stats(t *testing.T) {
+	key, keyID := s.newKey(t, "stats", nil)
+	for range 3 {
+		if _, err := s.chatAs(t, key, "my-bot", nonce()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitUsage(t, keyID, 3, 10*time.Second)
+	type point struct {
+		Time     time.Time `json:"time"`
+		Requests int64     `json:"requests"`
+		P50MS    int64     `json:"p50_ms"`
+	}
+	resp, body := s.admin.call(t, s, "GET", "/admin/api/stats?by=key&key_id="+keyID, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stats = %d %s", resp.StatusCode, body)
+	}
+	got := decode[struct {
+		Series []point            `json:"series"`
+		Split  map[string][]point `json:"split"`
+		Totals point              `json:"totals"`
+		Keys   []struct {
+			Name     string `json:"name"`
+			Requests int64  `json:"requests"`
+		} `json:"top_keys"`
+	}](t, body)
+	last := got.Series[len(got.Series)-1]
+	var inSeries int64
+	for _, p := range got.Series[max(len(got.Series)-2, 0):] { // the hour may have turned meanwhile
+		inSeries += p.Requests
+	}
+	if len(got.Series) != 24 || got.Totals.Requests != 3 || inSeries != 3 || len(got.Split[keyID]) != 24 ||
+		len(got.Keys) != 1 || got.Keys[0].Name != keyID || time.Since(last.Time) > time.Hour {
+		t.Fatalf("stats for the key: %s", body)
+	}
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/stats?range=7d", nil)
+	if days := decode[struct{ Series []point }](t, body).Series; resp.StatusCode != http.StatusOK || len(days) != 7 || days[6].Requests < 3 {
+		t.Fatalf("stats over 7 days = %d %s", resp.StatusCode, body)
+	}
+	for _, bad := range []string{"range=1y", "bucket=minute", "by=colour"} {
+		if resp, body := s.admin.call(t, s, "GET", "/admin/api/stats?"+bad, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("stats?%s = %d %s", bad, resp.StatusCode, body)
+		}
+	}
+}
