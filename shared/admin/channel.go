@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -341,10 +342,7 @@ func (h *Handler) TestChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Model      string `json:"model"`
-		Capability string `json:"capability"`
-	}
+	var in testInput
 	if r.ContentLength != 0 {
 		if err := respond.DecodeJSON(w, r, 64<<10, &in); err != nil {
 			return err
@@ -354,6 +352,82 @@ func (h *Handler) TestChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return h.runTest(w, r, cs, c, in, true)
+}
+
+// testInput is what a test asks for: a model and a capability (both
+// optional).
+type testInput struct {
+	Model      string `json:"model"`
+	Capability string `json:"capability"`
+}
+
+// TestNewChannel serves POST /admin/api/channels/test: the test of a
+// channel not saved yet (the form's Test button), the same as a saved
+// one's but for its breakers, which it leaves alone.
+func (h *Handler) TestNewChannel(w http.ResponseWriter, r *http.Request) error {
+	cs, err := h.channels()
+	if err != nil {
+		return err
+	}
+	var in struct {
+		channelInput
+		testInput
+	}
+	if err := respond.DecodeJSON(w, r, h.maxBody, &in); err != nil {
+		return err
+	}
+	c, err := in.channelInput.applyTo(gateway.Channel{Name: "test", Weight: 1, Enabled: true, Capabilities: []string{gateway.CapChat}})
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return h.runTest(w, r, cs, c, in.testInput, false)
+}
+
+// SetupTest serves POST /admin/api/setup/test: before the gateway is set
+// up, the test of the upstream the setup page is given ({"base_url",
+// "api_key", "model", "capability"}), so that it can say what is wrong
+// before anything is stored. Once set up, 409.
+func (h *Handler) SetupTest(w http.ResponseWriter, r *http.Request) error {
+	cs, err := h.channels()
+	if err != nil {
+		return err
+	}
+	if ok, err := h.Guard.Initialized(r.Context()); err != nil {
+		return err
+	} else if ok {
+		return gateway.Errorf(gateway.EConflict, "The gateway is already set up: test its channels in the admin panel.")
+	}
+	var in struct {
+		BaseURL string         `json:"base_url"`
+		APIKey  gateway.Secret `json:"api_key"`
+		testInput
+	}
+	if err := respond.DecodeJSON(w, r, 64<<10, &in); err != nil {
+		return err
+	}
+	c := gateway.Channel{Name: "setup", BaseURL: strings.TrimSpace(in.BaseURL), Weight: 1, Enabled: true,
+		Capabilities: []string{cmp.Or(in.Capability, gateway.CapChat)}, Models: []string{}}
+	if in.APIKey != "" {
+		c.APIKeys = []gateway.Secret{in.APIKey}
+	}
+	if in.Model == "" {
+		e := gateway.Errorf(gateway.EInvalid, "Name the model to test.")
+		e.Param = "model"
+		return e
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return h.runTest(w, r, cs, c, in.testInput, false)
+}
+
+// runTest tests each key of c's pool and answers the results; saved says
+// c is stored, and a key that passes goes back in rotation.
+func (h *Handler) runTest(w http.ResponseWriter, r *http.Request, cs *Channels, c gateway.Channel, in testInput, saved bool) error {
 	capability := in.Capability
 	if capability == "" {
 		for _, cp := range gateway.Capabilities {
@@ -370,8 +444,8 @@ func (h *Handler) TestChannel(w http.ResponseWriter, r *http.Request) error {
 	}
 	model := in.Model
 	if model == "" {
-		model, err = h.testModel(r.Context(), c, capability)
-		if err != nil {
+		var err error
+		if model, err = h.testModel(r.Context(), c, capability); err != nil {
 			return err
 		}
 	}
@@ -383,12 +457,15 @@ func (h *Handler) TestChannel(w http.ResponseWriter, r *http.Request) error {
 	results := make([]testResult, 0, len(keys))
 	all := true
 	for _, k := range keys {
-		res := h.testKey(r.Context(), cs, c, k, capability, sent)
+		res := h.testKey(r.Context(), cs, c, k, capability, sent, saved)
 		all = all && res.OK
 		results = append(results, res)
 	}
-	respond.JSON(w, http.StatusOK, map[string]any{"channel": c.ID, "model": model, "upstream_model": sent,
-		"capability": capability, "ok": all, "results": results})
+	out := map[string]any{"model": model, "upstream_model": sent, "capability": capability, "ok": all, "results": results}
+	if saved {
+		out["channel"] = c.ID
+	}
+	respond.JSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -420,7 +497,7 @@ func (h *Handler) testModel(ctx context.Context, c gateway.Channel, capability s
 	return m, nil
 }
 
-func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, key gateway.Secret, capability, model string) testResult {
+func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, key gateway.Secret, capability, model string, saved bool) testResult {
 	res := testResult{}
 	if key != "" {
 		res.Key, res.KeyID = key.Masked(), channels.KeyID(key)
@@ -436,6 +513,9 @@ func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, 
 		return res
 	}
 	res.OK, res.Answer = true, upstream.Scrub(answer, string(key))
+	if !saved {
+		return res
+	}
 	for _, t := range []string{c.ID, channels.Target(c.ID, res.KeyID)} {
 		if err := cs.Health.Success(context.WithoutCancel(ctx), t); err != nil {
 			res.Error = "passed, but could not be put back in rotation: " + gateway.ErrorMessage(err)

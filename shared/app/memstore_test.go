@@ -35,11 +35,26 @@ func memGatewayUp(t *testing.T) (http.Handler, string, string) {
 // memGatewayFake is memGateway that also returns the fake upstream.
 func memGatewayFake(t *testing.T) (http.Handler, string, *fakeupstream.Server) {
 	t.Helper()
+	up := fakeupstream.New(t)
+	h := bareGateway(t)
+	rec := do(h, "POST", "/admin/api/setup", "",
+		`{"admin_password":"correct horse battery","ai":{"base_url":"`+up.URL+`","api_key":"sk-up-123456789012","model":"m"}}`)
+	var created struct {
+		APIKey string `json:"api_key"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || rec.Code != http.StatusCreated || created.APIKey == "" {
+		t.Fatalf("setup = %d %s", rec.Code, rec.Body)
+	}
+	return h, created.APIKey, up
+}
+
+// bareGateway is a gateway on the in-memory store, not set up yet.
+func bareGateway(t *testing.T) http.Handler {
+	t.Helper()
 	cfg, err := app.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := fakeupstream.New(t)
 	mem := memstore.New(nil)
 	master := make([]byte, 32)
 	for i := range master {
@@ -51,16 +66,7 @@ func memGatewayFake(t *testing.T) (http.Handler, string, *fakeupstream.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	h := g.Handler()
-	rec := do(h, "POST", "/admin/api/setup", "",
-		`{"admin_password":"correct horse battery","ai":{"base_url":"`+up.URL+`","api_key":"sk-up-123456789012","model":"m"}}`)
-	var created struct {
-		APIKey string `json:"api_key"`
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil || rec.Code != http.StatusCreated || created.APIKey == "" {
-		t.Fatalf("setup = %d %s", rec.Code, rec.Body)
-	}
-	return h, created.APIKey, up
+	return g.Handler()
 }
 
 func do(h http.Handler, method, path, key, body string, header ...string) *httptest.ResponseRecorder {

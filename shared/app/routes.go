@@ -74,6 +74,7 @@ var Routes = []Route{
 	// Setup and the admin session.
 	{"GET", "/admin/api/setup", Anyone, FnAdmin, "admin.Handler.SetupState"},
 	{"POST", "/admin/api/setup", Anyone, FnAdmin, "admin.Handler.Setup"},
+	{"POST", "/admin/api/setup/test", Anyone, FnAdmin, "admin.Handler.SetupTest"},
 	{"POST", "/admin/api/login", Anyone, FnAdmin, "admin.Handler.Login"},
 	{"POST", "/admin/api/logout", Anyone, FnAdmin, "admin.Handler.Logout"},
 	{"GET", "/admin/api/session", Session, FnAdmin, "admin.Handler.Session"},
@@ -87,6 +88,7 @@ var Routes = []Route{
 	{"DELETE", "/admin/api/keys/{id}", Session, FnAdmin, "admin.Handler.RevokeKey"},
 	{"GET", "/admin/api/channels", Session, FnAdmin, "admin.Handler.ListChannels"},
 	{"POST", "/admin/api/channels", Session, FnAdmin, "admin.Handler.CreateChannel"},
+	{"POST", "/admin/api/channels/test", Session, FnAdmin, "admin.Handler.TestNewChannel"},
 	{"GET", "/admin/api/channels/{id}", Session, FnAdmin, "admin.Handler.GetChannel"},
 	{"PUT", "/admin/api/channels/{id}", Session, FnAdmin, "admin.Handler.UpdateChannel"},
 	{"DELETE", "/admin/api/channels/{id}", Session, FnAdmin, "admin.Handler.DeleteChannel"},

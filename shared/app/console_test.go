@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
 // from sends a request as if from addr (the TCP peer the platform gives),
@@ -133,5 +135,45 @@ func TestKnowledgeThroughAChannel(t *testing.T) {
 	}
 	if rec.Code != http.StatusOK || len(chats) != 1 || !strings.Contains(chats[0], "17:30") {
 		t.Fatalf("a chat over the document = %d %s; the upstream got %q", rec.Code, rec.Body, chats)
+	}
+}
+
+// TestUpstreamTestsBeforeSaving: the setup page's test says what is wrong
+// with an upstream before anything is stored (a refused key, in words),
+// and passes with a good one; once set up it is 409. The channel form's
+// test of an unsaved channel works the same, and stores nothing.
+func TestUpstreamTestsBeforeSaving(t *testing.T) {
+	cfgUp := fakeupstream.New(t)
+	cfgUp.Refuse("sk-wrong-0123456789", http.StatusUnauthorized, "invalid_api_key")
+	h := bareGateway(t)
+	test := func(body string) (int, string) {
+		rec := from(h, "192.0.2.1:1", "POST", "/admin/api/setup/test", body)
+		return rec.Code, rec.Body.String()
+	}
+	code, body := test(`{"base_url":"` + cfgUp.URL + `","api_key":"sk-wrong-0123456789","model":"fake/m"}`)
+	if code != http.StatusOK || !strings.Contains(body, `"ok":false`) || !strings.Contains(body, "credentials") || strings.Contains(body, "sk-wrong-0123456789") {
+		t.Fatalf("a refused key = %d %s", code, body)
+	}
+	if code, body = test(`{"base_url":"` + cfgUp.URL + `","api_key":"sk-right-0123456789","model":"fake/m"}`); code != http.StatusOK || !strings.Contains(body, `"ok":true`) {
+		t.Fatalf("a good upstream = %d %s", code, body)
+	}
+	if code, body = test(`{"base_url":"ftp://x","model":"m"}`); code != http.StatusBadRequest {
+		t.Fatalf("a bad base URL = %d %s", code, body)
+	}
+	rec := from(h, "192.0.2.1:1", "POST", "/admin/api/setup",
+		`{"admin_password":"correct horse battery","ai":{"base_url":"`+cfgUp.URL+`","api_key":"sk-right-0123456789","model":"fake/m"}}`)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("setup = %d %s", rec.Code, rec.Body)
+	}
+	if code, body = test(`{"base_url":"` + cfgUp.URL + `","model":"fake/m"}`); code != http.StatusConflict {
+		t.Fatalf("after setup = %d %s", code, body)
+	}
+	admin := signIn(t, h)
+	rec = admin.call("POST", "/admin/api/channels/test", `{"name":"draft","base_url":"`+cfgUp.URL+`","api_keys":["sk-wrong-0123456789","sk-right-0123456789"],"models":["fake/m"]}`)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ok":false`) || strings.Count(rec.Body.String(), `"ok":true`) != 1 {
+		t.Fatalf("an unsaved channel's test = %d %s", rec.Code, rec.Body)
+	}
+	if rec := admin.call("GET", "/admin/api/channels", ""); strings.Contains(rec.Body.String(), "draft") {
+		t.Fatalf("the test stored the channel: %s", rec.Body)
 	}
 }
