@@ -15,6 +15,7 @@ import (
 	"github.com/aigateway/aigateway/shared/keys"
 	"github.com/aigateway/aigateway/shared/respond"
 	"github.com/aigateway/aigateway/shared/settings"
+	"github.com/aigateway/aigateway/shared/usage"
 )
 
 // Settings stores the gateway's settings.
@@ -381,20 +382,40 @@ func (h *Handler) PutSettings(w http.ResponseWriter, r *http.Request) error {
 }
 
 type keyList struct {
-	Object string           `json:"object"`
-	Data   []gateway.APIKey `json:"data"`
+	Object string      `json:"object"`
+	Data   []listedKey `json:"data"`
 }
 
+// ListKeys serves GET /admin/api/keys: every key (no secret), with what
+// it has used and spent.
 func (h *Handler) ListKeys(w http.ResponseWriter, r *http.Request) error {
 	ks, err := h.Keys.List(r.Context())
 	if err != nil {
 		return err
 	}
-	if ks == nil {
-		ks = []gateway.APIKey{}
+	totals := map[string]usage.KeyTotal{}
+	if u, ok := h.Usage.(interface {
+		KeyTotals(ctx context.Context) (map[string]usage.KeyTotal, error)
+	}); ok {
+		if f, ok := h.Usage.(interface{ Flush(context.Context) }); ok {
+			f.Flush(r.Context())
+		}
+		if totals, err = u.KeyTotals(r.Context()); err != nil {
+			return err
+		}
 	}
-	respond.JSON(w, http.StatusOK, keyList{Object: "list", Data: ks})
+	out := keyList{Object: "list", Data: make([]listedKey, 0, len(ks))}
+	for _, k := range ks {
+		out.Data = append(out.Data, listedKey{APIKey: k, Usage: totals[k.ID]})
+	}
+	respond.JSON(w, http.StatusOK, out)
 	return nil
+}
+
+// listedKey is a key as the list shows it: with its usage.
+type listedKey struct {
+	gateway.APIKey
+	Usage usage.KeyTotal `json:"usage"`
 }
 
 func (h *Handler) CreateKey(w http.ResponseWriter, r *http.Request) error {

@@ -264,3 +264,47 @@ func rank(points map[string]*Point, n int) []Ranked {
 	})
 	return out[:min(n, len(out))]
 }
+
+// KeyTotal is what a key has used in all: its tokens (those its token
+// quota counts), and what it spent in all and this month.
+type KeyTotal struct {
+	Tokens     int64   `json:"tokens"`
+	Spent      float64 `json:"spent"`
+	SpentMonth float64 `json:"spent_month"`
+}
+
+// KeyTotals returns every key's totals, by key ID, from two reads of the
+// counters (however many keys there are).
+func (m *Meter) KeyTotals(ctx context.Context) (map[string]KeyTotal, error) {
+	out := map[string]KeyTotal{}
+	month := "#" + m.now().UTC().Format("2006-01")
+	for _, pk := range []string{quotaPK, spendPK} {
+		q := storage.Query{Limit: storage.MaxLimit}
+		for {
+			page, err := m.records.Query(ctx, pk, q)
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range page.Items {
+				id, rest, monthly := strings.Cut(it.SK, "#")
+				t := out[id]
+				switch {
+				case pk == quotaPK:
+					t.Tokens = it.Counters["tokens"]
+				case !monthly:
+					t.Spent = gateway.FromMicros(it.Counters["micros"])
+				case "#"+rest == month:
+					t.SpentMonth = gateway.FromMicros(it.Counters["micros"])
+				default:
+					continue
+				}
+				out[id] = t
+			}
+			if page.Cursor == "" {
+				break
+			}
+			q.Cursor = page.Cursor
+		}
+	}
+	return out, nil
+}

@@ -1,8 +1,10 @@
 package acceptance
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +73,26 @@ func (s *suite) pricesAndBudgets(t *testing.T) {
 	}
 	if cost, currency := report(keyID); math.Abs(cost-4*each) > 1e-9 || currency != "CNY" {
 		t.Fatalf("usage cost = %v %s, want %v CNY", cost, currency, 4*each)
+	}
+	// The key list shows what the key used and spent.
+	resp, body = s.admin.call(t, s, "GET", "/admin/api/keys", nil)
+	type keyUsage struct {
+		Usage struct {
+			Tokens     int64   `json:"tokens"`
+			Spent      float64 `json:"spent"`
+			SpentMonth float64 `json:"spent_month"`
+		} `json:"usage"`
+	}
+	var listed keyUsage
+	for _, k := range decode[struct {
+		Data []json.RawMessage `json:"data"`
+	}](t, body).Data {
+		if strings.Contains(string(k), `"id":"`+keyID+`"`) {
+			listed = decode[keyUsage](t, k)
+		}
+	}
+	if u := listed.Usage; resp.StatusCode != http.StatusOK || u.Tokens != 4*18 || math.Abs(u.Spent-4*each) > 1e-9 || math.Abs(u.SpentMonth-4*each) > 1e-9 {
+		t.Fatalf("the key list shows %+v for the key, want 72 tokens and %v spent", listed.Usage, 4*each)
 	}
 
 	// A burst: 20 at once on a budget of 0.1.
