@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -261,19 +262,24 @@ func (m *Meter) Record(ctx context.Context, r gateway.UsageRecord) error {
 	if err != nil {
 		return err
 	}
-	// The key's limit counters first (they come last in incrs), then the
-	// record and the day's summary; one failed write does not keep the
-	// others from being made.
-	var errs []error
-	for i := len(incrs) - 1; i >= 0; i-- {
-		in := incrs[i]
-		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
-			errs = append(errs, fmt.Errorf("count usage: %w", err))
+	// The writes are independent: all at once (a request's recording
+	// takes one round trip to the store, not six), and one failed write
+	// does not keep the others from being made.
+	errs := make([]error, len(incrs)+1)
+	var wg sync.WaitGroup
+	for i, in := range incrs {
+		wg.Go(func() {
+			if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+				errs[i] = fmt.Errorf("count usage: %w", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		if _, err := m.records.Put(ctx, item, storage.Cond{}); err != nil {
+			errs[len(incrs)] = fmt.Errorf("record usage: %w", err)
 		}
-	}
-	if _, err := m.records.Put(ctx, item, storage.Cond{}); err != nil {
-		errs = append(errs, fmt.Errorf("record usage: %w", err))
-	}
+	})
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
