@@ -145,3 +145,13 @@ func TestTestChannelScrubsTheKey(t *testing.T) {
 		t.Fatalf("test = %d %s", code, body)
 	}
 }
+
+// TestCSVCells: a cell that starts like a formula is not one.
+func TestCSVCells(t *testing.T) {
+	for in, want := range map[string]string{"=HYPERLINK(\"x\")": "'=HYPERLINK(\"x\")", "+1": "'+1", "-2": "'-2", "@a": "'@a",
+		"\tx": "'\tx", "gpt-4o": "gpt-4o", "": ""} {
+		if got := cell(in); got != want {
+			t.Errorf("cell(%q) = %q", in, got)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (h *Handler) UsageExport(w http.ResponseWriter, r *http.Request) error {
 		if cw == nil {
 			return enc.Encode(rec)
 		}
-		cw.Write([]string{rec.Time.UTC().Format(time.RFC3339Nano), rec.RequestID, rec.KeyID, rec.Model, rec.Kind,
+		cw.Write([]string{rec.Time.UTC().Format(time.RFC3339Nano), rec.RequestID, rec.KeyID, cell(rec.Model), rec.Kind,
 			strconv.FormatBool(rec.Stream), strconv.Itoa(rec.Status), strconv.FormatInt(rec.PromptTokens, 10),
 			strconv.FormatInt(rec.CompletionTokens, 10), strconv.FormatInt(rec.Images, 10), strconv.FormatInt(rec.LatencyMS, 10),
 			strconv.FormatFloat(gateway.FromMicros(rec.CostMicros), 'f', -1, 64), rec.Cache, rec.Channel,
@@ -218,6 +218,16 @@ func (h *Handler) UsageExport(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// cell returns text as a CSV cell a spreadsheet will not run: one that
+// starts like a formula (=, +, -, @, a tab or a carriage return) gets a
+// leading apostrophe.
+func cell(text string) string {
+	if text != "" && strings.ContainsRune("=+-@\t\r", rune(text[0])) {
+		return "'" + text
+	}
+	return text
 }
 
 // UsageSummary reports usage per day, key and model: ?from= and ?to= (YYYY-MM-DD,

@@ -83,6 +83,9 @@ func TestKeyAllowlist(t *testing.T) {
 			t.Fatalf("from %s = %d %s, want 403 naming the address", addr, rec.Code, rec.Body)
 		}
 	}
+	if rec := admin.call("GET", "/admin/api/keys", ""); strings.Contains(rec.Body.String(), "last_used_at") {
+		t.Fatalf("a key only ever refused shows a last use: %s", rec.Body)
+	}
 	for _, addr := range []string{"198.51.100.77:5000", "[2001:db8::1]:5000", "[::ffff:198.51.100.3]:5000"} {
 		if rec := from(h, addr, "POST", "/v1/chat/completions", chat, auth...); rec.Code != http.StatusOK {
 			t.Fatalf("from %s = %d %s", addr, rec.Code, rec.Body)

@@ -52,9 +52,9 @@ func SessionOf(ctx context.Context) (Session, bool) {
 	return s, ok
 }
 
-// Keys authenticates client API keys.
+// Keys authenticates client API keys for a request from an address.
 type Keys interface {
-	Authenticate(ctx context.Context, secret string) (gateway.APIKey, error)
+	AuthenticateFrom(ctx context.Context, secret, addr string) (gateway.APIKey, error)
 }
 
 // KeyOf returns the active key of the request's API key (see Bearer), or
@@ -65,14 +65,7 @@ func KeyOf(r *http.Request, keys Keys) (gateway.APIKey, error) {
 	if err != nil {
 		return gateway.APIKey{}, err
 	}
-	key, err := keys.Authenticate(r.Context(), secret)
-	if err != nil {
-		return gateway.APIKey{}, err
-	}
-	if addr := respond.ClientAddr(r); !gateway.AddrAllowed(key.AllowedIPs, addr) {
-		return gateway.APIKey{}, gateway.Errorf(gateway.EForbidden, "This API key may not be used from %s: it is limited to some addresses.", addr)
-	}
-	return key, nil
+	return keys.AuthenticateFrom(r.Context(), secret, respond.ClientAddr(r))
 }
 
 // Bearer returns the API key a client sent as "Authorization: Bearer

@@ -23,8 +23,9 @@ import (
 
 // Keys authenticates client API keys.
 type Keys interface {
-	// Authenticate returns the active key with this secret, or EUnauthorized.
-	Authenticate(ctx context.Context, secret string) (gateway.APIKey, error)
+	// AuthenticateFrom returns the active key with this secret, or
+	// EUnauthorized; EForbidden when addr may not use it.
+	AuthenticateFrom(ctx context.Context, secret, addr string) (gateway.APIKey, error)
 }
 
 // Settings supplies the current settings.

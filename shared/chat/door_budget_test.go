@@ -15,7 +15,9 @@ import (
 
 type budgetKeys struct{ k gateway.APIKey }
 
-func (b budgetKeys) Authenticate(context.Context, string) (gateway.APIKey, error) { return b.k, nil }
+func (b budgetKeys) AuthenticateFrom(context.Context, string, string) (gateway.APIKey, error) {
+	return b.k, nil
+}
 
 type spyMeter struct {
 	*usage.Meter

@@ -21,7 +21,7 @@ const upKey = "sk-UPSTREAM-abcdefghijklmnopqrstuvwxyz0123"
 
 type rvKeys struct{}
 
-func (rvKeys) Authenticate(ctx context.Context, secret string) (gateway.APIKey, error) {
+func (rvKeys) AuthenticateFrom(ctx context.Context, secret, _ string) (gateway.APIKey, error) {
 	switch secret {
 	case "sk-client-a":
 		return gateway.APIKey{ID: "key_a"}, nil

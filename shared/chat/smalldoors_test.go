@@ -231,7 +231,7 @@ func TestLegacyWholeClientLeaves(t *testing.T) {
 
 type restrictedKeys struct{}
 
-func (restrictedKeys) Authenticate(ctx context.Context, secret string) (gateway.APIKey, error) {
+func (restrictedKeys) AuthenticateFrom(ctx context.Context, secret, _ string) (gateway.APIKey, error) {
 	return gateway.APIKey{ID: "key_r", KeyLimits: gateway.KeyLimits{Models: []string{"other"}}}, nil
 }
 

@@ -23,18 +23,43 @@ func checkAllowlist(field string, list []string) error {
 	return nil
 }
 
-// parseRange reads an address (a range of one) or a CIDR range.
+// parseRange reads an address (a range of one) or a CIDR range; an IPv4
+// range written as IPv6 (::ffff:198.51.100.0/120) is read as the IPv4
+// one, as client addresses are. An address with a zone is refused.
 func parseRange(entry string) (netip.Prefix, error) {
 	entry = strings.TrimSpace(entry)
+	var p netip.Prefix
 	if strings.Contains(entry, "/") {
-		p, err := netip.ParsePrefix(entry)
-		return p.Masked(), err
+		var err error
+		if p, err = netip.ParsePrefix(entry); err != nil {
+			return netip.Prefix{}, err
+		}
+	} else {
+		a, err := netip.ParseAddr(entry)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		p = netip.PrefixFrom(a, a.BitLen()) // invalid with a zone
 	}
-	a, err := netip.ParseAddr(entry)
-	if err != nil {
-		return netip.Prefix{}, err
+	if !p.IsValid() || p.Addr().Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("not a range: %q", entry)
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("a mapped range wider than IPv4")
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// ShowAddr returns a client address as the allowlists read it (an IPv4
+// address written as IPv6 as the IPv4 one).
+func ShowAddr(addr string) string {
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return a.Unmap().WithZone("").String()
+	}
+	return addr
 }
 
 // AddrAllowed reports whether the client address addr is in list; an

@@ -55,7 +55,14 @@ func TestAddrAllowed(t *testing.T) {
 	if !AddrAllowed(nil, "anything") {
 		t.Error("an empty list refused an address")
 	}
-	for _, bad := range [][]string{{"203.0.113.0/33"}, {"x"}, {""}, make([]string, MaxAllowedIPs+1)} {
+	mapped := []string{"::ffff:198.51.100.0/120"}
+	if !AddrAllowed(mapped, "198.51.100.7") || !AddrAllowed(mapped, "::ffff:198.51.100.9") || AddrAllowed(mapped, "198.51.101.1") {
+		t.Error("a mapped IPv4 range does not read as the IPv4 one")
+	}
+	if ShowAddr("::ffff:198.51.100.7") != "198.51.100.7" {
+		t.Errorf("ShowAddr = %s", ShowAddr("::ffff:198.51.100.7"))
+	}
+	for _, bad := range [][]string{{"203.0.113.0/33"}, {"x"}, {""}, {"fe80::1%eth0"}, {"::ffff:0:0/64"}, make([]string, MaxAllowedIPs+1)} {
 		if checkAllowlist("allowed_ips", bad) == nil {
 			t.Errorf("%q was accepted", bad)
 		}

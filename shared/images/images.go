@@ -27,7 +27,7 @@ import (
 
 // Keys authenticates client API keys.
 type Keys interface {
-	Authenticate(ctx context.Context, secret string) (gateway.APIKey, error)
+	AuthenticateFrom(ctx context.Context, secret, addr string) (gateway.APIKey, error)
 }
 
 // Settings supplies the current settings.

@@ -198,6 +198,13 @@ func expired() error {
 // Authenticate returns the active key whose secret this is. A missing,
 // malformed, unknown, revoked or expired secret is EUnauthorized.
 func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIKey, error) {
+	return s.AuthenticateFrom(ctx, secret, "")
+}
+
+// AuthenticateFrom is Authenticate for a request from addr: EForbidden
+// when the key's allowed_ips leave addr out, before its use is recorded
+// ("" skips the check: callers that are not a client's request).
+func (s *Service) AuthenticateFrom(ctx context.Context, secret, addr string) (gateway.APIKey, error) {
 	// The gateway's own keys are 46 characters; imported ones 11 to 203.
 	if !strings.HasPrefix(secret, "sk-") || len(secret) < 3+minImported || len(secret) > 3+maxImported {
 		return gateway.APIKey{}, unauthorized()
@@ -209,7 +216,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 		if !k.Active(now) {
 			return gateway.APIKey{}, expired()
 		}
-		return k, nil
+		return k, fromAllowed(k, addr)
 	}
 	it, err := s.records.Get(ctx, partition, idOf(hash))
 	if gateway.IsNotFound(err) {
@@ -230,8 +237,19 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (gateway.APIK
 	}
 	k := r.key()
 	s.cache.SetIf(hash, k, now, gen)
+	if err := fromAllowed(k, addr); err != nil {
+		return gateway.APIKey{}, err
+	}
 	s.touch(ctx, it, r, now)
 	return k, nil
+}
+
+// fromAllowed returns EForbidden unless k may be used from addr.
+func fromAllowed(k gateway.APIKey, addr string) error {
+	if addr == "" || gateway.AddrAllowed(k.AllowedIPs, addr) {
+		return nil
+	}
+	return gateway.Errorf(gateway.EForbidden, "This API key may not be used from %s: it is limited to some addresses.", gateway.ShowAddr(addr))
 }
 
 // lastUsedEvery bounds how often a key's last-used time is written.
