@@ -39,7 +39,10 @@ func parseRange(entry string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, err
 		}
-		p = netip.PrefixFrom(a, a.BitLen()) // invalid with a zone
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("an address with a zone: %q", entry)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
 	}
 	if !p.IsValid() || p.Addr().Zone() != "" {
 		return netip.Prefix{}, fmt.Errorf("not a range: %q", entry)
