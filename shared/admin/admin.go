@@ -133,6 +133,9 @@ type setupRequest struct {
 // to another address); then its public models and client keys come over,
 // and its files are left to POST /admin/api/documents/import.
 func (h *Handler) Setup(w http.ResponseWriter, r *http.Request) error {
+	if err := sameSite(r); err != nil {
+		return err
+	}
 	var req setupRequest
 	if err := respond.DecodeJSON(w, r, h.maxBody, &req); err != nil {
 		return err

@@ -352,7 +352,7 @@ func (h *Handler) TestChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return h.runTest(w, r, cs, c, in, true)
+	return h.runTest(w, r, cs, c, in, stored)
 }
 
 // testInput is what a test asks for: a model and a capability (both
@@ -384,7 +384,7 @@ func (h *Handler) TestNewChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return h.runTest(w, r, cs, c, in.testInput, false)
+	return h.runTest(w, r, cs, c, in.testInput, draft)
 }
 
 // SetupTest serves POST /admin/api/setup/test: before the gateway is set
@@ -400,6 +400,12 @@ func (h *Handler) SetupTest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if ok {
 		return gateway.Errorf(gateway.EConflict, "The gateway is already set up: test its channels in the admin panel.")
+	}
+	// Before setup no one is signed in: a cross-site page must not make
+	// the gateway call addresses for it (a JSON body cannot come from a
+	// form, and the browser says where the request comes from).
+	if err := sameSite(r); err != nil {
+		return err
 	}
 	var in struct {
 		BaseURL string         `json:"base_url"`
@@ -422,12 +428,38 @@ func (h *Handler) SetupTest(w http.ResponseWriter, r *http.Request) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	return h.runTest(w, r, cs, c, in.testInput, false)
+	return h.runTest(w, r, cs, c, in.testInput, anonymous)
 }
 
-// runTest tests each key of c's pool and answers the results; saved says
-// c is stored, and a key that passes goes back in rotation.
-func (h *Handler) runTest(w http.ResponseWriter, r *http.Request, cs *Channels, c gateway.Channel, in testInput, saved bool) error {
+// testKind is whose test it is.
+type testKind int
+
+const (
+	// stored: a saved channel's; a key that passes goes back in rotation.
+	stored testKind = iota
+	// draft: an admin's, of a channel not saved.
+	draft
+	// anonymous: the setup page's, before any admin exists: it says only
+	// whether the upstream answered and, if not, the kind of failure,
+	// never what the address answered (no one is signed in to see it).
+	anonymous
+)
+
+// sameSite refuses (403) a request that is not JSON, or that the browser
+// says another site made: what the setup routes, open to anyone before
+// setup, accept only from the setup page itself.
+func sameSite(r *http.Request) error {
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(strings.ToLower(ct)) != "application/json" {
+		return gateway.Errorf(gateway.EUnsupported, "Send the request as application/json.")
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return gateway.Errorf(gateway.EForbidden, "The setup routes answer only the gateway's own pages.")
+	}
+	return nil
+}
+
+// runTest tests each key of c's pool and answers the results.
+func (h *Handler) runTest(w http.ResponseWriter, r *http.Request, cs *Channels, c gateway.Channel, in testInput, kind testKind) error {
 	capability := in.Capability
 	if capability == "" {
 		for _, cp := range gateway.Capabilities {
@@ -457,12 +489,12 @@ func (h *Handler) runTest(w http.ResponseWriter, r *http.Request, cs *Channels, 
 	results := make([]testResult, 0, len(keys))
 	all := true
 	for _, k := range keys {
-		res := h.testKey(r.Context(), cs, c, k, capability, sent, saved)
+		res := h.testKey(r.Context(), cs, c, k, capability, sent, kind)
 		all = all && res.OK
 		results = append(results, res)
 	}
 	out := map[string]any{"model": model, "upstream_model": sent, "capability": capability, "ok": all, "results": results}
-	if saved {
+	if kind == stored {
 		out["channel"] = c.ID
 	}
 	respond.JSON(w, http.StatusOK, out)
@@ -497,7 +529,7 @@ func (h *Handler) testModel(ctx context.Context, c gateway.Channel, capability s
 	return m, nil
 }
 
-func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, key gateway.Secret, capability, model string, saved bool) testResult {
+func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, key gateway.Secret, capability, model string, kind testKind) testResult {
 	res := testResult{}
 	if key != "" {
 		res.Key, res.KeyID = key.Masked(), channels.KeyID(key)
@@ -510,10 +542,16 @@ func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, 
 	res.LatencyMS = time.Since(start).Milliseconds()
 	if err != nil {
 		res.Error = channels.Reason(err)
+		if kind == anonymous {
+			res.Error = failureKind(err)
+		}
 		return res
 	}
 	res.OK, res.Answer = true, upstream.Scrub(answer, string(key))
-	if !saved {
+	if kind == anonymous {
+		res.Answer = ""
+	}
+	if kind != stored {
 		return res
 	}
 	for _, t := range []string{c.ID, channels.Target(c.ID, res.KeyID)} {
@@ -522,6 +560,31 @@ func (h *Handler) testKey(ctx context.Context, cs *Channels, c gateway.Channel, 
 		}
 	}
 	return res
+}
+
+// failureKind says what kind of failure err is, in words, without
+// anything the upstream said.
+func failureKind(err error) string {
+	switch gateway.FaultOf(err) {
+	case gateway.FaultKey:
+		return "The upstream refused the API key (401 or 403): check the key."
+	case gateway.FaultQuota:
+		return "The upstream says the key's quota or balance is used up."
+	case gateway.FaultRate:
+		return "The upstream is rate limiting the key (429): try again shortly."
+	case gateway.FaultRequest:
+		return "The upstream refused the test request (400): check the model's name."
+	}
+	switch gateway.ErrorCode(err) {
+	case gateway.ETimeout:
+		return "The upstream did not answer in time."
+	case gateway.EUpstream:
+		if strings.Contains(gateway.ErrorMessage(err), "could not be reached") {
+			return "The upstream could not be reached: check the base URL."
+		}
+		return "The upstream answered with an error, or not in the OpenAI format: check the base URL and the model."
+	}
+	return "The test failed."
 }
 
 // testCall makes the test request of capability and returns what the

@@ -154,11 +154,24 @@ func TestUpstreamTestsBeforeSaving(t *testing.T) {
 		return rec.Code, rec.Body.String()
 	}
 	code, body := test(`{"base_url":"` + cfgUp.URL + `","api_key":"sk-wrong-0123456789","model":"fake/m"}`)
-	if code != http.StatusOK || !strings.Contains(body, `"ok":false`) || !strings.Contains(body, "credentials") || strings.Contains(body, "sk-wrong-0123456789") {
+	if code != http.StatusOK || !strings.Contains(body, `"ok":false`) || !strings.Contains(body, "refused the API key") ||
+		strings.Contains(body, "sk-wrong-0123456789") || strings.Contains(body, "refused by the fake") {
 		t.Fatalf("a refused key = %d %s", code, body)
 	}
-	if code, body = test(`{"base_url":"` + cfgUp.URL + `","api_key":"sk-right-0123456789","model":"fake/m"}`); code != http.StatusOK || !strings.Contains(body, `"ok":true`) {
+	// Before setup, what the address answered is not shown: not its text,
+	// not its error's.
+	if code, body = test(`{"base_url":"` + cfgUp.URL + `","api_key":"sk-right-0123456789","model":"fake/m"}`); code != http.StatusOK ||
+		!strings.Contains(body, `"ok":true`) || strings.Contains(body, "echo") {
 		t.Fatalf("a good upstream = %d %s", code, body)
+	}
+	good := `{"base_url":"` + cfgUp.URL + `","model":"fake/m"}`
+	if rec := from(h, "192.0.2.1:1", "POST", "/admin/api/setup/test", good, "Content-Type", "text/plain"); rec.Code != http.StatusUnsupportedMediaType {
+		t.Fatalf("a form's text/plain = %d %s", rec.Code, rec.Body)
+	}
+	for _, path := range []string{"/admin/api/setup/test", "/admin/api/setup"} {
+		if rec := from(h, "192.0.2.1:1", "POST", path, good, "Sec-Fetch-Site", "cross-site"); rec.Code != http.StatusForbidden {
+			t.Fatalf("%s from another site = %d %s", path, rec.Code, rec.Body)
+		}
 	}
 	if code, body = test(`{"base_url":"ftp://x","model":"m"}`); code != http.StatusBadRequest {
 		t.Fatalf("a bad base URL = %d %s", code, body)
