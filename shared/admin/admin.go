@@ -65,6 +65,9 @@ type Deps struct {
 	Usage         Usage
 	// Channels, when set, serve the channel pages.
 	Channels *Channels
+	// MaxAnswer, when not zero, bounds an export: the platform buffers
+	// answers up to a size (Lambda).
+	MaxAnswer int64
 	// Import brings the JavaScript gateway's data over at setup (its
 	// Source, Records and Keys are used; files are imported by the upload
 	// function). Nil where there is none to read (off Cloudflare Workers).

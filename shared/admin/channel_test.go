@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aigateway/aigateway/internal/testkit/sqlitetest"
 	"github.com/aigateway/aigateway/shared/channels"
@@ -152,6 +153,40 @@ func TestCSVCells(t *testing.T) {
 		"\tx": "'\tx", "gpt-4o": "gpt-4o", "": ""} {
 		if got := cell(in); got != want {
 			t.Errorf("cell(%q) = %q", in, got)
+		}
+	}
+}
+
+// manyRecords is a usage store of n records.
+type manyRecords struct{ n int }
+
+func (m manyRecords) Summary(context.Context, gateway.UsageFilter) ([]gateway.UsageRow, error) {
+	return nil, nil
+}
+func (m manyRecords) ChannelSummary(context.Context, time.Time, time.Time) ([]gateway.ChannelUsageRow, error) {
+	return nil, nil
+}
+func (m manyRecords) EachRecord(_ context.Context, _ gateway.UsageFilter, fn func(gateway.UsageRecord) error) error {
+	for i := range m.n {
+		if err := fn(gateway.UsageRecord{RequestID: fmt.Sprint("r", i), KeyID: "key_a", Model: "m", Status: 200, Time: time.Now()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestExportWithinTheAnswerLimit: where answers are buffered (Lambda), an
+// export too large for one is a clear 413, not a broken answer; a small
+// one comes whole.
+func TestExportWithinTheAnswerLimit(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want int
+	}{{10, http.StatusOK}, {100_000, http.StatusRequestEntityTooLarge}} {
+		h := New(Deps{Usage: manyRecords{c.n}, MaxAnswer: 1 << 20}, 1<<20)
+		code, body := call(h.UsageExport, "GET", "", "")
+		if code != c.want || (code == http.StatusOK && strings.Count(body, "\n") != c.n+1) {
+			t.Fatalf("%d records = %d (%d bytes) %.200s", c.n, code, len(body), body)
 		}
 	}
 }

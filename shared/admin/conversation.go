@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -178,18 +180,30 @@ func (h *Handler) UsageExport(w http.ResponseWriter, r *http.Request) error {
 	if f.To.Before(f.From) || f.To.Sub(f.From) > 366*24*time.Hour {
 		return gateway.Errorf(gateway.EInvalid, "An export covers 1 to 367 days.")
 	}
+	// Records are kept 90 days: no day before is read.
+	if oldest := time.Now().UTC().Add(-91 * 24 * time.Hour); f.From.Before(oldest) {
+		f.From = oldest
+	}
+	// Where answers are buffered (Lambda), the export is made whole first
+	// and refused when it would not fit.
+	var buf *capped
+	out := io.Writer(w)
+	if h.MaxAnswer > 0 {
+		buf = &capped{limit: h.MaxAnswer}
+		out = buf
+	}
 	name := "usage-" + f.From.Format(time.DateOnly) + "-" + f.To.Format(time.DateOnly) + "." + format
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Cache-Control", "no-store")
 	var cw *csv.Writer
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		cw = csv.NewWriter(w)
+		cw = csv.NewWriter(out)
 		cw.Write(exportColumns) // buffered: sent with the first records
 	} else {
 		w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
 	}
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(out)
 	started := false
 	err = h.Usage.EachRecord(r.Context(), f, func(rec gateway.UsageRecord) error {
 		started = true
@@ -203,13 +217,20 @@ func (h *Handler) UsageExport(w http.ResponseWriter, r *http.Request) error {
 			strings.Join(rec.FailedChannels, " "), strconv.FormatBool(rec.Partial), strconv.FormatBool(rec.Estimated)})
 		return cw.Error()
 	})
-	if err != nil && !started {
+	if cw != nil && (err == nil || started) {
+		cw.Flush()
+	}
+	if buf != nil && err == nil && buf.over {
+		err = gateway.Errorf(gateway.ETooLarge, "The export is larger than this deployment answers at once (%d MB): export fewer days, or one key or model at a time.", h.MaxAnswer>>20)
+	}
+	if err != nil && (!started || buf != nil) {
 		// Nothing went out: an error the client can read.
 		w.Header().Del("Content-Disposition")
+		w.Header().Del("Content-Type")
 		return err
 	}
-	if cw != nil {
-		cw.Flush()
+	if buf != nil {
+		w.Write(buf.Bytes())
 	}
 	if err != nil {
 		// Part of the export went out: the connection is cut, so that a
@@ -218,6 +239,22 @@ func (h *Handler) UsageExport(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// capped is a buffer that keeps at most limit bytes and says whether more
+// were written.
+type capped struct {
+	bytes.Buffer
+	limit int64
+	over  bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if int64(c.Len()+len(p)) > c.limit {
+		c.over = true
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
 }
 
 // cell returns text as a CSV cell a spreadsheet will not run: one that

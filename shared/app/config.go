@@ -48,6 +48,10 @@ type Config struct {
 	// GATEWAY_CHANNEL_MAX_COOLDOWN, GATEWAY_CHANNEL_DISABLE_AFTER).
 	ChannelCooldown, ChannelMaxCooldown time.Duration
 	ChannelDisableAfter                 int64
+	// MaxAnswer, when not zero, bounds what one answer of the admin API
+	// may hold: on Lambda, where the admin function's answers are buffered
+	// into a response of at most 6 MB.
+	MaxAnswer int64
 	// AdminIgnoreAllowlist lets the admin panel answer every address
 	// whatever admin_allowed_ips say: the way back in for an admin whose
 	// address changed (GATEWAY_ADMIN_IGNORE_ALLOWLIST=true).
@@ -81,6 +85,10 @@ type Config struct {
 // upload.
 const LambdaMaxBody = 4 << 20
 
+// LambdaMaxAnswer bounds a buffered answer on Lambda: its payload holds at
+// most 6 MB, the body JSON-escaped in it.
+const LambdaMaxAnswer = 5 << 20
+
 // Load reads the configuration from the environment. Every variable is
 // optional; a malformed one is an error that names it.
 func Load() (Config, error) {
@@ -109,6 +117,7 @@ func Load() (Config, error) {
 			cfg.DataDir = "/tmp/gateway" // the only writable folder on Lambda
 		}
 		cfg.MaxBody = LambdaMaxBody
+		cfg.MaxAnswer = LambdaMaxAnswer
 	}
 	var errs []string
 	check := func(name string, err error) {

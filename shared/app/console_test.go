@@ -115,7 +115,10 @@ func TestKnowledgeThroughAChannel(t *testing.T) {
 			t.Fatalf("search %s = %d %s", bad, rec.Code, rec.Body)
 		}
 	}
-	rec = admin.call("POST", "/admin/api/documents/search", `{"query":"When does the Hangzhou desk take parcels?","top_k":3}`)
+	if rec := admin.call("POST", "/admin/api/documents/search", `{"query":"x","knowledge_bases":["default","nokb1"]}`); rec.Code != http.StatusNotFound {
+		t.Fatalf("search a knowledge base without documents = %d %s", rec.Code, rec.Body)
+	}
+	rec = admin.call("POST", "/admin/api/documents/search", `{"query":"When does the Hangzhou desk take parcels?","top_k":3,"knowledge_bases":["default","default"]}`)
 	found := decodeAs[struct {
 		Data []struct {
 			Title string

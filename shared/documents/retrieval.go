@@ -3,6 +3,7 @@ package documents
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/aigateway/aigateway/shared/gateway"
@@ -24,6 +25,11 @@ type Settings interface {
 type Retrieval struct {
 	Knowledge Retriever
 	Settings  Settings
+	// Documents tells the knowledge bases that exist: each list searched
+	// keeps a view in memory, so only bases with documents are.
+	Documents interface {
+		List(ctx context.Context, kb string) ([]gateway.Document, error)
+	}
 }
 
 // Try serves POST /admin/api/documents/search: {"query", "knowledge_bases"
@@ -50,9 +56,20 @@ func (s *Retrieval) Try(w http.ResponseWriter, r *http.Request) error {
 	if len(req.KnowledgeBases) > 32 {
 		return gateway.Errorf(gateway.EInvalid, "At most 32 knowledge bases.")
 	}
+	slices.Sort(req.KnowledgeBases)
+	req.KnowledgeBases = slices.Compact(req.KnowledgeBases)
 	for _, kb := range req.KnowledgeBases {
 		if err := gateway.CheckKnowledgeBase(kb); err != nil {
 			return err
+		}
+		docs, err := s.Documents.List(r.Context(), kb)
+		if err != nil {
+			return err
+		}
+		if len(docs) == 0 {
+			e := gateway.Errorf(gateway.ENotFound, "The knowledge base %q has no documents.", kb)
+			e.Param = "knowledge_bases"
+			return e
 		}
 	}
 	st, err := s.Settings.Get(r.Context())

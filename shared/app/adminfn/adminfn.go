@@ -32,7 +32,7 @@ func build(c *app.Core) (app.Served, error) {
 	}
 	deps := admin.Deps{Guard: c.Guard, Keys: c.Keys, Settings: c.Settings, Catalog: c.Catalog,
 		Conversations: c.Conversations, Usage: c.Meter,
-		Channels: &admin.Channels{Store: c.Channels, Health: c.Health, Upstream: c.Upstream}}
+		Channels: &admin.Channels{Store: c.Channels, Health: c.Health, Upstream: c.Upstream}, MaxAnswer: c.Config.MaxAnswer}
 	if c.Extras.Legacy != nil {
 		deps.Import = &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys,
 			Models: c.Catalog, Settings: c.Settings, Guard: c.Guard}

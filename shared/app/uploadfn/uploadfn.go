@@ -33,7 +33,7 @@ func build(c *app.Core) (app.Served, error) {
 	c.OnClose(h) // background ingestions finish before the stores close
 	imp := &jsgateway.Handler{Source: c.Extras.Legacy, Records: c.Stores.Records, Keys: c.Keys, Docs: docs,
 		Models: c.Catalog, Settings: c.Settings, Guard: c.Guard}
-	try := &documents.Retrieval{Knowledge: knowledge.Of(c), Settings: c.Settings}
+	try := &documents.Retrieval{Knowledge: knowledge.Of(c), Settings: c.Settings, Documents: docs}
 	return app.Served{Value: h, Handlers: []app.HandlerFunc{h.List, h.Add, h.PrepareUpload, h.PutContent, h.Get, h.Delete,
 		try.Try, imp.State, imp.Import}}, nil
 }
