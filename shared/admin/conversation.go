@@ -350,9 +350,14 @@ func (h *Handler) Stats(w http.ResponseWriter, r *http.Request) error {
 	if f, ok := h.Usage.(interface{ Flush(context.Context) }); ok {
 		f.Flush(r.Context())
 	}
-	// The range ends with the current hour (or day), whole.
-	to := time.Now().UTC().Truncate(step).Add(step)
+	// The range ends with the current hour (or day), whole, and starts
+	// with the bucket span ago falls in.
+	now := time.Now().UTC()
+	to := now.Truncate(step).Add(step)
 	from := to.Add(-span)
+	if span == step {
+		from = now.Add(-span).Truncate(step) // the last 24 h by day: yesterday and today
+	}
 	out, err := stats.Stats(r.Context(), usage.StatsQuery{From: from, To: to, Bucket: step, By: by, KeyID: q.Get("key_id"), Model: q.Get("model"), Top: 8})
 	if err != nil {
 		return err

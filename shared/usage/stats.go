@@ -19,7 +19,7 @@ const hourPK = "usagehr#"
 
 // latencyBounds are the upper bounds of the latency histogram's buckets,
 // in milliseconds; a last bucket holds what is slower.
-var latencyBounds = []int64{50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 60000}
+var latencyBounds = []int64{5, 10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 60000}
 
 // latencyBucket returns the counter a latency counts in.
 func latencyBucket(ms int64) string {
@@ -27,30 +27,47 @@ func latencyBucket(ms int64) string {
 	return "lat" + strconv.Itoa(i)
 }
 
-// hourIncr is the hour's counter change of r.
-func hourIncr(r gateway.UsageRecord, cost gateway.Micros) incr {
-	day := r.Time.Format(time.DateOnly)
-	return incr{pk: hourPK + day, sk: r.Time.Format("15") + "#" + r.KeyID + "#" + r.Channel + "#" + r.Model,
-		expires: r.Time.Add(keepRecord), deltas: map[string]int64{
-			"requests": 1, "errors": flag(r.Status >= 400 && r.Status != 499), "prompt_tokens": r.PromptTokens,
-			"completion_tokens": r.CompletionTokens, "images": r.Images, "cost_micros": cost,
-			"cache_hits": flag(r.Cache == "hit"), "latency_ms": r.LatencyMS, latencyBucket(r.LatencyMS): 1,
-		}}
+// hourIncrs are the hour's counter changes of r: the request, on the
+// channel that answered (or none), and a failure on each channel that
+// failed before.
+func hourIncrs(r gateway.UsageRecord, cost gateway.Micros) []incr {
+	pk, hour := hourPK+r.Time.Format(time.DateOnly), r.Time.Format("15")
+	sk := func(channel string) string { return hour + "#" + r.KeyID + "#" + channel + "#" + r.Model }
+	out := []incr{{pk: pk, sk: sk(r.Channel), expires: r.Time.Add(keepRecord), deltas: map[string]int64{
+		"requests": 1, "errors": flag(r.Status >= 400 && r.Status != 499), "prompt_tokens": r.PromptTokens,
+		"completion_tokens": r.CompletionTokens, "images": r.Images, "cost_micros": cost,
+		"cache_hits": flag(r.Cache == "hit"), "latency_ms": r.LatencyMS, latencyBucket(r.LatencyMS): 1,
+	}}}
+	failed := map[string]int64{}
+	for _, ch := range r.FailedChannels {
+		failed[ch]++
+	}
+	for ch, n := range failed {
+		if ch == r.Channel {
+			out[0].deltas["failures"] = n
+			continue
+		}
+		out = append(out, incr{pk: pk, sk: sk(ch), expires: r.Time.Add(keepRecord), deltas: map[string]int64{"failures": n}})
+	}
+	return out
 }
 
 // Point is the usage of one time bucket (an hour or a day), or of a
 // whole range: counts, tokens, cost and latency percentiles.
 type Point struct {
-	Time             time.Time `json:"time,omitzero"`
-	Requests         int64     `json:"requests"`
-	Errors           int64     `json:"errors"`
-	PromptTokens     int64     `json:"prompt_tokens"`
-	CompletionTokens int64     `json:"completion_tokens"`
-	Images           int64     `json:"images"`
-	CacheHits        int64     `json:"cache_hits"`
-	Cost             float64   `json:"cost"`
-	P50MS            int64     `json:"p50_ms"`
-	P95MS            int64     `json:"p95_ms"`
+	Time     time.Time `json:"time,omitzero"`
+	Requests int64     `json:"requests"`
+	Errors   int64     `json:"errors"`
+	// Failures are attempts that failed on a channel before another took
+	// the request (or it gave up).
+	Failures         int64   `json:"failures"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	Images           int64   `json:"images"`
+	CacheHits        int64   `json:"cache_hits"`
+	Cost             float64 `json:"cost"`
+	P50MS            int64   `json:"p50_ms"`
+	P95MS            int64   `json:"p95_ms"`
 
 	costMicros gateway.Micros
 	hist       []int64
@@ -59,6 +76,7 @@ type Point struct {
 func (p *Point) add(c map[string]int64) {
 	p.Requests += c["requests"]
 	p.Errors += c["errors"]
+	p.Failures += c["failures"]
 	p.PromptTokens += c["prompt_tokens"]
 	p.CompletionTokens += c["completion_tokens"]
 	p.Images += c["images"]
@@ -117,15 +135,24 @@ type Ranked struct {
 }
 
 // Stats is usage over a range: its series by bucket, the same split by
-// key, model or channel (the most used, the rest as "other"), the totals,
-// and the most used keys, models and channels.
+// key, model or channel (the most used, the rest together), the totals,
+// and the most used keys, models and channels (requests no channel
+// answered under "none").
 type Stats struct {
-	Series   []Point            `json:"series"`
-	Split    map[string][]Point `json:"split,omitempty"`
-	Totals   Point              `json:"totals"`
-	Keys     []Ranked           `json:"top_keys"`
-	Models   []Ranked           `json:"top_models"`
-	Channels []Ranked           `json:"channels"`
+	Series   []Point  `json:"series"`
+	Split    []Split  `json:"split,omitempty"`
+	Totals   Point    `json:"totals"`
+	Keys     []Ranked `json:"top_keys"`
+	Models   []Ranked `json:"top_models"`
+	Channels []Ranked `json:"channels"`
+}
+
+// Split is the series of one key, model or channel, or of the rest of
+// them (Other).
+type Split struct {
+	Name   string  `json:"name,omitempty"`
+	Other  bool    `json:"other,omitempty"`
+	Series []Point `json:"series"`
 }
 
 // StatsQuery selects and shapes Stats.
@@ -174,10 +201,10 @@ func (m *Meter) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		}
 		series[b].add(it.Counters)
 		totals.add(it.Counters)
+		if channel == "" {
+			channel = "none"
+		}
 		for dim, name := range map[string]string{"key": key, "model": model, "channel": channel} {
-			if name == "" {
-				continue
-			}
 			if ranked[dim][name] == nil {
 				ranked[dim][name] = &Point{}
 			}
@@ -202,16 +229,15 @@ func (m *Meter) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	totals.finish()
 	out.Totals = totals
 	if q.By != "" {
-		out.Split = map[string][]Point{}
+		out.Split = []Split{}
+		var other map[time.Time]*Point
 		for i, r := range rank(ranked[q.By], len(ranked[q.By])) {
 			if i < top {
-				out.Split[r.Name] = fill(split[r.Name], from, to, q.Bucket)
+				out.Split = append(out.Split, Split{Name: r.Name, Series: fill(split[r.Name], from, to, q.Bucket)})
 				continue
 			}
-			other := split["\x00other"]
 			if other == nil {
 				other = map[time.Time]*Point{}
-				split["\x00other"] = other
 			}
 			for b, p := range split[r.Name] {
 				if other[b] == nil {
@@ -220,8 +246,8 @@ func (m *Meter) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 				other[b].merge(p)
 			}
 		}
-		if other := split["\x00other"]; other != nil {
-			out.Split["other"] = fill(other, from, to, q.Bucket)
+		if other != nil {
+			out.Split = append(out.Split, Split{Other: true, Series: fill(other, from, to, q.Bucket)})
 		}
 	}
 	return out, nil
@@ -229,7 +255,7 @@ func (m *Meter) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 
 // merge adds what another point holds.
 func (p *Point) merge(o *Point) {
-	c := map[string]int64{"requests": o.Requests, "errors": o.Errors, "prompt_tokens": o.PromptTokens, "completion_tokens": o.CompletionTokens,
+	c := map[string]int64{"requests": o.Requests, "errors": o.Errors, "failures": o.Failures, "prompt_tokens": o.PromptTokens, "completion_tokens": o.CompletionTokens,
 		"images": o.Images, "cache_hits": o.CacheHits, "cost_micros": o.costMicros}
 	for i, n := range o.hist {
 		c["lat"+strconv.Itoa(i)] = n

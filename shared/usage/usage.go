@@ -317,7 +317,7 @@ func (m *Meter) writes(r gateway.UsageRecord) (storage.Item, []incr, error) {
 		"images": r.Images, "cache_hits": flag(r.Cache == "hit"), "cache_misses": flag(r.Cache == "miss"), "cost_micros": cost,
 	}}}
 	incrs = append(incrs, channelIncrs(r, day)...)
-	incrs = append(incrs, hourIncr(r, cost))
+	incrs = append(incrs, hourIncrs(r, cost)...)
 	tokens := r.PromptTokens + r.CompletionTokens + r.Images*gateway.ImageTokens
 	// What a key spent is counted whether or not it has a budget yet: a
 	// budget set later holds what came before.

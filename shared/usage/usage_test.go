@@ -351,17 +351,36 @@ func TestStats(t *testing.T) {
 		!st.Series[0].Time.Equal(start) || !st.Series[23].Time.Equal(start.Add(23*time.Hour)) {
 		t.Fatalf("series: %d points, 10h %+v, 13h %+v", len(st.Series), st.Series[10], st.Series[13])
 	}
-	if p := st.Series[10]; p.P50MS != 500 || p.P95MS != 950 || p.PromptTokens != 1000 || p.Cost != 0.1 {
+	if p := st.Series[10]; p.P50MS != 500 || p.P95MS != 950 || p.PromptTokens != 1000 || p.Cost != 0.1 || p.Failures != 0 {
 		t.Fatalf("10h: %+v, want p50 500 ms, p95 950 ms, 1000 prompt tokens, cost 0.1", p)
 	}
 	if tot := st.Totals; tot.Requests != 103 || tot.Errors != 1 || tot.CacheHits != 1 || tot.P95MS < 950 {
 		t.Fatalf("totals: %+v", tot)
 	}
-	if len(st.Split) != 3 || st.Split["m1"][10].Requests != 100 || st.Split["other"][13].Requests != 2 || len(st.Split["other"]) != 24 {
-		t.Fatalf("split by model, top 2: %v", st.Split)
+	if len(st.Split) != 3 || st.Split[0].Name != "m1" || st.Split[0].Series[10].Requests != 100 || !st.Split[2].Other ||
+		st.Split[2].Series[13].Requests != 2 || len(st.Split[2].Series) != 24 {
+		t.Fatalf("split by model, top 2: %+v", st.Split)
 	}
 	if len(st.Keys) != 2 || st.Keys[0].Name != "key_a" || st.Keys[0].Requests != 100 || len(st.Channels) != 2 || st.Channels[1].Name != "ch_b" {
 		t.Fatalf("ranked: keys %+v channels %+v", st.Keys, st.Channels)
+	}
+	// A request every channel failed: the failed channel shows its
+	// failures, the request sits under "none".
+	m.Record(ctx, gateway.UsageRecord{RequestID: "c", KeyID: "key_c", Model: "m1", Status: 502, FailedChannels: []string{"ch_dead", "ch_dead"},
+		Time: start.Add(15 * time.Hour)})
+	st, err = m.Stats(ctx, usage.StatsQuery{From: start, To: start.Add(24 * time.Hour), Bucket: time.Hour, By: "channel", Top: 8})
+	byName := map[string]usage.Ranked{}
+	for _, r := range st.Channels {
+		byName[r.Name] = r
+	}
+	var splitSum int64
+	for _, s := range st.Split {
+		for _, p := range s.Series {
+			splitSum += p.Requests
+		}
+	}
+	if err != nil || byName["ch_dead"].Failures != 2 || byName["none"].Requests != 1 || byName["none"].Errors != 1 || splitSum != st.Totals.Requests {
+		t.Fatalf("a request no channel answered: channels %+v, split sums to %d of %d (%v)", st.Channels, splitSum, st.Totals.Requests, err)
 	}
 	days, err := m.Stats(ctx, usage.StatsQuery{From: start.Add(-48 * time.Hour), To: start.Add(24 * time.Hour), Bucket: 24 * time.Hour, KeyID: "key_b"})
 	if err != nil || len(days.Series) != 3 || days.Series[2].Requests != 3 || days.Totals.Requests != 3 {

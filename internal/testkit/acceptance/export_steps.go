@@ -128,9 +128,12 @@ func (s *suite) stats(t *testing.T) {
 		t.Fatalf("GET stats = %d %s", resp.StatusCode, body)
 	}
 	got := decode[struct {
-		Series []point            `json:"series"`
-		Split  map[string][]point `json:"split"`
-		Totals point              `json:"totals"`
+		Series []point `json:"series"`
+		Split  []struct {
+			Name   string  `json:"name"`
+			Series []point `json:"series"`
+		} `json:"split"`
+		Totals point `json:"totals"`
 		Keys   []struct {
 			Name     string `json:"name"`
 			Requests int64  `json:"requests"`
@@ -141,7 +144,7 @@ func (s *suite) stats(t *testing.T) {
 	for _, p := range got.Series[max(len(got.Series)-2, 0):] { // the hour may have turned meanwhile
 		inSeries += p.Requests
 	}
-	if len(got.Series) != 24 || got.Totals.Requests != 3 || inSeries != 3 || len(got.Split[keyID]) != 24 ||
+	if len(got.Series) != 24 || got.Totals.Requests != 3 || inSeries != 3 || len(got.Split) != 1 || got.Split[0].Name != keyID || len(got.Split[0].Series) != 24 ||
 		len(got.Keys) != 1 || got.Keys[0].Name != keyID || time.Since(last.Time) > time.Hour {
 		t.Fatalf("stats for the key: %s", body)
 	}
