@@ -9,11 +9,13 @@ import (
 	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
-// from sends a request as if from addr (the TCP peer the platform gives),
-// with the headers given.
+// from sends a request as if from addr (the TCP peer the platform gives;
+// "": httptest's 192.0.2.1), with the headers given.
 func from(h http.Handler, addr, method, path, body string, header ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.RemoteAddr = addr
+	if addr != "" {
+		req.RemoteAddr = addr
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -70,19 +70,10 @@ func bareGateway(t *testing.T) http.Handler {
 }
 
 func do(h http.Handler, method, path, key, body string, header ...string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		header = append([]string{"Authorization", "Bearer " + key}, header...)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
+	return from(h, "", method, path, body, header...)
 }
 
 // TestChatOnMemstore answers a chat, lists the key's models, refuses a
