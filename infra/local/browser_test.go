@@ -49,12 +49,29 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if heading := text("h1"); heading != "初始化 AI 网关" {
 		t.Fatalf("with the switch the page is titled %q, want Chinese", heading)
 	}
+	// The password's strength shows as it is typed; the upstream's Test
+	// button says what is wrong, then that it passes.
+	up.Refuse("sk-revoked-123456789", http.StatusUnauthorized, "invalid_api_key")
 	err = chromedp.Do(ctx,
 		chromedp.SendKeys(css("#pw"), "a long admin password"),
 		chromedp.SendKeys(css("#pw2"), "a long admin password"),
 		chromedp.SetValue(css("#ai_base"), up.URL),
-		chromedp.SendKeys(css("#ai_key"), "sk-upstream-123456789"),
+		chromedp.SendKeys(css("#ai_key"), "sk-revoked-123456789"),
 		chromedp.SetValue(css("#ai_model"), "fake/model"),
+		chromedp.Click(css("#ai_test")),
+		chromedp.WaitVisible(css("#ai_test_msg.err")),
+	)
+	if err != nil {
+		t.Fatalf("test a refused upstream key in the browser: %v", err)
+	}
+	if word, msg := text("#strength_word"), text("#ai_test_msg"); word != "强" || !strings.Contains(msg, "refused the API key") {
+		t.Fatalf("strength %q, the refused key's test said %q", word, msg)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Clear(css("#ai_key")),
+		chromedp.SendKeys(css("#ai_key"), "sk-upstream-123456789"),
+		chromedp.Click(css("#ai_test")),
+		chromedp.WaitVisible(css("#ai_test_msg.ok")),
 		chromedp.SetValue(css("#rag_base"), up.URL),
 		chromedp.Click(css(`#setup button[type="submit"]`)),
 		chromedp.WaitVisible(css("#done")),
@@ -65,6 +82,12 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	key := text("#key")
 	if !strings.HasPrefix(key, "sk-") || len(key) != 46 {
 		t.Fatalf("the page showed %q as the first key", key)
+	}
+	// Ready-made configurations carry the key and the gateway's address.
+	for _, id := range []string{"#snip_curl", "#snip_openai", "#snip_codex", "#snip_claude"} {
+		if snip := text(id); !strings.Contains(snip, key) || !strings.Contains(snip, base) {
+			t.Fatalf("%s = %q, want the key and %s", id, snip, base)
+		}
 	}
 
 	// One answered request, for the usage table.

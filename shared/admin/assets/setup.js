@@ -83,6 +83,7 @@ $("setup").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("msg").textContent = "";
   if ($("pw").value !== $("pw2").value) { $("msg").textContent = mismatch; return; }
+  if (strength($("pw").value) < 1) { $("msg").textContent = T("密码太短。", "The password is too short."); return; }
   const body = {admin_password: $("pw").value};
   if (importing()) {
     body.import = {proof: $("proof").value.trim()};
@@ -102,9 +103,86 @@ $("setup").addEventListener("submit", async (ev) => {
   if (res.status !== 201) { $("msg").textContent = (data.error && data.error.message) || res.statusText; return; }
   $("setup").hidden = true;
   $("key").textContent = data.api_key;
+  showSnippets(data.api_key);
   $("done").hidden = false;
   if (data.import || data.import_error) {
     await importFiles(body.admin_password, data.import || {models_total: 0, models_done: 0, keys_total: 0, keys_done: 0, files_total: 0, files_done: 0, done: false});
   }
 });
 $("copy").addEventListener("click", () => navigator.clipboard.writeText($("key").textContent));
+for (const b of document.querySelectorAll("button.copy")) {
+  b.addEventListener("click", () => navigator.clipboard.writeText($(b.dataset.for).textContent));
+}
+
+// strength rates a password from 0 to 4: its length, and how many kinds
+// of character it mixes.
+function strength(pw) {
+  if (pw.length < 8) return 0;
+  const kinds = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((re) => re.test(pw)).length;
+  return Math.min(4, (pw.length >= 12) + (pw.length >= 16) + (kinds >= 2) + (kinds >= 3));
+}
+const words = [T("太短", "too short"), T("弱", "weak"), T("一般", "fair"), T("强", "strong"), T("很强", "very strong")];
+function showStrength() {
+  const s = strength($("pw").value);
+  $("strength").value = s;
+  $("strength_word").textContent = $("pw").value ? words[s] : "";
+  $("pw2").setCustomValidity($("pw2").value && $("pw2").value !== $("pw").value ? mismatch : "");
+}
+$("pw").addEventListener("input", showStrength);
+$("pw2").addEventListener("input", showStrength);
+
+// testUpstream asks the gateway to call the upstream the fields give
+// and says in words whether it answered.
+async function testUpstream(prefix, capability) {
+  const out = $(prefix + "_test_msg");
+  out.className = "muted";
+  out.textContent = T("测试中…", "Testing…");
+  const body = {base_url: $(prefix + "_base").value.trim(), api_key: $(prefix + "_key").value.trim(),
+    model: $(prefix + "_model").value.trim(), capability};
+  try {
+    const res = await fetch("admin/api/setup/test", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      out.className = "err";
+      out.textContent = (data.error && data.error.message) || res.statusText;
+      return;
+    }
+    const r = (data.results || [])[0] || {};
+    out.className = data.ok ? "ok" : "err";
+    out.textContent = data.ok ? T(`通过（${r.latency_ms} 毫秒）`, `Passed (${r.latency_ms} ms)`) : T("失败：", "Failed: ") + (r.error || "");
+  } catch (e) {
+    out.className = "err";
+    out.textContent = String(e);
+  }
+}
+$("ai_test").addEventListener("click", () => testUpstream("ai", "chat"));
+$("rag_test").addEventListener("click", () => testUpstream("rag", "embeddings"));
+
+// showSnippets fills the ready-made configurations with the new key.
+function showSnippets(key) {
+  const base = location.origin + "/v1";
+  const model = $("ai_model").value.trim() || "your-model";
+  const hello = T("你好", "Hello");
+  $("snip_curl").textContent = `curl ${base}/chat/completions \\
+  -H "Authorization: Bearer ${key}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "${model}", "messages": [{"role": "user", "content": "${hello}"}]}'`;
+  $("snip_openai").textContent = `from openai import OpenAI
+
+client = OpenAI(base_url="${base}", api_key="${key}")
+answer = client.chat.completions.create(model="${model}", messages=[{"role": "user", "content": "${hello}"}])
+print(answer.choices[0].message.content)`;
+  $("snip_codex").textContent = `model = "${model}"
+model_provider = "gateway"
+
+[model_providers.gateway]
+name = "AI Gateway"
+base_url = "${base}"
+env_key = "GATEWAY_KEY"
+wire_api = "responses"
+
+# export GATEWAY_KEY=${key}`;
+  $("snip_claude").textContent = `export ANTHROPIC_BASE_URL=${location.origin}
+export ANTHROPIC_AUTH_TOKEN=${key}
+claude`;
+}
