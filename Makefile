@@ -79,10 +79,13 @@ $(TOOLS)/vulndb/index/db.json:
 tools: $(TOOLS)/package/emulator/DynamoDBLocal.jar $(TOOLS)/bin/minio $(TOOLS)/bin/aws-lambda-rie $(WRANGLER) $(AGENTS) chromium
 
 chromium:
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$${GATEWAY_CHROMIUM:-}" ]; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then echo "install Chromium (or set GATEWAY_CHROMIUM to a Chrome binary) for the browser tests"; exit 1; fi; \
+	@want=""; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$${GATEWAY_CHROMIUM:-}" ] || want="chromium"; \
+	[ -n "$$(fc-list :lang=zh 2>/dev/null)" ] || want="$$want fonts-wqy-microhei"; \
+	[ -n "$$want" ] || exit 0; \
+	if ! command -v apt-get >/dev/null; then echo "install$$want for the browser tests (Chromium, or GATEWAY_CHROMIUM set to a Chrome binary; a Chinese font for the screenshots)"; exit 1; fi; \
 	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$want
 
 $(TOOLS)/package/emulator/DynamoDBLocal.jar:
 	@command -v java >/dev/null || { echo "DynamoDB Local needs java (17 or later) on PATH"; exit 1; }

@@ -43,12 +43,18 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if heading := text("h1"); !strings.HasSuffix(location, "/setup") || heading != "Set up AI Gateway" {
 		t.Fatalf("the root led to %s titled %q, want the setup page in English", location, heading)
 	}
+	// Every page fits a phone's width, in both languages (screenshots in
+	// artifacts/screenshots).
+	browser.Fits(t, ctx, "setup-en", browser.Phone)
+	browser.Fits(t, ctx, "setup-en", browser.Laptop)
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/setup?lang=zh"), chromedp.WaitVisible(css("#setup"))); err != nil {
 		t.Fatal(err)
 	}
 	if heading := text("h1"); heading != "初始化 AI 网关" {
 		t.Fatalf("with the switch the page is titled %q, want Chinese", heading)
 	}
+	browser.Fits(t, ctx, "setup-zh", browser.Phone)
+	browser.Fits(t, ctx, "setup-zh", browser.Laptop)
 	// The password's strength shows as it is typed; the upstream's Test
 	// button says what is wrong, then that it passes.
 	up.Refuse("sk-revoked-123456789", http.StatusUnauthorized, "invalid_api_key")
@@ -83,6 +89,8 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if !strings.HasPrefix(key, "sk-") || len(key) != 46 {
 		t.Fatalf("the page showed %q as the first key", key)
 	}
+	browser.Fits(t, ctx, "setup-done-zh", browser.Phone)
+	browser.Fits(t, ctx, "setup-done-zh", browser.Laptop)
 	// Ready-made configurations carry the key and the gateway's address.
 	for _, id := range []string{"#snip_curl", "#snip_openai", "#snip_codex", "#snip_claude"} {
 		if snip := text(id); !strings.Contains(snip, key) || !strings.Contains(snip, base) {
@@ -110,6 +118,8 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in in the browser: %v", err)
 	}
+	browser.Fits(t, ctx, "admin-zh", browser.Phone) // the language the setup page switched to stays
+	browser.Fits(t, ctx, "admin-zh", browser.Laptop)
 	keysTable := text("#keys")
 	err = chromedp.Do(ctx,
 		chromedp.SendKeys(css("#keyname"), "from the browser"),
