@@ -1,7 +1,9 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -106,6 +108,16 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("chat with the first key: %v %v", resp, err)
 	}
+	// A turn of hostile HTML, which the admin page must show as text.
+	hostile := `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`
+	body, _ := json.Marshal(map[string]any{"model": "fake/model", "messages": []map[string]string{
+		{"role": "user", "content": "hello"}, {"role": "assistant", "content": "echo: hello"}, {"role": "user", "content": hostile}}})
+	req, _ = http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Conversation-ID", "first-talk")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the hostile turn: %v %v", resp, err)
+	}
 
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(base+"/admin"),
@@ -151,8 +163,12 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open a conversation in the browser: %v", err)
 	}
-	if conv := text("#conversation"); !strings.Contains(conv, "user: hello") || !strings.Contains(conv, "assistant: echo: hello") {
-		t.Fatalf("conversation = %q", conv)
+	if conv := text("#conversation"); !strings.Contains(conv, "user: hello") || !strings.Contains(conv, "assistant: echo: hello") ||
+		!strings.Contains(conv, hostile) {
+		t.Fatalf("conversation = %q, want the hostile turn shown as its text", conv)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.title")); err != nil || title == "pwned" {
+		t.Fatalf("the hostile turn ran as script: title %q %v", title, err)
 	}
 
 	// Documents: a file and pasted text, ingested and listed ready; a model.
@@ -176,14 +192,17 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	}
 	waitText("#docs", "returns")
 	err = chromedp.Do(ctx,
-		chromedp.SendKeys(css("#doctext_title"), "Opening hours"),
+		chromedp.SendKeys(css("#doctext_title"), "Opening hours "+hostile),
 		chromedp.SendKeys(css("#doctext_body"), "The shop opens at nine."),
 		chromedp.Click(css(`#doctext button[type="submit"]`)),
 	)
 	if err != nil {
 		t.Fatalf("paste text in the browser: %v", err)
 	}
-	waitText("#docs", "Opening hours")
+	waitText("#docs", "Opening hours "+hostile)
+	if title, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.title")); err != nil || title == "pwned" {
+		t.Fatalf("a document's hostile title ran as script: %q %v", title, err)
+	}
 	if docs := text("#docs"); strings.Count(docs, "就绪") != 2 {
 		t.Fatalf("documents = %q, want both ready (就绪)", docs)
 	}
