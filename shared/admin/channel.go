@@ -177,6 +177,16 @@ func (h *Handler) channels() (*Channels, error) {
 	return h.Channels, nil
 }
 
+// channelRequest reads a channel the admin API is sent.
+func (h *Handler) channelRequest(w http.ResponseWriter, r *http.Request) (*Channels, channelInput, error) {
+	var in channelInput
+	cs, err := h.channels()
+	if err == nil {
+		err = respond.DecodeJSON(w, r, h.maxBody, &in)
+	}
+	return cs, in, err
+}
+
 // ListChannels serves GET /admin/api/channels: every channel with its
 // health.
 func (h *Handler) ListChannels(w http.ResponseWriter, r *http.Request) error {
@@ -204,12 +214,8 @@ func (h *Handler) ListChannels(w http.ResponseWriter, r *http.Request) error {
 // CreateChannel serves POST /admin/api/channels. Omitted, weight is 1,
 // enabled is true and capabilities are chat.
 func (h *Handler) CreateChannel(w http.ResponseWriter, r *http.Request) error {
-	cs, err := h.channels()
+	cs, in, err := h.channelRequest(w, r)
 	if err != nil {
-		return err
-	}
-	var in channelInput
-	if err := respond.DecodeJSON(w, r, h.maxBody, &in); err != nil {
 		return err
 	}
 	base := gateway.Channel{Weight: 1, Enabled: true, Capabilities: []string{gateway.CapChat}, Models: []string{}}
@@ -250,12 +256,8 @@ func show(w http.ResponseWriter, r *http.Request, cs *Channels, c gateway.Channe
 // UpdateChannel serves PUT /admin/api/channels/{id}: the fields given
 // change, the others stay.
 func (h *Handler) UpdateChannel(w http.ResponseWriter, r *http.Request) error {
-	cs, err := h.channels()
+	cs, in, err := h.channelRequest(w, r)
 	if err != nil {
-		return err
-	}
-	var in channelInput
-	if err := respond.DecodeJSON(w, r, h.maxBody, &in); err != nil {
 		return err
 	}
 	cur, version, err := cs.Store.Get(r.Context(), r.PathValue("id"))

@@ -72,15 +72,7 @@ type forwarding struct {
 // model list names it (the gateway's upstream key pays for it).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) error {
 	start := time.Now()
-	key, err := h.authenticate(r)
-	if err != nil {
-		return err
-	}
-	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
-	if err != nil {
-		return err
-	}
-	req, err := parseRequest(body)
+	key, body, req, err := h.readRequest(w, r)
 	if err != nil {
 		return err
 	}
@@ -148,6 +140,21 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, f forwarding) 
 	return nil
 }
 
+// readRequest authenticates a request of the doors that take it as it
+// comes, and reads its body as a JSON object.
+func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (gateway.APIKey, []byte, jsonobj.Object, error) {
+	key, err := h.authenticate(r)
+	if err != nil {
+		return gateway.APIKey{}, nil, nil, err
+	}
+	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
+	if err != nil {
+		return gateway.APIKey{}, nil, nil, err
+	}
+	req, err := parseRequest(body)
+	return key, body, req, err
+}
+
 // inputTokens reads the tokens an embeddings or rerank answer says it
 // used: usage's prompt or total tokens (OpenAI, SiliconFlow, Jina, vLLM),
 // or Cohere's meta input tokens; 0 when it says none.
@@ -184,15 +191,7 @@ func (legacyDoor) name() string { return "completions" }
 // must not be a way around it); knowledge is not retrieved for it.
 func (h *Handler) LegacyCompletions(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
-	key, err := h.authenticate(r)
-	if err != nil {
-		return err
-	}
-	body, err := respond.ReadBody(w, r, h.opt.MaxBody)
-	if err != nil {
-		return err
-	}
-	req, err := parseRequest(body)
+	key, body, req, err := h.readRequest(w, r)
 	if err != nil {
 		return err
 	}
