@@ -46,6 +46,7 @@ func TestAcceptance(t *testing.T) {
 	w := cflocal.Start(t, dir, cflocal.Build(t, dir, "build"), vars())
 	target := acceptance.NewTarget(t, w.URL)
 	target.ChunkedFetch = true
+	target.DevProxy = true
 	target.FirstByteTimeout = firstByte
 	acceptance.Run(t, target)
 }
