@@ -24,6 +24,7 @@ import (
 type Conversations interface {
 	List(ctx context.Context, keyID string) ([]gateway.Conversation, error)
 	Page(ctx context.Context, keyID, id, cursor string, limit, maxBytes int) (gateway.Conversation, []json.RawMessage, string, error)
+	Delete(ctx context.Context, keyID, id string) error
 }
 
 // Usage reads the usage summaries.
@@ -114,6 +115,22 @@ func (h *Handler) GetConversation(w http.ResponseWriter, r *http.Request) error 
 		Messages   []json.RawMessage `json:"messages"`
 		NextCursor *string           `json:"next_cursor"`
 	}{keyID + ":" + c.ID, c, msgs, cursor})
+	return nil
+}
+
+// DeleteConversation serves DELETE /admin/api/conversations/{id}: the
+// conversation (named by its admin_id) and its messages are removed; the
+// key's next request under that conversation ID starts afresh. It answers
+// 404 for a conversation that does not exist.
+func (h *Handler) DeleteConversation(w http.ResponseWriter, r *http.Request) error {
+	keyID, id, ok := strings.Cut(r.PathValue("id"), ":")
+	if !ok {
+		return gateway.Errorf(gateway.ENotFound, "Name the conversation as <key ID>:<conversation ID>, its admin_id.")
+	}
+	if err := h.Conversations.Delete(r.Context(), keyID, id); err != nil {
+		return err
+	}
+	respond.JSON(w, http.StatusOK, map[string]any{"id": keyID + ":" + id, "object": "conversation.deleted", "deleted": true})
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
+	"github.com/aigateway/aigateway/shared/app"
 )
 
 // from sends a request as if from addr (the TCP peer the platform gives;
@@ -196,5 +197,52 @@ func TestUpstreamTestsBeforeSaving(t *testing.T) {
 	}
 	if rec := admin.call("GET", "/admin/api/channels", ""); strings.Contains(rec.Body.String(), "draft") {
 		t.Fatalf("the test stored the channel: %s", rec.Body)
+	}
+}
+
+// TestEverySessionRoute: every route of the routing table a session
+// guards answers 401 without one and 403 with one but without the CSRF
+// token (all methods but GET), and every admin route answers 403 from an
+// address admin_allowed_ips leave out, before its handler runs.
+func TestEverySessionRoute(t *testing.T) {
+	h, _ := memGateway(t)
+	admin := signIn(t, h)
+	fill := strings.NewReplacer("{id}", "x1", "{name}", "x1", "{$}", "")
+	var guarded int
+	for _, rt := range app.Routes {
+		path := fill.Replace(rt.Pattern)
+		if rt.Access == app.Session {
+			guarded++
+			if rec := do(h, rt.Method, path, "", `{}`); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), `"error"`) {
+				t.Errorf("%s %s without a session = %d %s, want 401", rt.Method, path, rec.Code, rec.Body)
+			}
+			if rt.Method != "GET" {
+				if rec := do(h, rt.Method, path, "", `{}`, "Cookie", admin.cookie); rec.Code != http.StatusForbidden {
+					t.Errorf("%s %s without the CSRF token = %d %s, want 403", rt.Method, path, rec.Code, rec.Body)
+				}
+			}
+		}
+	}
+	if guarded < 30 {
+		t.Fatalf("%d routes guarded by a session, want the whole admin API", guarded)
+	}
+	if rec := admin.call("PUT", "/admin/api/settings", `{"admin_allowed_ips":["192.0.2.0/24"]}`); rec.Code != http.StatusOK {
+		t.Fatalf("PUT the allowlist = %d %s", rec.Code, rec.Body)
+	}
+	var panel int
+	for _, rt := range app.Routes {
+		// The client API answers keys, a signed upload URL its signature.
+		if rt.Access == app.Key || rt.Access == app.Signed || rt.Pattern == "/healthz" || rt.Pattern == "/files/{id}" {
+			continue
+		}
+		panel++
+		path := fill.Replace(rt.Pattern)
+		rec := from(h, "198.51.100.9:4000", rt.Method, path, `{}`, "Cookie", admin.cookie, "X-Csrf-Token", admin.csrf, "X-Forwarded-For", "192.0.2.7")
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "admin_allowed_ips") {
+			t.Errorf("%s %s from a left-out address = %d %s, want 403", rt.Method, path, rec.Code, rec.Body)
+		}
+	}
+	if panel < guarded+5 {
+		t.Fatalf("%d admin routes checked against the allowlist, want every one", panel)
 	}
 }

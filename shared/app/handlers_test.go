@@ -230,7 +230,7 @@ func TestKeysAndModelsOnMemstore(t *testing.T) {
 }
 
 // TestAdminConversationsOnMemstore: the admin reads every key's
-// conversations, read-only, by "<key id>:<conversation id>".
+// conversations by "<key id>:<conversation id>", and deletes one.
 func TestAdminConversationsOnMemstore(t *testing.T) {
 	h, key := memGateway(t)
 	admin := signIn(t, h)
@@ -255,7 +255,20 @@ func TestAdminConversationsOnMemstore(t *testing.T) {
 	if rec := admin.call("GET", "/admin/api/conversations/"+list.Data[0].KeyID+":nothere", ""); rec.Code != http.StatusNotFound {
 		t.Fatalf("missing conversation = %d", rec.Code)
 	}
-	if rec := admin.call("DELETE", "/admin/api/conversations/"+list.Data[0].KeyID+":door", ""); rec.Code != http.StatusMethodNotAllowed {
-		t.Fatalf("DELETE by the admin = %d, want 405 (read-only)", rec.Code)
+	id := "/admin/api/conversations/" + list.Data[0].KeyID + ":door"
+	if rec := do(h, "DELETE", id, "", "", "Cookie", admin.cookie); rec.Code != http.StatusForbidden {
+		t.Fatalf("DELETE without the CSRF token = %d, want 403", rec.Code)
+	}
+	if rec := admin.call("DELETE", id, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"deleted":true`) {
+		t.Fatalf("DELETE by the admin = %d %s", rec.Code, rec.Body)
+	}
+	if rec := admin.call("GET", id, ""); rec.Code != http.StatusNotFound {
+		t.Fatalf("GET after the delete = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(h, "GET", "/v1/conversations/door", key, ""); rec.Code != http.StatusNotFound {
+		t.Fatalf("the key's GET after the delete = %d %s", rec.Code, rec.Body)
+	}
+	if rec := admin.call("DELETE", id, ""); rec.Code != http.StatusNotFound {
+		t.Fatalf("DELETE again = %d, want 404", rec.Code)
 	}
 }

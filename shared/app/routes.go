@@ -108,6 +108,7 @@ var Routes = []Route{
 	{"DELETE", "/admin/api/documents/{id}", Session, FnUpload, "documents.Handler.Delete"},
 	{"GET", "/admin/api/conversations", Session, FnAdmin, "admin.Handler.ListConversations"},
 	{"GET", "/admin/api/conversations/{id}", Session, FnAdmin, "admin.Handler.GetConversation"},
+	{"DELETE", "/admin/api/conversations/{id}", Session, FnAdmin, "admin.Handler.DeleteConversation"},
 	{"GET", "/admin/api/usage", Session, FnAdmin, "admin.Handler.UsageSummary"},
 	{"GET", "/admin/api/usage/export", Session, FnAdmin, "admin.Handler.UsageExport"},
 	{"GET", "/admin/api/stats", Session, FnAdmin, "admin.Handler.Stats"},

@@ -42,6 +42,6 @@ func build(c *app.Core) (app.Served, error) {
 		h.SetupState, h.Setup, h.SetupTest, h.Login, h.Logout, h.Session,
 		h.GetSettings, h.PutSettings, h.ListKeys, h.CreateKey, h.SetKeyLimits, h.RevokeKey,
 		h.ListChannels, h.CreateChannel, h.TestNewChannel, h.GetChannel, h.UpdateChannel, h.DeleteChannel, h.TestChannel, h.ChannelModels,
-		h.ListModels, h.PutModel, h.DeleteModel, h.ListConversations, h.GetConversation, h.UsageSummary, h.UsageExport, h.Stats,
+		h.ListModels, h.PutModel, h.DeleteModel, h.ListConversations, h.GetConversation, h.DeleteConversation, h.UsageSummary, h.UsageExport, h.Stats,
 		h.Home, h.SetupPage, h.AdminPage, h.Asset}}, nil
 }
