@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,9 +18,10 @@ import (
 	"github.com/aigateway/aigateway/internal/testkit/fakeupstream"
 )
 
-// TestBrowserSetupAndLogin drives the setup page and the admin page in
-// headless Chromium against the local server: first-run setup shows the
-// first key once, and the admin signs in and issues a key.
+// TestBrowserSetupAndLogin drives the setup page and the console in
+// headless Chromium against the local server as a process: first-run
+// setup with a failing then passing upstream test shows the first key
+// once, then testConsole goes through the console.
 func TestBrowserSetupAndLogin(t *testing.T) {
 	bin := gatewayBinary(t)
 	up := fakeupstream.New(t)
@@ -108,10 +108,12 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("chat with the first key: %v %v", resp, err)
 	}
-	// A turn of hostile HTML, which the admin page must show as text.
+	// A turn of hostile HTML, which the console must show as text, and a
+	// code block, which it renders.
 	hostile := `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`
 	body, _ := json.Marshal(map[string]any{"model": "fake/model", "messages": []map[string]string{
-		{"role": "user", "content": "hello"}, {"role": "assistant", "content": "echo: hello"}, {"role": "user", "content": hostile}}})
+		{"role": "user", "content": "hello"}, {"role": "assistant", "content": "echo: hello"},
+		{"role": "user", "content": hostile + "\n\n```go\nfmt.Println(1)\n```"}}})
 	req, _ = http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("X-Conversation-ID", "first-talk")
@@ -119,106 +121,7 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 		t.Fatalf("the hostile turn: %v %v", resp, err)
 	}
 
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(base+"/admin"),
-		chromedp.WaitVisible(css("#login")),
-		chromedp.SendKeys(css("#password"), "a long admin password"),
-		chromedp.Click(css(`#login button[type="submit"]`)),
-		chromedp.WaitVisible(css("#panel")),
-		chromedp.WaitVisible(css("#keys tr")),
-	)
-	if err != nil {
-		t.Fatalf("sign in in the browser: %v", err)
-	}
-	browser.Fits(t, ctx, "admin-zh", browser.Phone) // the language the setup page switched to stays
-	browser.Fits(t, ctx, "admin-zh", browser.Laptop)
-	keysTable := text("#keys")
-	err = chromedp.Do(ctx,
-		chromedp.SendKeys(css("#keyname"), "from the browser"),
-		chromedp.SendKeys(css("#key_rpm"), "30"),
-		chromedp.Click(css(`#newkey button[type="submit"]`)),
-		chromedp.WaitVisible(css("#newsecret")),
-	)
-	if err != nil {
-		t.Fatalf("create a key in the browser: %v", err)
-	}
-	if secret := text("#secret"); !strings.Contains(keysTable, "default") || !strings.HasPrefix(secret, "sk-") || secret == key {
-		t.Fatalf("keys table %q, new key %q", keysTable, secret)
-	}
-	resp, err := adminGet(ctx, base, "/admin/api/keys")
-	if err != nil || !strings.Contains(resp, `"rpm":30`) {
-		t.Fatalf("the key made in the browser has no rpm limit: %s %v", resp, err)
-	}
-	// Saving the settings form as loaded changes nothing it should not.
-	if err := chromedp.Do(ctx, chromedp.Click(css(`#settings button[type="submit"]`)), chromedp.WaitVisible(css("#settings_msg.ok"))); err != nil {
-		t.Fatalf("save settings in the browser: %v (%s)", err, text("#settings_msg"))
-	}
-	if usage := text("#usage"); !strings.Contains(usage, "default") || !strings.Contains(usage, "fake/model") {
-		t.Fatalf("usage table = %q, want the first key's request", usage)
-	}
-	err = chromedp.Do(ctx,
-		chromedp.Click(css("#conversations button")),
-		chromedp.WaitVisible(css("#conversation")),
-	)
-	if err != nil {
-		t.Fatalf("open a conversation in the browser: %v", err)
-	}
-	if conv := text("#conversation"); !strings.Contains(conv, "user: hello") || !strings.Contains(conv, "assistant: echo: hello") ||
-		!strings.Contains(conv, hostile) {
-		t.Fatalf("conversation = %q, want the hostile turn shown as its text", conv)
-	}
-	if title, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.title")); err != nil || title == "pwned" {
-		t.Fatalf("the hostile turn ran as script: title %q %v", title, err)
-	}
-
-	// Documents: a file and pasted text, ingested and listed ready; a model.
-	file := filepath.Join(t.TempDir(), "returns.md")
-	if err := os.WriteFile(file, []byte("# Returns\n\nParcels are accepted until 17:30.\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	waitText := func(sel, want string) {
-		t.Helper()
-		js := fmt.Sprintf("document.querySelector(%q).textContent.includes(%q)", sel, want)
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			t.Fatalf("%s never showed %q (it shows %q): %v", sel, want, text(sel), err)
-		}
-	}
-	err = chromedp.Do(ctx,
-		chromedp.SetUploadFiles(css("#docfile_input"), []string{file}),
-		chromedp.Click(css(`#docfile button[type="submit"]`)),
-	)
-	if err != nil {
-		t.Fatalf("upload in the browser: %v", err)
-	}
-	waitText("#docs", "returns")
-	err = chromedp.Do(ctx,
-		chromedp.SendKeys(css("#doctext_title"), "Opening hours "+hostile),
-		chromedp.SendKeys(css("#doctext_body"), "The shop opens at nine."),
-		chromedp.Click(css(`#doctext button[type="submit"]`)),
-	)
-	if err != nil {
-		t.Fatalf("paste text in the browser: %v", err)
-	}
-	waitText("#docs", "Opening hours "+hostile)
-	if title, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.title")); err != nil || title == "pwned" {
-		t.Fatalf("a document's hostile title ran as script: %q %v", title, err)
-	}
-	if docs := text("#docs"); strings.Count(docs, "就绪") != 2 {
-		t.Fatalf("documents = %q, want both ready (就绪)", docs)
-	}
-	err = chromedp.Do(ctx,
-		chromedp.SendKeys(css("#model_name"), "helpdesk"),
-		chromedp.SendKeys(css("#model_upstream"), "fake/helpdesk"),
-		chromedp.SendKeys(css("#model_kbs"), "default, faq"),
-		chromedp.Click(css(`#newmodel button[type="submit"]`)),
-	)
-	if err != nil {
-		t.Fatalf("add a model in the browser: %v", err)
-	}
-	waitText("#models", "helpdesk")
-	if models := text("#models"); !strings.Contains(models, "default, faq") {
-		t.Fatalf("models = %q", models)
-	}
+	testConsole(t, ctx, base, up, key, hostile)
 }
 
 // adminGet fetches an admin API path with the browser's own session.

@@ -83,6 +83,10 @@ func Fits(t testing.TB, ctx context.Context, name string, width int) {
 	if err != nil {
 		t.Fatalf("measure %s at %d px: %v", name, width, err)
 	}
+	// From the top, where a sticky header belongs.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("(window.scrollTo(0, 0), true)")); err != nil {
+		t.Fatalf("scroll %s to the top: %v", name, err)
+	}
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s at %d px: %v", name, width, err)
