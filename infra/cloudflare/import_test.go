@@ -185,7 +185,7 @@ func TestImportFromJSGateway(t *testing.T) {
 		t.Fatalf("import again = %d %s", status, body)
 	}
 	// The admin page shows where the import stands.
-	if err := chromedp.Do(ctx, chromedp.Navigate(w.URL+"/admin?lang=en"), chromedp.WaitVisible(css("#jsimport"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(w.URL+"/admin?lang=en#/knowledge"), chromedp.WaitVisible(css("#jsimport"))); err != nil {
 		t.Fatalf("the admin page shows no import: %v", err)
 	}
 	if s := text("#jsimport_msg"); !strings.Contains(s, "Models 1/1, keys 2/2, files 3/3; lost.txt") {

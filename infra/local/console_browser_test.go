@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/openai/openai-go/v3"
@@ -69,9 +70,19 @@ func (c *console) waitText(sel, want string) {
 // open shows a page of the console and waits for its data.
 func (c *console) open(page string) {
 	c.t.Helper()
-	c.do("open "+page, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = '#/%s'", page)),
+	c.do("open "+page, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('.sidebar a[data-page="%s"]').click()`, page)),
 		chromedp.WaitVisible(chromedp.CSS("#page-"+page)))
 	c.waitFor(page+" loaded", `document.getElementById("main").getAttribute("aria-busy") === "false"`, 20*time.Second)
+}
+
+// scheme emulates the system's colour scheme, "light" or "dark".
+func (c *console) scheme(v string) {
+	c.t.Helper()
+	c.do("a "+v+" system", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: v}}})
+		return err
+	}))
 }
 
 // press clicks the button (by selector) in the row of the table body that
@@ -219,11 +230,17 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 		t.Fatalf("the channel list shows %q, want the key masked", list)
 	}
 	before := second.Count("hello via backup")
+
 	for i := 0; i < 3; i++ {
 		chat(t, base, firstKey, "hello via backup")
 	}
 	if got := second.Count("hello via backup") - before; got != 3 {
 		t.Fatalf("the higher-priority channel answered %d of 3", got)
+	}
+	// The channel list shows each channel's use and latency over the day.
+	c.open("channels")
+	if row := eval[string](c, `[...document.querySelectorAll("#channels tr")].find((r) => r.textContent.includes("backup")).textContent`); !strings.Contains(row, "24 小时：3 次，p50") {
+		t.Fatalf("the channel list shows the second channel as %q, want its requests and latency", row)
 	}
 
 	// The dashboard: its charts count the requests made, and the second
@@ -299,8 +316,8 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 			between++
 		}
 	}
-	if between < 3 || seen[len(seen)-1] != 100 {
-		t.Fatalf("the progress bar showed %v, want it to move through at least 3 values to 100", seen)
+	if final := eval[float64](c, `document.getElementById("upload_bar").value`); between < 3 || final != 100 {
+		t.Fatalf("the progress bar showed %v and ended at %v, want it to move through at least 3 values to 100", seen, final)
 	}
 	c.waitFor("the large document ready", `[...document.querySelectorAll("#docs tr")].some((r) => r.textContent.includes("handbook") && r.querySelector(".doc-status[data-status=ready]"))`, 60*time.Second)
 	c.do("paste a hostile title", chromedp.SendKeys(css("#doctext_title"), "Opening hours "+hostile),
@@ -392,6 +409,21 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 			browser.Fits(t, ctx, "console-"+p+"-"+lang, browser.Laptop)
 		}
 	}
+	// Dark, when the system is.
+	c.scheme("dark")
+	c.open("dashboard")
+	if bg := eval[string](c, `getComputedStyle(document.documentElement).backgroundColor`); bg != "rgb(15, 18, 23)" {
+		t.Fatalf("in a dark system the console's background is %s", bg)
+	}
+	browser.Fits(t, ctx, "console-dashboard-dark-zh", browser.Laptop)
+	browser.Fits(t, ctx, "console-dashboard-dark-zh", browser.Phone)
+	c.open("keys")
+	browser.Fits(t, ctx, "console-keys-dark-zh", browser.Laptop)
+	c.scheme("light")
+	if bg := eval[string](c, `getComputedStyle(document.documentElement).backgroundColor`); bg != "rgb(244, 245, 247)" {
+		t.Fatalf("in a light system the console's background is %s", bg)
+	}
+
 	// The language stays as switched.
 	c.do("come back", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(css("#page-dashboard")))
 	if lang := eval[string](c, "document.documentElement.lang"); lang != "zh-CN" {

@@ -139,7 +139,7 @@ func TestHandlerNames(t *testing.T) {
 // TestHeadIsGet: monitors probe with HEAD; every GET route answers it.
 func TestHeadIsGet(t *testing.T) {
 	h := open(t).Handler()
-	for _, path := range []string{"/healthz", "/admin/assets/admin.js", "/admin"} {
+	for _, path := range []string{"/healthz", "/admin/assets/console.js", "/admin"} {
 		if rec := serve(h, "HEAD", path, nil); rec.Code != http.StatusOK {
 			t.Errorf("HEAD %s = %d, want 200", path, rec.Code)
 		}

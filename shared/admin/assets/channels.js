@@ -1,7 +1,7 @@
 // Channels: the upstreams requests go to, with their keys (masked), their
 // health and why one was set aside; create, edit, test, fetch models,
 // enable or disable, delete.
-import {$, T, api, el, row, button, badge, list, clearErrors, showError, say, confirmed, when} from "./lib.js";
+import {$, T, api, el, row, button, badge, num, list, clearErrors, showError, say, confirmed, when} from "./lib.js";
 
 const form = $("channel_form");
 let editing = null; // the channel being edited (as read), or null for a new one
@@ -19,7 +19,8 @@ function describe(h) {
 }
 
 export async function load() {
-  const {data} = await api("GET", "admin/api/channels");
+  const [{data}, stats] = await Promise.all([api("GET", "admin/api/channels"), api("GET", "admin/api/stats?range=24h").catch(() => ({channels: []}))]);
+  const used = Object.fromEntries(stats.channels.map((c) => [c.name, c]));
   const tbody = $("channels");
   tbody.replaceChildren(...data.map((c) => {
     const status = c.enabled ? c.health.status : "disabled";
@@ -28,7 +29,9 @@ export async function load() {
       describe(k) ? el("div", {class: "muted", text: describe(k)}) : null)));
     return row(tbody, [
       el("div", null, el("b", {text: c.name}), el("div", {class: "muted", text: c.base_url}), c.note ? el("div", {class: "muted", text: c.note}) : null),
-      el("div", null, badge(status, c.enabled ? statusText[status] : T("已关闭", "Off")), describe(c.health) ? el("div", {class: "muted", text: describe(c.health)}) : null),
+      el("div", null, badge(status, c.enabled ? statusText[status] : T("已关闭", "Off")), describe(c.health) ? el("div", {class: "muted", text: describe(c.health)}) : null,
+        used[c.id] ? el("div", {class: "muted", text: T(`24 小时：${num(used[c.id].requests)} 次，p50 ${num(used[c.id].p50_ms)} ms，p95 ${num(used[c.id].p95_ms)} ms`,
+          `24 h: ${num(used[c.id].requests)} requests, p50 ${num(used[c.id].p50_ms)} ms, p95 ${num(used[c.id].p95_ms)} ms`)}) : null),
       el("div", null, (c.models.length ? c.models.join(", ") : T("全部", "any")), el("div", {class: "muted", text: c.capabilities.join(", ")})),
       keys,
       `${c.priority} / ${c.weight}`,

@@ -61,6 +61,10 @@ $("menu").addEventListener("click", () => drawer(!document.body.classList.contai
 $("scrim").addEventListener("click", () => drawer(false));
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") drawer(false); });
 window.addEventListener("hashchange", show);
+// A link to the page already shown shows it afresh.
+for (const a of document.querySelectorAll(".sidebar a[data-page]")) {
+  a.addEventListener("click", (ev) => { if (a.hash === location.hash) { ev.preventDefault(); show(); } });
+}
 document.addEventListener("signedout", () => signedIn(false));
 
 $("login").addEventListener("submit", async (ev) => {
