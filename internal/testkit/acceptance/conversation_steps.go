@@ -175,7 +175,7 @@ func (s *suite) conversationEviction(t *testing.T) {
 			t.Fatalf("conversation %s = %d, want kept", c, resp.StatusCode)
 		}
 	}
-	// The admin sees them, read-only, with their key.
+	// The admin sees them, with their key.
 	r, body := s.admin.call(t, s, "GET", "/admin/api/conversations?key_id="+id, nil)
 	list := decode[struct {
 		Data []struct {
@@ -191,8 +191,15 @@ func (s *suite) conversationEviction(t *testing.T) {
 	if r.StatusCode != http.StatusOK || !strings.Contains(string(body), "hi three") {
 		t.Fatalf("admin detail = %d %s", r.StatusCode, body)
 	}
+	// The admin deletes one; its key no longer finds it, the other stays.
 	r, body = s.admin.call(t, s, "DELETE", "/admin/api/conversations/"+list.Data[0].AdminID, nil)
-	if r.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("admin DELETE = %d %s, want 405 (read-only)", r.StatusCode, body)
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(body), `"deleted":true`) {
+		t.Fatalf("admin DELETE = %d %s", r.StatusCode, body)
+	}
+	if resp, _ := s.getConversationAs(t, key, "three"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the deleted conversation = %d for its key, want 404", resp.StatusCode)
+	}
+	if resp, _ := s.getConversationAs(t, key, "two"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the other conversation = %d after a delete, want kept", resp.StatusCode)
 	}
 }
