@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -244,5 +245,62 @@ func TestEverySessionRoute(t *testing.T) {
 	}
 	if panel < guarded+5 {
 		t.Fatalf("%d admin routes checked against the allowlist, want every one", panel)
+	}
+}
+
+// TestConsoleAssets: the console page loads only scripts by address (the
+// CSP allows no inline script, and it says so), every module it imports,
+// transitively, is served as JavaScript, and an unchanged asset
+// revalidates with a 304.
+func TestConsoleAssets(t *testing.T) {
+	h := open(t).Handler()
+	page := serve(h, "GET", "/admin", nil)
+	csp := page.Header().Get("Content-Security-Policy")
+	if page.Code != http.StatusOK || !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-inline") {
+		t.Fatalf("GET /admin = %d, CSP %q", page.Code, csp)
+	}
+	html := page.Body.String()
+	if inline := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]|\son[a-z]+=`).FindString(html); inline != "" {
+		t.Fatalf("the console page holds inline script: %q", inline)
+	}
+	scripts := regexp.MustCompile(`<script[^>]*\ssrc="admin/assets/([^"]+)"`).FindAllStringSubmatch(html, -1)
+	if len(scripts) != 1 || !strings.Contains(html, `type="module"`) {
+		t.Fatalf("the console loads %v, want its one module", scripts)
+	}
+	imports := regexp.MustCompile(`(?m)^import .* from "\./([a-z]+\.js)";$`)
+	seen := map[string]bool{}
+	queue := []string{scripts[0][1], "admin.css", "setup.js"}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		rec := serve(h, "GET", "/admin/assets/"+name, nil)
+		want := "text/javascript; charset=utf-8"
+		if strings.HasSuffix(name, ".css") {
+			want = "text/css; charset=utf-8"
+		}
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != want || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("GET %s = %d %q", name, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		tag := rec.Header().Get("ETag")
+		if again := serve(h, "GET", "/admin/assets/"+name, http.Header{"If-None-Match": {tag}}); tag == "" || again.Code != http.StatusNotModified || again.Body.Len() != 0 {
+			t.Fatalf("GET %s again with its ETag %q = %d", name, tag, again.Code)
+		}
+		for _, m := range imports.FindAllStringSubmatch(rec.Body.String(), -1) {
+			queue = append(queue, m[1])
+		}
+	}
+	for _, want := range []string{"lib.js", "chart.js", "markdown.js", "dashboard.js", "settings.js"} {
+		if !seen[want] {
+			t.Fatalf("the console's modules %v do not include %s", seen, want)
+		}
+	}
+	for _, bad := range []string{"admin.html", "nothere.js", "x%2Fy.js", "lib.js.map"} {
+		if rec := serve(h, "GET", "/admin/assets/"+bad, nil); rec.Code != http.StatusNotFound {
+			t.Errorf("GET /admin/assets/%s = %d, want 404", bad, rec.Code)
+		}
 	}
 }
