@@ -330,6 +330,30 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 		t.Fatalf("retrieval showed %q, want the parcels chunk with its score", hits)
 	}
 
+	// Models: a public model over the knowledge base, with a cache, and an
+	// alias for it; clients see it and are answered from the document.
+	c.open("models")
+	c.do("add a model", chromedp.Click(css("#model_new")), chromedp.WaitVisible(css("#model_form")),
+		chromedp.SendKeys(css("#model_name"), "helpdesk"), chromedp.SendKeys(css("#model_upstream"), "fake/helpdesk"),
+		chromedp.SendKeys(css("#model_prompt"), "Answer from the handbook."), chromedp.SendKeys(css("#model_kbs"), "default"),
+		chromedp.SetValue(css("#model_ttl"), "600"))
+	browser.Fits(t, ctx, "console-model-form-zh", browser.Phone)
+	c.do("save the model", chromedp.Click(css(`#model_form button[type="submit"]`)), chromedp.WaitNotVisible(css("#model_form")))
+	c.waitText("#models", "helpdesk")
+	if row := c.text("#models"); !strings.Contains(row, "fake/helpdesk") || !strings.Contains(row, "600 s") {
+		t.Fatalf("the model list shows %q", row)
+	}
+	c.do("alias it", chromedp.Click(css("#alias_add")), chromedp.SendKeys(css("#alias_rows .from"), "support-*"),
+		chromedp.SendKeys(css("#alias_rows .to"), "helpdesk"), chromedp.Click(css(`#aliases button[type="submit"]`)),
+		chromedp.WaitVisible(css("#aliases .form-msg.ok")))
+	// (The second channel, first by priority, answers it.)
+	before = second.Count("Answer from the handbook.")
+	answer := askAs(t, base, firstKey, "support-bot", "When are parcels accepted?")
+	if sent := second.Find("Answer from the handbook."); len(sent) != before+1 || !strings.Contains(string(sent[before].Body), "17:30") ||
+		!strings.Contains(string(sent[before].Body), `"model":"fake/helpdesk"`) {
+		t.Fatalf("the alias did not reach the model's prompt and knowledge (answer %q, %d sent)", answer, len(sent)-before)
+	}
+
 	// Conversations: the hostile turn shows as text, markdown renders.
 	c.open("conversations")
 	c.press("#conversations", "first-talk", "button.ghost")
@@ -360,6 +384,9 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 	if err != nil || len(rows) < 2 || rows[0][0] != "time" {
 		t.Fatalf("the CSV export (%s) = %v %q", href, err, body[:min(len(body), 300)])
 	}
+	stats = adminJSON[struct {
+		Totals struct{ Requests int64 } `json:"totals"`
+	}](t, ctx, base, "/admin/api/stats?range=24h")
 	if got, want := int64(len(rows)-1), stats.Totals.Requests; got != want {
 		t.Fatalf("the CSV export has %d records, the stats count %d requests", got, want)
 	}
@@ -446,6 +473,18 @@ func chat(t *testing.T, base, key, text string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("chat %q = %d", text, resp.StatusCode)
 	}
+}
+
+// askAs asks model once with a key and returns the answer.
+func askAs(t *testing.T, base, key, model, text string) string {
+	t.Helper()
+	sdk := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+	resp, err := sdk.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(text)}})
+	if err != nil {
+		t.Fatalf("ask %s: %v", model, err)
+	}
+	return resp.Choices[0].Message.Content
 }
 
 // adminJSON reads an admin API path with the browser's own session.

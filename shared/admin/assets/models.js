@@ -14,8 +14,10 @@ export async function load() {
     m.cache && m.cache.ttl_seconds ? m.cache.ttl_seconds + " s" + (m.cache.shared ? T("，共享", ", shared") : "") : "—",
     el("div", null, button(T("编辑", "Edit"), "ghost small", () => edit(m)), button(T("删除", "Delete"), "danger small", () => remove(m))),
   ])));
-  if (!data.length) tbody.replaceChildren(el("tr", null, el("td", {colspan: 6, class: "muted",
-    text: T(`只有默认模型“${settings.public_model || settings.ai.model}”。`, `Only the default model, "${settings.public_model || settings.ai.model}".`)})));
+  const name = settings.public_model || settings.ai.model;
+  $("default_model").textContent = T(`默认模型“${name}”（上游 ${settings.ai.model}）在“设置”中修改。`,
+    `The default model, "${name}" (upstream ${settings.ai.model}), is set in Settings.`);
+  if (!data.length) tbody.replaceChildren(el("tr", null, el("td", {colspan: 6, class: "muted", text: T("还没有其他模型。", "No other models yet.")})));
   // What the channels offer, to pick an upstream model from.
   const offered = [...new Set(chans.data.flatMap((c) => c.models.filter((n) => !/[*?[]/.test(n))))];
   $("upstream_models").replaceChildren(...offered.map((n) => el("option", {value: n})));
