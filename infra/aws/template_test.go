@@ -426,7 +426,7 @@ func TestTemplatePolicies(t *testing.T) {
 		"AdminFunction": {
 			`{"Fn::GetAtt":["Table","Arn"]}`:              dynamo,
 			`{"Ref":"MasterKeySecret"}`:                   {"secretsmanager:GetSecretValue"},
-			`{"Fn::Sub":"${Bucket.Arn}/conversations/*"}`: {"s3:GetObject"},
+			`{"Fn::Sub":"${Bucket.Arn}/conversations/*"}`: {"s3:GetObject", "s3:DeleteObject"},
 		},
 		"ImageFunction": {
 			`{"Fn::GetAtt":["Table","Arn"]}`:       dynamo,

@@ -309,6 +309,11 @@ func (h *Handler) ChannelModels(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return h.listModels(w, r, cs, c)
+}
+
+// listModels answers the models c's upstream lists.
+func (h *Handler) listModels(w http.ResponseWriter, r *http.Request, cs *Channels, c gateway.Channel) error {
 	up := gateway.Upstream{BaseURL: c.BaseURL}
 	if len(c.APIKeys) > 0 {
 		up.APIKey = c.APIKeys[0]
@@ -366,7 +371,8 @@ type testInput struct {
 
 // TestNewChannel serves POST /admin/api/channels/test: the test of a
 // channel not saved yet (the form's Test button), the same as a saved
-// one's but for its breakers, which it leaves alone.
+// one's but for its breakers, which it leaves alone. With "id", the
+// fields given change that saved channel for the test only.
 func (h *Handler) TestNewChannel(w http.ResponseWriter, r *http.Request) error {
 	cs, err := h.channels()
 	if err != nil {
@@ -379,14 +385,55 @@ func (h *Handler) TestNewChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := respond.DecodeJSON(w, r, h.maxBody, &in); err != nil {
 		return err
 	}
-	c, err := in.channelInput.applyTo(gateway.Channel{Name: "test", Weight: 1, Enabled: true, Capabilities: []string{gateway.CapChat}})
+	c, err := h.draft(r, cs, in.channelInput)
 	if err != nil {
 		return err
 	}
+	return h.runTest(w, r, cs, c, in.testInput, draft)
+}
+
+// draft is the channel a form shows, not saved: the fields given over the
+// stored channel its "id" names (so that its masked keys stand for
+// themselves), or over a new channel's defaults.
+func (h *Handler) draft(r *http.Request, cs *Channels, in channelInput) (gateway.Channel, error) {
+	base := gateway.Channel{Name: "test", Weight: 1, Enabled: true, Capabilities: []string{gateway.CapChat}}
+	if len(in.ID) > 0 && string(in.ID) != "null" {
+		var id string
+		if err := json.Unmarshal(in.ID, &id); err != nil {
+			e := gateway.Errorf(gateway.EInvalid, "id is the ID of a saved channel.")
+			e.Param = "id"
+			return gateway.Channel{}, e
+		}
+		cur, _, err := cs.Store.Get(r.Context(), id)
+		if err != nil {
+			return gateway.Channel{}, err
+		}
+		base = cur
+	}
+	c, err := in.applyTo(base)
+	if err != nil {
+		return gateway.Channel{}, err
+	}
 	if err := c.Validate(); err != nil {
+		return gateway.Channel{}, err
+	}
+	return c, nil
+}
+
+// DraftModels serves POST /admin/api/channels/models: the models the
+// upstream of a channel not saved yet lists (the form's Fetch models
+// button), asked with its first key; "id" edits a saved channel as the
+// test does.
+func (h *Handler) DraftModels(w http.ResponseWriter, r *http.Request) error {
+	cs, in, err := h.channelRequest(w, r)
+	if err != nil {
 		return err
 	}
-	return h.runTest(w, r, cs, c, in.testInput, draft)
+	c, err := h.draft(r, cs, in)
+	if err != nil {
+		return err
+	}
+	return h.listModels(w, r, cs, c)
 }
 
 // SetupTest serves POST /admin/api/setup/test: before the gateway is set

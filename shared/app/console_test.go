@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -302,5 +303,52 @@ func TestConsoleAssets(t *testing.T) {
 		if rec := serve(h, "GET", "/admin/assets/"+bad, nil); rec.Code != http.StatusNotFound {
 			t.Errorf("GET /admin/assets/%s = %d, want 404", bad, rec.Code)
 		}
+	}
+}
+
+// TestDraftOfASavedChannel: the console's Test and Fetch models buttons on
+// a saved channel's form send the form with the channel's id: its masked
+// keys stand for the saved ones, a key added is tested with them, and a
+// change of capability is tested as shown; nothing is saved.
+func TestDraftOfASavedChannel(t *testing.T) {
+	h, _, up := memGatewayFake(t)
+	up.Refuse("sk-added-bad-1234567", http.StatusUnauthorized, "invalid_api_key")
+	admin := signIn(t, h)
+	rec := admin.call("GET", "/admin/api/channels/ch_main", "")
+	var ch struct {
+		Keys []struct {
+			Key string `json:"key"`
+		} `json:"keys"`
+		Version int64 `json:"version"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &ch); err != nil || len(ch.Keys) != 1 {
+		t.Fatalf("GET ch_main = %d %s", rec.Code, rec.Body)
+	}
+	masked := ch.Keys[0].Key
+	rec = admin.call("POST", "/admin/api/channels/test", `{"id":"ch_main","api_keys":["`+masked+`","sk-added-bad-1234567"],"models":["m"]}`)
+	if body := rec.Body.String(); rec.Code != http.StatusOK || strings.Count(body, `"ok":true`) != 1 || !strings.Contains(body, "refused") ||
+		strings.Contains(body, "sk-up-123456789012") {
+		t.Fatalf("a saved key and an added one = %d %s", rec.Code, body)
+	}
+	rec = admin.call("POST", "/admin/api/channels/test", `{"id":"ch_main","capabilities":["embeddings"],"models":["fake/embed"]}`)
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, `"capability":"embeddings"`) || !strings.Contains(body, `"ok":true`) {
+		t.Fatalf("the form's capability = %d %s", rec.Code, body)
+	}
+	if rec := admin.call("POST", "/admin/api/channels/models", `{"id":"ch_main"}`); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"data":[`) {
+		t.Fatalf("the models of a saved channel's form = %d %s", rec.Code, rec.Body)
+	}
+	if rec := admin.call("POST", "/admin/api/channels/models", `{"base_url":"`+up.URL+`","api_keys":["sk-new-1234567890"]}`); rec.Code != http.StatusOK {
+		t.Fatalf("the models of a new channel's form = %d %s", rec.Code, rec.Body)
+	}
+	// A masked key is not sent to a new address.
+	if rec := admin.call("POST", "/admin/api/channels/test", `{"id":"ch_main","base_url":"http://127.0.0.1:9/v1","api_keys":["`+masked+`"]}`); rec.Code != http.StatusBadRequest {
+		t.Fatalf("a saved key to a new address = %d %s", rec.Code, rec.Body)
+	}
+	if rec := admin.call("POST", "/admin/api/channels/test", `{"id":"ch_nothere"}`); rec.Code != http.StatusNotFound {
+		t.Fatalf("an unknown id = %d %s", rec.Code, rec.Body)
+	}
+	rec = admin.call("GET", "/admin/api/channels/ch_main", "")
+	if strings.Contains(rec.Body.String(), "sk-add") || strings.Contains(rec.Body.String(), "embeddings") {
+		t.Fatalf("a draft changed the saved channel: %s", rec.Body)
 	}
 }

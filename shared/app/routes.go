@@ -89,6 +89,7 @@ var Routes = []Route{
 	{"GET", "/admin/api/channels", Session, FnAdmin, "admin.Handler.ListChannels"},
 	{"POST", "/admin/api/channels", Session, FnAdmin, "admin.Handler.CreateChannel"},
 	{"POST", "/admin/api/channels/test", Session, FnAdmin, "admin.Handler.TestNewChannel"},
+	{"POST", "/admin/api/channels/models", Session, FnAdmin, "admin.Handler.DraftModels"},
 	{"GET", "/admin/api/channels/{id}", Session, FnAdmin, "admin.Handler.GetChannel"},
 	{"PUT", "/admin/api/channels/{id}", Session, FnAdmin, "admin.Handler.UpdateChannel"},
 	{"DELETE", "/admin/api/channels/{id}", Session, FnAdmin, "admin.Handler.DeleteChannel"},

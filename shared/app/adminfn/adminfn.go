@@ -41,7 +41,7 @@ func build(c *app.Core) (app.Served, error) {
 	return app.Served{Value: h, Handlers: []app.HandlerFunc{
 		h.SetupState, h.Setup, h.SetupTest, h.Login, h.Logout, h.Session,
 		h.GetSettings, h.PutSettings, h.ListKeys, h.CreateKey, h.SetKeyLimits, h.RevokeKey,
-		h.ListChannels, h.CreateChannel, h.TestNewChannel, h.GetChannel, h.UpdateChannel, h.DeleteChannel, h.TestChannel, h.ChannelModels,
+		h.ListChannels, h.CreateChannel, h.TestNewChannel, h.GetChannel, h.UpdateChannel, h.DeleteChannel, h.TestChannel, h.ChannelModels, h.DraftModels,
 		h.ListModels, h.PutModel, h.DeleteModel, h.ListConversations, h.GetConversation, h.DeleteConversation, h.UsageSummary, h.UsageExport, h.Stats,
 		h.Home, h.SetupPage, h.AdminPage, h.Asset}}, nil
 }
