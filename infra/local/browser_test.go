@@ -111,9 +111,12 @@ func TestBrowserSetupAndLogin(t *testing.T) {
 	// A turn of hostile HTML, which the console must show as text, and a
 	// code block, which it renders.
 	hostile := `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`
-	body, _ := json.Marshal(map[string]any{"model": "fake/model", "messages": []map[string]string{
+	pixel := "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+	body, _ := json.Marshal(map[string]any{"model": "fake/model", "messages": []map[string]any{
 		{"role": "user", "content": "hello"}, {"role": "assistant", "content": "echo: hello"},
-		{"role": "user", "content": hostile + "\n\n```go\nfmt.Println(1)\n```"}}})
+		{"role": "user", "content": []map[string]any{
+			{"type": "text", "text": hostile + "\n\n```go\nfmt.Println(1)\n```"},
+			{"type": "image_url", "image_url": map[string]string{"url": pixel}}}}}})
 	req, _ = http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("X-Conversation-ID", "first-talk")

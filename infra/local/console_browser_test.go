@@ -179,8 +179,19 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 	if answered > 4 {
 		t.Fatalf("%d answers in a row under an RPM of 2", answered)
 	}
+	// A typo in a number is an error next to it, not a limit lifted.
 	c.press("#keys", "sdk client", "button.ghost")
-	c.do("edit the key's RPM", chromedp.WaitVisible(css("#key_form")),
+	c.do("type a bad RPM", chromedp.WaitVisible(css("#key_form")), chromedp.SetValue(css("#key_rpm"), ""),
+		chromedp.SendKeys(css("#key_rpm"), "6e"), chromedp.Click(css("#key_save")), chromedp.WaitVisible(css(`.field-err[data-param="rpm"]`)))
+	if got := adminJSON[struct {
+		Data []struct {
+			Name string `json:"name"`
+			RPM  int64  `json:"rpm"`
+		} `json:"data"`
+	}](t, ctx, base, "/admin/api/keys"); got.Data[len(got.Data)-1].Name != "sdk client" || got.Data[len(got.Data)-1].RPM != 2 {
+		t.Fatalf("after a bad RPM the key is %+v, want its RPM of 2 kept", got.Data[len(got.Data)-1])
+	}
+	c.do("edit the key's RPM",
 		chromedp.SetValue(css("#key_rpm"), "30"), chromedp.Click(css("#key_save")),
 		chromedp.WaitNotVisible(css("#key_form")))
 	c.waitText("#keys", "30 RPM ·")
@@ -222,8 +233,11 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 	if msg := c.text("#ch_test_msg"); !strings.Contains(msg, "sk-****3456") || !strings.Contains(msg, "API key") {
 		t.Fatalf("the refused key's test said %q", msg)
 	}
-	c.do("fix the key and save", chromedp.SetValue(css("#ch_keys"), "sk-second-good-123456"),
-		chromedp.Click(css("#ch_test")), chromedp.WaitVisible(css("#ch_test_msg p.ok")),
+	c.do("fix the key and test again", chromedp.SetValue(css("#ch_keys"), "sk-second-good-123456"),
+		chromedp.Click(css("#ch_test")), chromedp.WaitVisible(css("#ch_test_msg p.ok")))
+	c.do("fetch its models before saving", chromedp.Click(css("#ch_fetch")))
+	c.waitText("#ch_test_msg", "fake/model")
+	c.do("save the channel",
 		chromedp.Click(css(`#channel_form button[type="submit"]`)), chromedp.WaitNotVisible(css("#channel_form")))
 	c.waitText("#channels", "backup")
 	if list := c.text("#channels"); !strings.Contains(list, "sk-****3456") || strings.Contains(list, "sk-second-good-123456") {
@@ -364,8 +378,17 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 	if !strings.Contains(conv, hostile) || !strings.Contains(conv, "echo: hello") {
 		t.Fatalf("the conversation shows %q, want the hostile turn as its text", conv)
 	}
-	if n := eval[int](c, `document.querySelectorAll("#conversation img, #conversation script").length`); n != 0 {
+	if n := eval[int](c, `document.querySelectorAll("#conversation script, #conversation img:not([src^='data:image/png'])").length`); n != 0 {
 		t.Fatalf("the hostile turn made %d elements", n)
+	}
+	if n := eval[int](c, `[...document.querySelectorAll("#conversation img[src^='data:image/png']")].filter((i) => i.complete && i.naturalWidth === 1).length`); n != 1 {
+		t.Fatalf("the picture sent shows as %d images", n)
+	}
+	// Markdown of a message made to make parsers backtrack renders in
+	// linear time (400 KB of unclosed links took 46 s with the first
+	// parser; the bound is far above linear).
+	if ms := eval[float64](c, `import("./admin/assets/markdown.js").then((m) => { const t = performance.now(); m.render("[a](".repeat(100000)); m.render("`+"`"+`".repeat(150000)); return performance.now() - t; })`); ms > 5000 {
+		t.Fatalf("rendering hostile markdown took %.0f ms", ms)
 	}
 	if code := c.text("#conversation pre code"); !strings.Contains(code, "fmt.Println") {
 		t.Fatalf("the code block shows %q", code)
@@ -401,12 +424,12 @@ func testConsole(t *testing.T, ctx context.Context, base string, up *fakeupstrea
 	// Settings: a value out of range is refused next to its field; a good
 	// one saves.
 	c.open("settings")
-	c.do("save a bad top_k", chromedp.SetValue(css("#rag_topk"), "999"),
+	c.do("save a bad top_k", chromedp.SetValue(css("#rag_topk"), ""), chromedp.SendKeys(css("#rag_topk"), "999"),
 		chromedp.Click(css(`#settings button[type="submit"]`)), chromedp.WaitVisible(css(`.field-err[data-param="rag.top_k"]`)))
 	if msg := c.text(`.field-err[data-param="rag.top_k"]`); !strings.Contains(msg, "top_k") {
 		t.Fatalf("the top_k error says %q", msg)
 	}
-	c.do("save a good top_k", chromedp.SetValue(css("#rag_topk"), "4"),
+	c.do("save a good top_k", chromedp.SetValue(css("#rag_topk"), ""), chromedp.SendKeys(css("#rag_topk"), "4"),
 		chromedp.Click(css(`#settings button[type="submit"]`)), chromedp.WaitVisible(css("#settings_msg.ok")))
 	if got := adminJSON[struct {
 		RAG struct {

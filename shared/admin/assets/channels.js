@@ -1,7 +1,7 @@
 // Channels: the upstreams requests go to, with their keys (masked), their
 // health and why one was set aside; create, edit, test, fetch models,
 // enable or disable, delete.
-import {$, T, api, el, row, button, badge, num, list, clearErrors, showError, say, confirmed, when} from "./lib.js";
+import {$, T, api, el, row, button, badge, num, list, numberOf, clearErrors, showError, say, confirmed, when} from "./lib.js";
 
 const form = $("channel_form");
 let editing = null; // the channel being edited (as read), or null for a new one
@@ -56,7 +56,6 @@ function fill(c) {
   $("ch_weight").value = c ? c.weight : 1;
   $("ch_note").value = c ? c.note || "" : "";
   $("ch_enabled").checked = c ? c.enabled : true;
-  $("ch_fetch").hidden = !c;
   $("ch_test_msg").replaceChildren();
   $("channel_form_title").textContent = c ? T("编辑渠道：", "Edit channel: ") + c.name : T("新渠道", "New channel");
   clearErrors(form);
@@ -76,7 +75,7 @@ function body() {
     api_keys: $("ch_keys").value.split("\n").map((k) => k.trim()).filter(Boolean),
     models: list($("ch_models").value), model_map: map,
     capabilities: [...$("ch_caps").querySelectorAll("input:checked")].map((cb) => cb.value),
-    priority: Number($("ch_priority").value || 0), weight: Number($("ch_weight").value || 1),
+    priority: numberOf($("ch_priority"), 0), weight: numberOf($("ch_weight"), 1),
     enabled: $("ch_enabled").checked, note: $("ch_note").value.trim(),
   };
   if (editing) out.version = editing.version;
@@ -113,29 +112,31 @@ async function remove(c) {
 
 $("channel_new").addEventListener("click", () => edit(null));
 $("ch_cancel").addEventListener("click", () => { form.hidden = true; editing = null; });
+// draft is the form for the test and the model list: a saved channel's
+// id comes along, so that its masked keys stand for the saved ones.
+function draft() {
+  const b = body();
+  delete b.version;
+  if (editing) b.id = editing.id;
+  return b;
+}
+
 $("ch_test").addEventListener("click", async () => {
   clearErrors(form);
   const box = $("ch_test_msg");
   box.replaceChildren(el("p", {class: "muted", text: T("测试中…", "Testing…")}));
-  const b = body();
-  delete b.version;
-  try {
-    // A saved channel's masked keys are only known to the server: test
-    // the stored channel when nothing that reaches the upstream changed.
-    const same = editing && b.base_url === editing.base_url && b.api_keys.join("\n") === editing.keys.map((k) => k.key).join("\n");
-    const r = same ? await api("POST", "admin/api/channels/" + encodeURIComponent(editing.id) + "/test", {})
-      : await api("POST", "admin/api/channels/test", b);
-    results(box, r);
-  } catch (e) { box.replaceChildren(); showError(form, e); }
+  try { results(box, await api("POST", "admin/api/channels/test", draft())); }
+  catch (e) { box.replaceChildren(); showError(form, e); }
 });
 $("ch_fetch").addEventListener("click", async () => {
   clearErrors(form);
+  const box = $("ch_test_msg");
   try {
-    const {data} = await api("GET", "admin/api/channels/" + encodeURIComponent(editing.id) + "/models");
+    const {data} = await api("POST", "admin/api/channels/models", draft());
     $("ch_models_list").replaceChildren(...data.map((m) => el("option", {value: m})));
-    $("ch_test_msg").replaceChildren(el("p", {class: "ok", text: T(`上游有 ${data.length} 个模型：`, `The upstream lists ${data.length} models: `) + data.slice(0, 40).join(", ") + (data.length > 40 ? " …" : "")}),
-      button(T("全部加入", "Use them all"), "ghost small", () => { $("ch_models").value = data.join(", "); }));
-  } catch (e) { showError(form, e); }
+    box.replaceChildren(el("p", {class: "ok", text: T(`上游有 ${data.length} 个模型：`, `The upstream lists ${data.length} models: `) + data.slice(0, 40).join(", ") + (data.length > 40 ? " …" : "")}),
+      data.length ? button(T("全部加入", "Use them all"), "ghost small", () => { $("ch_models").value = data.join(", "); }) : null);
+  } catch (e) { box.replaceChildren(); showError(form, e); }
 });
 form.addEventListener("submit", async (ev) => {
   ev.preventDefault();

@@ -5,10 +5,17 @@ import {draw, color} from "./chart.js";
 
 let last = null; // the stats drawn, redrawn when the page is resized
 
+// bucketLabel names a bucket: an hour in the admin's time; a day as the
+// UTC day it counts (days are UTC days).
 function bucketLabel(t, bucket) {
   const d = new Date(t);
-  return bucket === "hour" ? String(d.getHours()).padStart(2, "0") + ":00" : (d.getMonth() + 1) + "/" + d.getDate();
+  return bucket === "hour" ? String(d.getHours()).padStart(2, "0") + ":00" : (d.getUTCMonth() + 1) + "/" + d.getUTCDate();
 }
+
+// Errors keep their own colour (red, the palette's fourth); the series of
+// a split take the others.
+const ERRORS = 3;
+const splitColor = (i) => color(i >= ERRORS ? i + 1 : i);
 
 const statusText = {ok: T("正常", "OK"), cooling: T("冷却中", "Cooling down"), probing: T("待探测", "Probing"), disabled: T("已停用", "Disabled")};
 
@@ -56,8 +63,8 @@ function charts() {
   const by = $("dash_by").value;
   const splitName = (sp) => sp.other ? T("其他", "Other") : by === "key" ? (names[sp.name] || sp.name) : by === "channel" ? (chNames[sp.name] || (sp.name === "none" ? T("无渠道", "none") : sp.name)) : sp.name;
   const split = (field) => (s.split && s.split.length ? s.split : [{name: T("全部", "All"), series: s.series}])
-    .map((sp, i) => ({name: s.split && s.split.length ? splitName(sp) : sp.name, color: color(i), values: sp.series.map(field)}));
-  const errors = {name: T("错误", "Errors"), color: color(3), values: s.series.map((p) => p.errors)};
+    .map((sp, i) => ({name: s.split && s.split.length ? splitName(sp) : sp.name, color: splitColor(i), values: sp.series.map(field)}));
+  const errors = {name: T("错误", "Errors"), color: color(ERRORS), values: s.series.map((p) => p.errors)};
   const ok = split((p) => p.requests - p.errors).map((x) => ({...x, name: s.split && s.split.length ? x.name : T("成功", "Answered")}));
   draw($("chart_requests"), {labels, series: [...ok, errors]});
   draw($("chart_tokens"), {labels, series: split((p) => p.prompt_tokens + p.completion_tokens)});

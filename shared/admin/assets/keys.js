@@ -1,6 +1,6 @@
 // API keys: create (the secret shown once, with a copy button), list
 // with last use, usage and spend, edit limits, revoke.
-import {$, T, api, el, row, button, badge, num, money, when, list, clearErrors, showError, confirmed, copy, keyList} from "./lib.js";
+import {$, T, api, el, row, button, badge, num, money, when, list, numberOf, clearErrors, showError, confirmed, copy, keyList} from "./lib.js";
 
 const form = $("key_form");
 let editing = null; // the key whose limits are edited, or null for a new key
@@ -75,7 +75,8 @@ async function revoke(k) {
 function body() {
   const out = {models: list($("key_models").value), allowed_ips: list($("key_ips").value)};
   for (const [id, field] of [["key_rpm", "rpm"], ["key_tpm", "tpm"], ["key_quota", "token_quota"], ["key_budget", "budget"], ["key_monthly", "monthly_budget"]]) {
-    if ($(id).value !== "") out[field] = Number($(id).value);
+    const v = numberOf($(id), undefined);
+    if (v !== undefined) out[field] = v;
   }
   if ($("key_expires").value) out.expires_at = new Date($("key_expires").value).toISOString();
   return out;

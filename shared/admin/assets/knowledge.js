@@ -2,7 +2,7 @@
 // request may carry goes straight to the blob store), paste text, see
 // each document's status, delete, try retrieval, and import the
 // JavaScript gateway's files.
-import {$, T, EN, api, csrfToken, send, el, row, button, badge, num, when, list, clearErrors, showError, say, confirmed} from "./lib.js";
+import {$, T, EN, api, csrfToken, send, el, row, button, badge, num, when, list, numberOf, clearErrors, showError, say, confirmed} from "./lib.js";
 
 // The largest file posted through the API; larger ones (and any the API
 // refuses as too large) go to the direct upload.
@@ -11,6 +11,12 @@ const statusText = {ready: T("就绪", "ready"), processing: T("处理中", "pro
 let polling = 0;
 
 export async function load() {
+  loadImport();
+  await refresh();
+}
+
+// refresh shows the documents.
+async function refresh() {
   const {data} = await api("GET", "admin/api/documents");
   const tbody = $("docs");
   tbody.replaceChildren(...data.map((d) => row(tbody, [
@@ -22,16 +28,20 @@ export async function load() {
     button(T("删除", "Delete"), "danger small", () => remove(d)),
   ])));
   if (!data.length) tbody.replaceChildren(el("tr", null, el("td", {colspan: 6, class: "muted", text: T("还没有文档。", "No documents yet.")})));
+  // While documents are on their way, look again, less often as time
+  // goes (a direct upload whose file never comes waits an hour).
   clearTimeout(polling);
-  if (data.some((d) => d.status === "processing" || d.status === "uploading")) {
-    polling = setTimeout(() => { if (!$("page-knowledge").hidden) load().catch(() => {}); }, 1500);
+  const busy = data.filter((d) => d.status === "processing" || d.status === "uploading");
+  if (busy.length) {
+    const age = Date.now() - Math.max(...busy.map((d) => new Date(d.updated_at).getTime()));
+    const wait = age < 60000 ? 1500 : age < 600000 ? 10000 : 60000;
+    polling = setTimeout(() => { if (!$("page-knowledge").hidden) refresh().catch(() => {}); }, wait);
   }
-  loadImport();
 }
 
 async function remove(d) {
   if (!(await confirmed(T(`删除文档“${d.title}”？它的分块会从检索中移除。`, `Delete "${d.title}"? Its chunks leave retrieval.`)))) return;
-  try { await api("DELETE", "admin/api/documents/" + encodeURIComponent(d.id)); await load(); }
+  try { await api("DELETE", "admin/api/documents/" + encodeURIComponent(d.id)); await refresh(); }
   catch (e) { $("docs_msg").textContent = e.message; }
 }
 
@@ -47,7 +57,13 @@ async function upload(file, kb, progress) {
   }
   const start = await api("POST", "admin/api/documents/uploads", {filename: file.name, size: file.size, content_type: file.type, knowledge_base: kb});
   progress(0);
-  await send("PUT", start.upload.url, file, start.upload.headers, progress);
+  try {
+    await send("PUT", start.upload.url, file, start.upload.headers, progress);
+  } catch (e) {
+    // The document waits for its file: take it away again.
+    await api("DELETE", "admin/api/documents/" + encodeURIComponent(start.document.id)).catch(() => {});
+    throw e;
+  }
   return start;
 }
 
@@ -65,7 +81,7 @@ fileForm.addEventListener("submit", async (ev) => {
     await upload(file, $("docfile_kb").value.trim() || "default", progress);
     say(fileForm, T(`已上传 ${file.name}，正在处理…`, `Uploaded ${file.name}; processing…`), "ok");
     $("docfile_input").value = "";
-    await load();
+    await refresh();
   } catch (e) { showError(fileForm, e); }
 });
 
@@ -77,7 +93,7 @@ textForm.addEventListener("submit", async (ev) => {
     await api("POST", "admin/api/documents", {title: $("doctext_title").value, text: $("doctext_body").value, knowledge_base: $("doctext_kb").value.trim() || "default"});
     say(textForm, T("已保存。", "Saved."), "ok");
     $("doctext_title").value = ""; $("doctext_body").value = "";
-    await load();
+    await refresh();
   } catch (e) { showError(textForm, e); }
 });
 
@@ -87,9 +103,10 @@ tryForm.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   clearErrors(tryForm);
   $("try_hits").replaceChildren();
-  const body = {query: $("try_query").value, knowledge_bases: list($("try_kbs").value)};
-  if ($("try_topk").value) body.top_k = Number($("try_topk").value);
   try {
+    const body = {query: $("try_query").value, knowledge_bases: list($("try_kbs").value)};
+    const k = numberOf($("try_topk"), 0);
+    if (k) body.top_k = k;
     const r = await api("POST", "admin/api/documents/search", body);
     const score = (h) => [`score ${h.score.toFixed(3)}`, h.cosine ? `cosine ${h.cosine.toFixed(3)}` : "", h.rerank ? `rerank ${h.rerank.toFixed(3)}` : ""].filter(Boolean).join(" · ");
     $("try_hits").replaceChildren(...(r.data.length ? r.data.map((h) => el("div", {class: "hit"},

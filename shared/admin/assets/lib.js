@@ -78,6 +78,14 @@ export function row(table, cells) {
   }));
 }
 
+// numberOf reads a number field: empty gives fallback; what the browser
+// could not read as a number ("60e") is an error about that field, not a
+// silent empty (which would lift a limit).
+export function numberOf(input, fallback) {
+  if (input.validity.badInput) throw new APIError(T("请输入一个数字。", "Enter a number."), 400, input.name);
+  return input.value === "" ? fallback : Number(input.value);
+}
+
 export function button(label, cls, onclick) { return el("button", {type: "button", class: cls, text: label, onclick}); }
 export function badge(status, text) { return el("span", {class: "badge " + status, text: text || status}); }
 

@@ -2,8 +2,12 @@
 // builds DOM nodes (text is only ever textContent, never markup), so a
 // message of hostile HTML shows as its text. Blocks: fenced code,
 // headings, lists, quotes, paragraphs; inline: code, bold, italics,
-// links and images (http, https and the gateway's own; images from
-// elsewhere, which the CSP would block, show as links).
+// links (http and https) and images (data: pictures and the gateway's own
+// /files/; others show as links).
+
+// Markdown beyond this many characters shows as plain text: rendering
+// stays fast whatever a client sent.
+const MAX_MARKDOWN = 200000;
 
 const safeURL = (u) => {
   try {
@@ -12,26 +16,43 @@ const safeURL = (u) => {
   } catch { return null; }
 };
 
+// image returns an <img> for a source the console may show: a data: image
+// of a common type, or a picture the gateway itself keeps (/files/); null
+// for anything else, which must not make the admin's browser call out
+// (or into the admin API with its cookies).
+export function image(src, alt) {
+  let ok = /^data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]+$/.test(src);
+  if (!ok) {
+    const url = safeURL(src);
+    ok = !!url && url.origin === location.origin && /^\/files\/[A-Za-z0-9._-]+$/.test(url.pathname);
+  }
+  if (!ok) return null;
+  const img = document.createElement("img");
+  img.src = src; img.alt = alt || ""; img.loading = "lazy"; img.referrerPolicy = "no-referrer";
+  return img;
+}
+
+// The inline spans. Every class excludes its own delimiters and is
+// bounded, so a line of unclosed brackets or backticks costs linear
+// time, not quadratic.
+const spans = /`([^`\n]{1,2000})`|!\[([^\][\n]{0,500})\]\(([^()\s]{1,4000})\)|\[([^\][\n]{1,500})\]\(([^()\s]{1,4000})\)|\*\*([^*\n]{1,2000})\*\*|__([^_\n]{1,2000})__|\*([^*\s][^*\n]{0,2000})\*/g;
+
 function inline(text, into) {
-  // Code spans first, then images, links, bold and italics.
-  const re = /(`+)([\s\S]*?)\1|!\[([^\]]*)\]\(([^)\s]+)\)|\[([^\]]+)\]\(([^)\s]+)\)|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*/g;
   let last = 0, m;
-  while ((m = re.exec(text))) {
+  spans.lastIndex = 0;
+  while ((m = spans.exec(text))) {
     if (m.index > last) into.append(text.slice(last, m.index));
-    last = re.lastIndex;
-    if (m[1]) { const c = document.createElement("code"); c.textContent = m[2]; into.append(c); }
-    else if (m[4] !== undefined) {
-      const url = safeURL(m[4]);
-      if (url && url.origin === location.origin) {
-        const img = document.createElement("img"); img.src = url.href; img.alt = m[3]; img.loading = "lazy"; into.append(img);
-      } else if (url) { into.append(link(url, m[3] || url.href)); }
-      else into.append(m[0]);
-    } else if (m[6] !== undefined) {
-      const url = safeURL(m[6]);
-      if (url) into.append(link(url, m[5])); else into.append(m[0]);
+    last = spans.lastIndex;
+    if (m[1] !== undefined) { const c = document.createElement("code"); c.textContent = m[1]; into.append(c); }
+    else if (m[3] !== undefined) {
+      const img = image(m[3], m[2]), url = safeURL(m[3]);
+      into.append(img || (url ? link(url, m[2] || url.href) : m[0]));
+    } else if (m[5] !== undefined) {
+      const url = safeURL(m[5]);
+      into.append(url ? link(url, m[4]) : m[0]);
     } else {
-      const b = document.createElement(m[7] || m[8] ? "strong" : "em");
-      b.textContent = m[7] || m[8] || m[9]; into.append(b);
+      const b = document.createElement(m[6] !== undefined || m[7] !== undefined ? "strong" : "em");
+      b.textContent = m[6] ?? m[7] ?? m[8]; into.append(b);
     }
   }
   if (last < text.length) into.append(text.slice(last));
@@ -43,9 +64,17 @@ function link(url, text) {
   return a;
 }
 
-// render returns the nodes of a markdown text.
-export function render(md) {
+// render returns the nodes of a markdown text (a text too long for it:
+// the text itself).
+export function render(md, depth = 0) {
   const out = document.createDocumentFragment();
+  if (String(md).length > MAX_MARKDOWN) {
+    const p = document.createElement("p");
+    p.style.whiteSpace = "pre-wrap";
+    p.textContent = md;
+    out.append(p);
+    return out;
+  }
   const lines = String(md).replace(/\r\n?/g, "\n").split("\n");
   let i = 0;
   const para = [];
@@ -70,11 +99,11 @@ export function render(md) {
     }
     const h = line.match(/^(#{1,6})\s+(.*)$/);
     if (h) { flush(); const e = document.createElement("h" + Math.min(6, h[1].length + 2)); inline(h[2], e); out.append(e); i++; continue; }
-    if (/^\s*>/.test(line)) {
+    if (/^\s*>/.test(line) && depth < 8) {
       flush();
       const q = document.createElement("blockquote"), body = [];
       for (; i < lines.length && /^\s*>/.test(lines[i]); i++) body.push(lines[i].replace(/^\s*>\s?/, ""));
-      q.append(render(body.join("\n"))); out.append(q);
+      q.append(render(body.join("\n"), depth + 1)); out.append(q);
       continue;
     }
     const item = /^\s*([-*+]|\d+[.)])\s+/;

@@ -1,9 +1,24 @@
 // Public models: a name over an upstream model with its own system
 // prompt, knowledge bases, drawing and cache; and the model aliases.
-import {$, T, api, el, row, button, list, clearErrors, showError, say, confirmed} from "./lib.js";
+import {$, T, api, el, row, button, list, numberOf, clearErrors, showError, say, confirmed} from "./lib.js";
 
 const form = $("model_form"), aliases = $("aliases");
 let editing = null;
+let names = new Set(); // the models listed, and the default
+let chatChannels = [], asked = false;
+
+function offer(models) {
+  const have = new Set([...$("upstream_models").options].map((o) => o.value));
+  for (const m of models) if (!have.has(m)) { have.add(m); $("upstream_models").append(el("option", {value: m})); }
+}
+
+$("model_upstream").addEventListener("focus", () => {
+  if (asked) return;
+  asked = true;
+  for (const c of chatChannels.filter((c) => !c.models.length || c.models.some((n) => /[*?[]/.test(n))).slice(0, 5)) {
+    api("GET", "admin/api/channels/" + encodeURIComponent(c.id) + "/models").then((r) => offer(r.data)).catch(() => {});
+  }
+});
 
 export async function load() {
   const [{data}, settings, chans] = await Promise.all([api("GET", "admin/api/models"), api("GET", "admin/api/settings"),
@@ -15,12 +30,17 @@ export async function load() {
     el("div", null, button(T("编辑", "Edit"), "ghost small", () => edit(m)), button(T("删除", "Delete"), "danger small", () => remove(m))),
   ])));
   const name = settings.public_model || settings.ai.model;
+  names = new Set([name, ...data.map((m) => m.name)]);
   $("default_model").textContent = T(`默认模型“${name}”（上游 ${settings.ai.model}）在“设置”中修改。`,
     `The default model, "${name}" (upstream ${settings.ai.model}), is set in Settings.`);
   if (!data.length) tbody.replaceChildren(el("tr", null, el("td", {colspan: 6, class: "muted", text: T("还没有其他模型。", "No other models yet.")})));
-  // What the channels offer, to pick an upstream model from.
-  const offered = [...new Set(chans.data.flatMap((c) => c.models.filter((n) => !/[*?[]/.test(n))))];
-  $("upstream_models").replaceChildren(...offered.map((n) => el("option", {value: n})));
+  // What the channels offer, to pick an upstream model from; where a
+  // channel takes any model (a glob), what its upstream lists, asked when
+  // the field is first used.
+  chatChannels = chans.data.filter((c) => c.enabled && c.capabilities.includes("chat"));
+  $("upstream_models").replaceChildren();
+  offer(chatChannels.flatMap((c) => c.models.filter((n) => !/[*?[]/.test(n))));
+  asked = false;
   $("alias_rows").replaceChildren(...(settings.model_aliases || []).map((a) => aliasRow(a)));
 }
 
@@ -53,11 +73,16 @@ form.addEventListener("submit", async (ev) => {
   clearErrors(form);
   const name = $("model_name").value.trim();
   if (!name) { showError(form, {param: "name", message: T("请填写名称。", "Give the model a name.")}); return; }
+  // PUT replaces: a new model must not take an existing one's name.
+  if (!editing && names.has(name)) {
+    showError(form, {param: "name", message: T(`已有名为“${name}”的模型：请在列表中编辑它。`, `A model named "${name}" exists: edit it in the list.`)});
+    return;
+  }
   try {
     await api("PUT", "admin/api/models/" + encodeURIComponent(name), {
       upstream_model: $("model_upstream").value.trim(), system_prompt: $("model_prompt").value,
       knowledge_bases: list($("model_kbs").value), drawing: $("model_drawing").checked,
-      cache: {ttl_seconds: Number($("model_ttl").value || 0), shared: $("model_shared").checked, sampled: $("model_sampled").checked},
+      cache: {ttl_seconds: numberOf($("model_ttl"), 0), shared: $("model_shared").checked, sampled: $("model_sampled").checked},
     });
     form.hidden = true;
     await load();

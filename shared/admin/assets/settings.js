@@ -1,10 +1,12 @@
 // Settings: every setting of the gateway but the upstreams (which are
-// channels), saved as a patch of what changed, each error shown next to
-// its field.
-import {$, T, api, el, button, list, clearErrors, showError, say} from "./lib.js";
+// channels), saved as a patch of the fields the admin edited (nothing
+// else is sent, so a field the browser normalises stays as stored), each
+// error shown next to its field.
+import {$, T, api, el, button, list, numberOf, clearErrors, showError, say} from "./lib.js";
 
 const form = $("settings");
-let loaded = null; // the settings as read, to send only what changed
+const edited = new Set(); // the names of the fields edited since loaded
+let pricesEdited = false;
 
 const get = (obj, path) => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
 function put(obj, path, v) {
@@ -20,7 +22,7 @@ const fields = () => [...form.querySelectorAll("[name]")].filter((f) => !f.close
 
 function value(f) {
   if (f.type === "checkbox") return f.checked;
-  if (f.type === "number") return f.value === "" ? 0 : Number(f.value);
+  if (f.type === "number") return numberOf(f, 0);
   if (lists.has(f.name)) return list(f.value);
   return f.value;
 }
@@ -40,7 +42,7 @@ function prices() {
     const p = {};
     for (const input of r.querySelectorAll("input")) {
       input.name = `prices[${i}].${input.dataset.field}`;
-      p[input.dataset.field] = input.type === "number" ? Number(input.value || 0) : input.value.trim();
+      p[input.dataset.field] = input.type === "number" ? numberOf(input, 0) : input.value.trim();
     }
     return p;
   });
@@ -48,7 +50,8 @@ function prices() {
 
 export async function load() {
   const s = await api("GET", "admin/api/settings");
-  loaded = s;
+  edited.clear();
+  pricesEdited = false;
   clearErrors(form);
   for (const f of fields()) {
     const v = get(s, f.name);
@@ -58,20 +61,22 @@ export async function load() {
   $("price_rows").replaceChildren(...(s.prices || []).map(priceRow));
 }
 
-$("price_add").addEventListener("click", () => $("price_rows").append(priceRow({})));
+$("price_add").addEventListener("click", () => { pricesEdited = true; $("price_rows").append(priceRow({})); });
+$("price_rows").addEventListener("click", (ev) => { if (ev.target.tagName === "BUTTON") pricesEdited = true; });
+form.addEventListener("input", (ev) => {
+  if (ev.target.closest("#price_rows")) pricesEdited = true;
+  else if (ev.target.name) edited.add(ev.target.name);
+});
 form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   clearErrors(form);
-  const patch = {};
-  for (const f of fields()) {
-    const v = value(f);
-    if (JSON.stringify(v) !== JSON.stringify(get(loaded, f.name) ?? (lists.has(f.name) ? [] : v))) put(patch, f.name, v);
-  }
-  const p = prices();
-  if (JSON.stringify(p) !== JSON.stringify(loaded.prices || [])) patch.prices = p;
   try {
-    await api("PUT", "admin/api/settings", patch);
+    const patch = {};
+    for (const f of fields()) if (edited.has(f.name)) put(patch, f.name, value(f));
+    if (pricesEdited) patch.prices = prices();
+    const changed = Object.keys(patch).length > 0;
+    if (changed) await api("PUT", "admin/api/settings", patch);
     await load();
-    say(form, Object.keys(patch).length ? T("已保存。", "Saved.") : T("没有改动。", "Nothing changed."), "ok");
+    say(form, changed ? T("已保存。", "Saved.") : T("没有改动。", "Nothing changed."), "ok");
   } catch (e) { showError(form, e); }
 });
