@@ -31,7 +31,7 @@ OPENAI_NODE_VERSION := 7.55.0
 ANTHROPIC_NODE_VERSION := 1.10.0
 AGENTS := $(TOOLS)/agents/.installed-$(CODEX_VERSION)-$(CLAUDE_CODE_VERSION)-$(OPENAI_NODE_VERSION)-$(ANTHROPIC_NODE_VERSION)
 
-.PHONY: run test check fmt vet build clean clean-tools tools chromium bench fuzz vulncheck cf-build cf-dev cf-deploy wrangler $(addprefix build-,$(FUNCTIONS))
+.PHONY: run test check fmt vet build clean clean-tools tools chromium bench bench-go wrk fuzz vulncheck cf-build cf-dev cf-deploy wrangler $(addprefix build-,$(FUNCTIONS))
 
 ## run: start the gateway on 127.0.0.1:8080 with data in ./data
 run:
@@ -130,9 +130,20 @@ $(addprefix build-,$(FUNCTIONS)): build-%:
 build-ChatFunction build-UploadFunction build-AdminFunction build-ImageFunction: build-%Function:
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo $* | tr A-Z a-z)
 
-## bench: the benchmarks (gateway against a plain reverse proxy; Lambda cold start)
-bench: build tools
+## bench: the gateway as processes next to a plain reverse proxy, loaded by
+## wrk (writes BENCHMARKS.md; about 6 minutes); bench-go: the in-process Go
+## benchmarks, for profiling
+bench: wrk
+	$(GO) run ./internal/bench -out BENCHMARKS.md
+
+bench-go: build tools
 	GATEWAY_TOOLS_DIR=$(TOOLS) $(GO) test -run '^$$' -bench . -benchmem ./shared/app ./infra/aws
+
+wrk:
+	@command -v wrk >/dev/null && exit 0; \
+	if ! command -v apt-get >/dev/null; then echo "install wrk for make bench"; exit 1; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends wrk
 
 # The Cloudflare Worker (infra/cloudflare): the shim's JavaScript and the
 # Go program as WebAssembly, in infra/cloudflare/build.

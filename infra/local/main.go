@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,16 @@ func run() error {
 	app.SetupLogging(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// GATEWAY_PPROF_ADDR serves Go's profiles (net/http/pprof) on an
+	// address of its own, for profiling the process under load.
+	if addr := os.Getenv("GATEWAY_PPROF_ADDR"); addr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		go func() { slog.Error("pprof", "err", http.ListenAndServe(addr, mux)) }()
+	}
 
 	g, err := local.Open(ctx, cfg)
 	if err != nil {

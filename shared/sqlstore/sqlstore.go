@@ -33,7 +33,7 @@ var Schema string
 // Store holds the KV and Records roles on one database. Reads go through
 // read and writes through write, which may be the same pool.
 type Store struct {
-	read, write *sql.DB
+	read, write *pool
 	now         func() time.Time
 	// SweepEvery, when not zero, deletes expired records at most this
 	// often, on a write; reads never show them in the meantime.
@@ -46,7 +46,12 @@ func New(read, write *sql.DB, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{read: read, write: write, now: now}
+	s := &Store{read: newPool(read), now: now}
+	s.write = s.read
+	if write != read {
+		s.write = newPool(write)
+	}
+	return s
 }
 
 // KV returns the KV role.

@@ -15,9 +15,13 @@ import (
 // (the local server): records gather in memory and are written every
 // interval, or sooner when many wait; request items go in one batch where
 // the store can (storage.Batcher) and the counter changes of one item are
-// merged into one. Admit counts what waits, so limits hold exactly in the
-// process. Close writes what is left. On Lambda, where nothing runs between
-// requests, the plain Meter writes before the request ends.
+// merged into one. The limits' counters are kept the same way: a counter
+// is read from the store once (then from each write of it), and Admit
+// adds to it in memory, so that limits hold exactly in the process and a
+// request costs no write of its own. Another process on the same store
+// sees this one's counts an interval late. Close writes what is left. On
+// Lambda, where nothing runs between requests, the plain Meter writes
+// before the request ends.
 type Buffer struct {
 	*Meter
 	every time.Duration
@@ -28,6 +32,8 @@ type Buffer struct {
 	// writing holds the counter changes of a flush until they are
 	// written, so that Admit counts them all the while.
 	writing map[[2]string]*incr
+	// stored holds the limits' counters as the store last had them.
+	stored  map[[2]string]*storedCounter
 	flushMu sync.Mutex // one flush at a time
 	kick    chan struct{}
 	stop    chan struct{}
@@ -40,10 +46,85 @@ const maxWaiting = 512
 
 // NewBuffer starts a Buffer over m that writes every interval.
 func NewBuffer(m *Meter, every time.Duration) *Buffer {
-	b := &Buffer{Meter: m, every: every, pending: map[[2]string]*incr{},
+	b := &Buffer{Meter: m, every: every, pending: map[[2]string]*incr{}, stored: map[[2]string]*storedCounter{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	m.count = b.count
 	go b.loop()
 	return b
+}
+
+// storedCounter is a counter's values in the store, as last read or
+// written, and when it expires.
+type storedCounter struct {
+	values  map[string]int64
+	expires time.Time
+}
+
+// count adds deltas to a limit's counter and returns its values: what the
+// store had, with every change not written yet.
+func (b *Buffer) count(ctx context.Context, pk, sk string, deltas map[string]int64, expires time.Time) (map[string]int64, error) {
+	k := [2]string{pk, sk}
+	b.mu.Lock()
+	_, known := b.stored[k]
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return b.records.Incr(ctx, pk, sk, deltas, expires)
+	}
+	if !known {
+		if err := b.load(ctx, k, deltas, expires); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.pending[k]
+	if !ok {
+		p = &incr{pk: pk, sk: sk, deltas: map[string]int64{}, expires: expires}
+		b.pending[k] = p
+	}
+	for name, d := range deltas {
+		p.deltas[name] += d
+	}
+	out := map[string]int64{}
+	for name, v := range b.stored[k].values {
+		out[name] = v
+	}
+	for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
+		if in, ok := m[k]; ok {
+			for name, d := range in.deltas {
+				out[name] += d
+			}
+		}
+	}
+	return out, nil
+}
+
+// load reads a counter from the store into stored. No flush runs
+// meanwhile: a change it wrote during the read would be counted twice or
+// not at all.
+func (b *Buffer) load(ctx context.Context, k [2]string, deltas map[string]int64, expires time.Time) error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	b.mu.Lock()
+	_, ok := b.stored[k]
+	b.mu.Unlock()
+	if ok {
+		return nil
+	}
+	// A zero change reads the counter (and makes it, harmlessly).
+	zero := make(map[string]int64, len(deltas))
+	for name := range deltas {
+		zero[name] = 0
+	}
+	values, err := b.records.Incr(ctx, k[0], k[1], zero, expires)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.stored[k] = &storedCounter{values: values, expires: expires}
+	b.mu.Unlock()
+	return nil
 }
 
 func (b *Buffer) loop() {
@@ -96,24 +177,9 @@ func (b *Buffer) Record(ctx context.Context, r gateway.UsageRecord) error {
 	return nil
 }
 
-// Admit implements Meter.Admit, counting the tokens still waiting or
-// being written.
+// Admit implements Meter.Admit on the counters in memory.
 func (b *Buffer) Admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask) (gateway.Reservation, error) {
-	return b.admit(ctx, key, ask, b.pendingTokens)
-}
-
-// pendingTokens returns the tokens (or, of a spend counter, the
-// millionths) of an item still waiting or being written.
-func (b *Buffer) pendingTokens(pk, sk string) int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := int64(0)
-	for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
-		if p, ok := m[[2]string{pk, sk}]; ok {
-			n += p.deltas["tokens"] + p.deltas["micros"]
-		}
-	}
-	return n
+	return b.Meter.Admit(ctx, key, ask)
 }
 
 // flush writes what waits. A counter change that fails goes back to wait
@@ -128,6 +194,13 @@ func (b *Buffer) flush(ctx context.Context) {
 	defer func() {
 		b.mu.Lock()
 		b.writing = nil
+		// Counters past their window are done with.
+		now := b.now()
+		for k, c := range b.stored {
+			if _, waits := b.pending[k]; !waits && !c.expires.IsZero() && now.After(c.expires) {
+				delete(b.stored, k)
+			}
+		}
 		b.mu.Unlock()
 	}()
 	if len(items) > 0 {
@@ -136,9 +209,12 @@ func (b *Buffer) flush(ctx context.Context) {
 		}
 	}
 	for k, in := range pending {
-		_, err := b.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+		values, err := b.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
 		b.mu.Lock()
 		delete(b.writing, k) // written, or back to waiting
+		if c, ok := b.stored[k]; ok && err == nil {
+			c.values = values // with what other processes added
+		}
 		b.mu.Unlock()
 		if err != nil {
 			slog.ErrorContext(ctx, "write usage counters; retrying at the next flush", "item", in.pk+"/"+in.sk, "err", err)
@@ -170,9 +246,9 @@ func (b *Buffer) putItems(ctx context.Context, items []storage.Item) error {
 // Flush writes what waits now, for readers that must see every record.
 func (b *Buffer) Flush(ctx context.Context) { b.flush(ctx) }
 
-// Extend implements Meter.Extend.
+// Extend implements Meter.Extend on the counters in memory.
 func (b *Buffer) Extend(ctx context.Context, res *gateway.Reservation, key gateway.APIKey, more int64) error {
-	return b.extend(ctx, res, key, more, b.pendingTokens)
+	return b.Meter.Extend(ctx, res, key, more)
 }
 
 // Release implements Meter.Release.

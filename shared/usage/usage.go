@@ -34,6 +34,17 @@ const (
 type Meter struct {
 	records storage.Records
 	now     func() time.Time
+	// count, when set, counts a limit's changes in place of the store's
+	// Incr (a Buffer: in memory, written behind).
+	count func(ctx context.Context, pk, sk string, deltas map[string]int64, expires time.Time) (map[string]int64, error)
+}
+
+// incr changes a counter of a limit and returns its values.
+func (m *Meter) incr(ctx context.Context, pk, sk string, deltas map[string]int64, expires time.Time) (map[string]int64, error) {
+	if m.count != nil {
+		return m.count(ctx, pk, sk, deltas, expires)
+	}
+	return m.records.Incr(ctx, pk, sk, deltas, expires)
 }
 
 // New returns a Meter on records.
@@ -86,7 +97,7 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, 
 			if b.limit <= 0 {
 				continue
 			}
-			c, err := m.records.Incr(ctx, spendPK, b.sk, map[string]int64{"micros": cost}, spendExpiry(b.sk, now))
+			c, err := m.incr(ctx, spendPK, b.sk, map[string]int64{"micros": cost}, spendExpiry(b.sk, now))
 			if err != nil {
 				m.Release(ctx, res)
 				return gateway.Reservation{}, fmt.Errorf("reserve budget of %s: %w", key.ID, err)
@@ -101,7 +112,7 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, 
 		}
 	}
 	if key.TokenQuota > 0 {
-		c, err := m.records.Incr(ctx, quotaPK, key.ID, map[string]int64{"tokens": reserve}, time.Time{})
+		c, err := m.incr(ctx, quotaPK, key.ID, map[string]int64{"tokens": reserve}, time.Time{})
 		if err != nil {
 			m.Release(ctx, res)
 			return gateway.Reservation{}, fmt.Errorf("reserve quota of %s: %w", key.ID, err)
@@ -113,7 +124,7 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, 
 		}
 	}
 	if key.TPM > 0 {
-		c, err := m.records.Incr(ctx, limitPK+key.ID, "tpm#"+win, map[string]int64{"tokens": reserve}, res.Expires)
+		c, err := m.incr(ctx, limitPK+key.ID, "tpm#"+win, map[string]int64{"tokens": reserve}, res.Expires)
 		if err != nil {
 			m.Release(ctx, res)
 			return gateway.Reservation{}, fmt.Errorf("reserve tokens per minute of %s: %w", key.ID, err)
@@ -127,7 +138,7 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, 
 		}
 	}
 	if key.RPM > 0 {
-		c, err := m.records.Incr(ctx, limitPK+key.ID, "rpm#"+win, map[string]int64{"requests": 1}, next.Add(time.Minute))
+		c, err := m.incr(ctx, limitPK+key.ID, "rpm#"+win, map[string]int64{"requests": 1}, next.Add(time.Minute))
 		if err != nil {
 			m.Release(ctx, res)
 			return gateway.Reservation{}, fmt.Errorf("count request of %s: %w", key.ID, err)
@@ -147,7 +158,7 @@ func (m *Meter) admit(ctx context.Context, key gateway.APIKey, ask gateway.Ask, 
 func (m *Meter) Release(ctx context.Context, res gateway.Reservation) {
 	ctx = context.WithoutCancel(ctx)
 	for _, in := range settle(res, 0, 0) {
-		if _, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
+		if _, err := m.incr(ctx, in.pk, in.sk, in.deltas, in.expires); err != nil {
 			slog.ErrorContext(ctx, "give back reserved tokens", "key", res.KeyID, "err", err)
 		}
 	}
@@ -175,14 +186,14 @@ func (m *Meter) extend(ctx context.Context, res *gateway.Reservation, key gatewa
 			for k, v := range in.deltas {
 				in.deltas[k] = -v
 			}
-			m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+			m.incr(ctx, in.pk, in.sk, in.deltas, in.expires)
 		}
 	}
 	grown := *res
 	grown.Tokens = -more // settle(0) adds what was reserved: here, more
 	grown.Budget, grown.Monthly = false, false
 	for _, in := range settle(grown, 0, 0) {
-		c, err := m.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+		c, err := m.incr(ctx, in.pk, in.sk, in.deltas, in.expires)
 		if err != nil {
 			undo()
 			return fmt.Errorf("reserve tokens of %s: %w", res.KeyID, err)
@@ -209,7 +220,7 @@ func (m *Meter) extend(ctx context.Context, res *gateway.Reservation, key gatewa
 			if !b.held {
 				continue
 			}
-			c, err := m.records.Incr(ctx, spendPK, b.sk, map[string]int64{"micros": cost}, spendExpiry(b.sk, m.now()))
+			c, err := m.incr(ctx, spendPK, b.sk, map[string]int64{"micros": cost}, spendExpiry(b.sk, m.now()))
 			if err != nil {
 				undo()
 				return fmt.Errorf("reserve budget of %s: %w", res.KeyID, err)

@@ -390,3 +390,52 @@ func TestStats(t *testing.T) {
 		t.Fatalf("an empty range = %v", err)
 	}
 }
+
+// TestBufferCountsInMemory: a buffer's limits count in memory, exactly
+// under a burst (a key of 50 requests a minute gets 50 of 200 concurrent
+// requests, with flushes all the while); what it counted reaches the
+// store, where a second process's buffer on the same store starts from
+// it; the store holds every request counted, no more.
+func TestBufferCountsInMemory(t *testing.T) {
+	rec := records(t)
+	a := usage.NewBuffer(usage.New(rec), time.Millisecond)
+	defer a.Close()
+	key := gateway.APIKey{ID: "key_mem", KeyLimits: gateway.KeyLimits{RPM: 50, TPM: 1 << 40}}
+	// A minute that does not turn over during the test.
+	if s := time.Now().Second(); s > 55 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	passed := 0
+	for range 200 {
+		wg.Go(func() {
+			if admit(a, key) == nil {
+				mu.Lock()
+				passed++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if passed != 50 {
+		t.Fatalf("%d of 200 passed under 50 a minute", passed)
+	}
+	a.Flush(context.Background())
+	b := usage.NewBuffer(usage.New(rec), time.Hour)
+	defer b.Close()
+	if err := admit(b, key); err == nil {
+		t.Fatal("another process's buffer admitted a request past the 50 counted in the store")
+	}
+	// The store's counter: every request counted (the refused ones too, as
+	// the meter counts them), each once.
+	win := time.Now().UTC().Truncate(time.Minute).Format("200601021504")
+	values, err := rec.Incr(context.Background(), "limit#key_mem", "rpm#"+win, map[string]int64{"requests": 0}, time.Now().Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Flush(context.Background())
+	if got := values["requests"]; got != 200 {
+		t.Fatalf("the store counts %d requests of the 200 made", got)
+	}
+}
