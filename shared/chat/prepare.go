@@ -281,18 +281,17 @@ func (h *Handler) history(ctx context.Context, keyID, conv string, messages []js
 
 // messagesOf returns the request's messages, each kept byte for byte.
 func messagesOf(req jsonobj.Object) ([]json.RawMessage, error) {
+	// The request was valid JSON when parsed: its parts need no second
+	// check, only splitting.
 	raw := req.Get("messages")
-	var messages []json.RawMessage
-	if raw == nil || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
+	messages, ok := jsonobj.ElementsValid(raw)
+	if raw == nil || !ok || len(messages) == 0 {
 		return nil, jsonobj.Invalid("messages", "a non-empty array of messages")
 	}
 	for i, m := range messages {
-		if len(m) == 0 || m[0] != '{' {
+		msg, ok := jsonobj.SplitValid(m)
+		if !ok {
 			return nil, jsonobj.Invalid("messages", "an array of message objects")
-		}
-		msg, err := jsonobj.Split(m)
-		if err != nil {
-			return nil, err
 		}
 		if err := msg.Check(fmt.Sprintf("messages[%d]", i), messageMembers); err != nil {
 			return nil, err

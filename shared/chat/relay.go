@@ -165,6 +165,15 @@ func scrub(data []byte, keys ...gateway.Secret) []byte {
 // onlyUsage reports whether a chunk carries nothing but usage: the chunk a
 // stream ends with when usage is asked for.
 func onlyUsage(data []byte) bool {
+	// Most chunks have no usage, or "usage": null: no need to decode them.
+	i := bytes.Index(data, []byte(`"usage"`))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n:")
+	if len(rest) == 0 || rest[0] != '{' {
+		return false
+	}
 	var v struct {
 		Choices []json.RawMessage `json:"choices"`
 	}

@@ -57,12 +57,17 @@ func (t tokens) clamp() (tokens, bool) {
 // answers of every upstream seen, so the object after the last "usage" key
 // is decoded alone; anything unusual falls back to decoding the whole.
 func usageOf(data []byte) (tokens, bool) {
-	i := bytes.LastIndex(data, []byte(`"usage"`))
+	i := bytes.Index(data, []byte(`"usage"`))
 	if i < 0 {
 		return tokens{}, false
 	}
 	rest := bytes.TrimLeft(data[i+len(`"usage"`):], " \t\r\n")
 	if len(rest) > 0 && rest[0] == ':' {
+		// "usage": null on every chunk but the last (what a stream that
+		// asked for usage carries): nothing to decode.
+		if v := bytes.TrimLeft(rest[1:], " \t\r\n"); bytes.HasPrefix(v, []byte("null")) {
+			return tokens{}, false
+		}
 		var u *tokens
 		if json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&u) == nil {
 			if u == nil {

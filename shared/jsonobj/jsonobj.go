@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aigateway/aigateway/shared/gateway"
 )
@@ -42,34 +43,113 @@ func Parse(data []byte, names []string) (Object, error) {
 
 // Split splits a JSON object into its members, checking nothing else.
 func Split(data []byte) (Object, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, badJSON(err)
+	if !json.Valid(data) {
+		// The decoder says where and what went wrong.
+		return nil, badJSON(json.Unmarshal(data, new(json.RawMessage)))
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	obj, ok := SplitValid(data)
+	if !ok {
 		return nil, gateway.Errorf(gateway.EInvalid, "The request body must be a JSON object.")
 	}
-	var obj Object
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, badJSON(err)
-		}
-		key, _ := tok.(string) // object keys are always strings
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, badJSON(err)
-		}
-		obj = append(obj, Field{Key: key, Raw: raw})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, badJSON(err)
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
-		return nil, gateway.Errorf(gateway.EInvalid, "The request body must hold exactly one JSON object.")
-	}
 	return obj, nil
+}
+
+// SplitValid splits data, valid JSON (json.Valid), into its members if it
+// is an object; ok is false if it is not. It scans the bytes once and
+// copies nothing but the keys.
+func SplitValid(data []byte) (obj Object, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	for i = skipSpace(data, i+1); i < len(data) && data[i] != '}'; {
+		end := skipString(data, i)
+		key := data[i:end]
+		var name string
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			json.Unmarshal(key, &name)
+		} else {
+			name = string(key[1 : len(key)-1])
+		}
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // the colon
+		end = skipValue(data, i)
+		obj = append(obj, Field{Key: name, Raw: json.RawMessage(data[i:end:end])})
+		i = skipSpace(data, end)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return obj, true
+}
+
+// ElementsValid returns the elements of data, a valid JSON array, each
+// byte for byte; ok is false if data is not an array.
+func ElementsValid(data []byte) (elems []json.RawMessage, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, false
+	}
+	for i = skipSpace(data, i+1); i < len(data) && data[i] != ']'; {
+		end := skipValue(data, i)
+		elems = append(elems, json.RawMessage(data[i:end:end]))
+		i = skipSpace(data, end)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return elems, true
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the end of the string that starts at data[i].
+func skipString(data []byte, i int) int {
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(data)
+}
+
+// skipValue returns the end of the (valid) value that starts at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				j = skipString(data, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(data)
+	default: // a number, true, false or null
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case ' ', '\t', '\r', '\n', ',', ']', '}':
+				return j
+			}
+		}
+		return len(data)
+	}
 }
 
 // Fold maps a key to what case-insensitive decoders match it as.

@@ -1,6 +1,7 @@
 package jsonobj_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -66,4 +67,63 @@ func TestManyMembers(t *testing.T) {
 	if _, err := jsonobj.Parse(body(100000), nil); gateway.ErrorCode(err) != gateway.EInvalid {
 		t.Fatalf("100,000 members: %v, want EInvalid", err)
 	}
+}
+
+// split is the reference the scanner is checked against: encoding/json's
+// decoder, token by token.
+func split(data []byte) (jsonobj.Object, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var obj jsonobj.Object
+	for dec.More() {
+		tok, _ := dec.Token()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false
+		}
+		obj = append(obj, jsonobj.Field{Key: tok.(string), Raw: raw})
+	}
+	return obj, true
+}
+
+// FuzzSplitValid: on valid JSON, the scanner finds the members (keys
+// unescaped, values byte for byte) encoding/json's decoder finds.
+func FuzzSplitValid(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, ` { } `, `[]`, `"x"`, `1`, `{"a":1}`, "{\n\t\"a\" :\r\n 1 , \"b\":[1,{\"c\":\"}\"}],\"d\":null}",
+		`{"a\"b":"x\\","c":"\u007d{[","d\u0041":-1.5e+3,"e":true,"f":false,"g":{"h":{"i":[[]]}}}`,
+		`{"model":"m","messages":[{"role":"user","content":"hi \"there\" {"}],"stream":true}`,
+		`{"a":1,"a":2,"A":3}`, `{"":""}`, `{"k":"\ud83d\ude00"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		got, ok := jsonobj.SplitValid(data)
+		want, wantOK := split(data)
+		if ok != wantOK || len(got) != len(want) {
+			t.Fatalf("SplitValid(%q) = %v %v, want %v %v", data, got, ok, want, wantOK)
+		}
+		for i := range want {
+			if got[i].Key != want[i].Key || !bytes.Equal(got[i].Raw, want[i].Raw) {
+				t.Fatalf("SplitValid(%q)[%d] = %q %s, want %q %s", data, i, got[i].Key, got[i].Raw, want[i].Key, want[i].Raw)
+			}
+		}
+		if elems, ok := jsonobj.ElementsValid(data); ok {
+			var ref []json.RawMessage
+			json.Unmarshal(data, &ref)
+			if len(elems) != len(ref) {
+				t.Fatalf("ElementsValid(%q) = %d elements, want %d", data, len(elems), len(ref))
+			}
+			for i := range ref {
+				if !bytes.Equal(elems[i], ref[i]) {
+					t.Fatalf("ElementsValid(%q)[%d] = %s, want %s", data, i, elems[i], ref[i])
+				}
+			}
+		}
+	})
 }
