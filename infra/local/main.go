@@ -43,6 +43,7 @@ func run() error {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		go func() { slog.Error("pprof", "err", http.ListenAndServe(addr, mux)) }()
 	}
 

@@ -41,9 +41,16 @@ func chatRequest(key string, stream bool, model string) request {
 		body: fmt.Sprintf(`{"model":%q,"messages":[{"role":"system","content":%q},{"role":"user","content":%q}]%s}`, model, system, question, s)}
 }
 
-func responsesRequest(key string) request {
+// responsesRequest is a Responses API request; stored, the gateway keeps
+// the response for previous_response_id (the API's default), or not
+// (store: false, as Codex sends).
+func responsesRequest(key string, stored bool) request {
+	store := ""
+	if !stored {
+		store = `,"store":false`
+	}
 	return request{path: "/v1/responses", header: map[string]string{"Authorization": "Bearer " + key},
-		body: fmt.Sprintf(`{"model":"bench-model","instructions":%q,"input":%q}`, system, question)}
+		body: fmt.Sprintf(`{"model":"bench-model","instructions":%q,"input":%q%s}`, system, question, store)}
 }
 
 func messagesRequest(key string) request {

@@ -44,7 +44,8 @@ func (r report) markdown() string {
 			ms(p.meanP50()), ms(p.meanP99()), ms(g.meanP50()), ms(g.meanP99()), ratio(float64(g.meanP50()), float64(p.meanP50())))
 		fmt.Fprintf(&b, "| %s: peak RSS | — | %s | %s | %s |\n", f.name, mb(p.peak), mb(g.peak), ratio(float64(g.peak), float64(p.peak)))
 	}
-	fmt.Fprintf(&b, "| Responses API (`/v1/responses`): CPU per request | — | %.0f µs (chat) | %.0f µs | %s |\n", r.plain[1].perRequest(), r.responses.perRequest(), ratio(r.responses.perRequest(), r.plain[1].perRequest()))
+	fmt.Fprintf(&b, "| Responses API (`/v1/responses`, stored): CPU per request | — | %.0f µs (chat) | %.0f µs | %s |\n", r.plain[1].perRequest(), r.responses.perRequest(), ratio(r.responses.perRequest(), r.plain[1].perRequest()))
+	fmt.Fprintf(&b, "| Responses API (`store: false`): CPU per request | — | %.0f µs (chat) | %.0f µs | %s |\n", r.plain[1].perRequest(), r.unstored.perRequest(), ratio(r.unstored.perRequest(), r.plain[1].perRequest()))
 	fmt.Fprintf(&b, "| Messages API (`/v1/messages`): CPU per request | — | %.0f µs (chat) | %.0f µs | %s |\n", r.plain[1].perRequest(), r.messages.perRequest(), ratio(r.messages.perRequest(), r.plain[1].perRequest()))
 	fmt.Fprintf(&b, "| idle RSS | — | %s | %s | %s |\n", mb(r.idleProxy), mb(r.idleGateway), ratio(float64(r.idleGateway), float64(r.idleProxy)))
 	fmt.Fprintf(&b, "| one request in flight: added latency p50 / p99 | — | %s / %s | %s / %s | **%s** |\n", us(r.addedProxy[0]), us(r.addedProxy[1]),

@@ -78,7 +78,8 @@ func measure(o options, dir string, p *proc, req request) (wrkResult, time.Durat
 type report struct {
 	machine                  string
 	plain, stream            [3]loaded // direct, proxy, gateway
-	responses, messages      loaded    // gateway
+	responses, unstored      loaded    // gateway: /v1/responses stored, and with store: false
+	messages                 loaded
 	idleProxy, idleGateway   int64
 	addedProxy, addedGateway [2]time.Duration // p50, p99 added to a lone request
 	ttfbProxy, ttfbGateway   time.Duration    // p50 added to the time to first byte
@@ -160,7 +161,8 @@ func run(o options) error {
 		name string
 		req  request
 		into *loaded
-	}{{"responses", responsesRequest(key), &rep.responses}, {"messages", messagesRequest(key), &rep.messages}} {
+	}{{"responses", responsesRequest(key, true), &rep.responses}, {"responses (store: false)", responsesRequest(key, false), &rep.unstored},
+		{"messages", messagesRequest(key), &rep.messages}} {
 		fmt.Fprintf(os.Stderr, "%s at %d connections…\n", fig.name, o.conns)
 		for range max(1, o.rounds-1) {
 			r, cpu, peak, err := measure(o, dir, gw, fig.req)
@@ -291,7 +293,7 @@ const pprofAddr = "127.0.0.1:6061"
 // profile, then its heap profile, into cpu.pprof and heap.pprof.
 func profile(o options, dir string, gw *proc, key string) error {
 	reqs := map[string]request{"plain": chatRequest(key, false, "bench-model"), "stream": chatRequest(key, true, "bench-model"),
-		"responses": responsesRequest(key), "messages": messagesRequest(key)}
+		"responses": responsesRequest(key, true), "messages": messagesRequest(key)}
 	req, ok := reqs[o.profile]
 	if !ok {
 		return fmt.Errorf("-profile is plain, stream, responses or messages")

@@ -203,6 +203,9 @@ func writeWhole(w http.ResponseWriter, ct string, body []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+	// The client has its answer now; recording it and the access log
+	// come after, not before.
+	http.NewResponseController(w).Flush()
 }
 
 // finished reports whether a completion's first choice has its finish
