@@ -34,6 +34,7 @@ func main() {
 	flag.IntVar(&o.serial, "serial", 1500, "requests of each one-at-a-time measure")
 	flag.StringVar(&o.out, "out", "", "write the report here (BENCHMARKS.md)")
 	flag.BoolVar(&o.rag, "rag", true, "also run the retrieval benchmark")
+	flag.DurationVar(&o.soak, "soak", time.Minute, "then hold 500 streams this long (0: no soak)")
 	flag.StringVar(&o.profile, "profile", "", "instead, profile the gateway under load: plain, stream, responses or messages (writes cpu.pprof and heap.pprof)")
 	flag.Parse()
 	if err := run(o); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,8 +53,75 @@ func (r report) markdown() string {
 		us(r.addedGateway[0]), us(r.addedGateway[1]), ratio(float64(r.addedGateway[0]), float64(r.addedProxy[0])))
 	fmt.Fprintf(&b, "| added time to first byte p50 (events 2 ms apart) | — | %s | %s | %s |\n", us(r.ttfbProxy), us(r.ttfbGateway), ratio(float64(r.ttfbGateway), float64(r.ttfbProxy)))
 	fmt.Fprintf(&b, "| process start to first answer (median of 5) | — | %s | %s | %s |\n", ms(r.startProxy), ms(r.startGateway), ratio(float64(r.startGateway), float64(r.startProxy)))
+	b.WriteString(r.goals())
+	if s := r.soak; s.d > 0 {
+		exact := "exactly"
+		if s.counted != s.requests {
+			exact = fmt.Sprintf("**not** exactly (%d counted)", s.counted)
+		}
+		fmt.Fprintf(&b, "\nSoak: 500 concurrent %d-event streams for %s: %d answered, %d failed%s; the usage records count them %s. "+
+			"RSS between %s and %s, sampled every second. Goroutines %d before, %d after (the upstream pool keeps up to 64 idle connections, two each); heap in use %s before, %s after.\n",
+			streamEvents, s.d, s.requests, s.errors, map[bool]string{true: " (" + s.firstError + ")", false: ""}[s.errors > 0], exact,
+			mb(s.rssMin), mb(s.rssMax), s.before.Goroutines, s.after.Goroutines, mb(s.before.HeapInuse), mb(s.after.HeapInuse))
+	}
 	if r.rag != "" {
 		fmt.Fprintf(&b, "\nRetrieval (`go test ./shared/rag -run '^$' -bench Search -cpu 1 -benchtime 200x`: hybrid search over chunks of 1,024 dimensions, one core; p50/p99 per query and the heap each chunk takes):\n\n```\n%s\n```\n", r.rag)
 	}
 	return b.String()
+}
+
+// goals is the table of the performance goals (issue 16), each with what
+// was measured and whether it is met.
+func (r report) goals() string {
+	var b strings.Builder
+	b.WriteString("\n## Goals\n\n| figure | goal | measured | met |\n|---|---|---|---|\n")
+	row := func(name, goal, got string, ok bool) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, goal, got, map[bool]string{true: "yes", false: "**no**"}[ok])
+	}
+	cpu := func(l [3]loaded) float64 { return l[2].perRequest() / max(l[1].perRequest(), 1) }
+	row("CPU per request, plain answers", "≤ 1.5× the floor", fmt.Sprintf("%.2f×", cpu(r.plain)), cpu(r.plain) <= 1.5)
+	row("CPU per request, 20-event streams", "≤ 1.5× the floor", fmt.Sprintf("%.2f×", cpu(r.stream)), cpu(r.stream) <= 1.5)
+	peak := max(r.plain[2].peak, r.stream[2].peak)
+	row("peak RSS at 32 connections", "≤ 40 MB", mb(peak), peak <= 40<<20)
+	row("idle RSS", "≤ 20 MB", mb(r.idleGateway), r.idleGateway <= 20<<20)
+	added := float64(r.addedGateway[0]) / max(float64(r.addedProxy[0]), 1)
+	row("added latency, one in flight, p50", "≤ 1.2× the floor's", fmt.Sprintf("%.2f×", added), added <= 1.2)
+	ttfb := float64(r.ttfbGateway) / max(float64(r.ttfbProxy), 1)
+	row("added time to first byte, p50", "≤ 1.2× the floor's", fmt.Sprintf("%.2f×", ttfb), ttfb <= 1.2)
+	row("start to first answer", "≤ 50 ms", ms(r.startGateway), r.startGateway <= 50*time.Millisecond)
+	if p50, perChunk, ok := r.ragAt100k(); ok {
+		row("retrieval, 100k chunks × 1,024 dims, one core, p50", "≤ 3 ms", fmt.Sprintf("%.2f ms", p50), p50 <= 3)
+		row("retrieval memory per chunk", "≤ 2 KB", fmt.Sprintf("%.1f KB", perChunk/1024), perChunk <= 2048)
+	}
+	if s := r.soak; s.d > 0 {
+		flat := s.rssMax <= s.rssMin*3/2+8<<20
+		row(fmt.Sprintf("soak, 500 streams × %s", s.d), "0 errors, flat RSS, usage exact",
+			fmt.Sprintf("%d errors, RSS %s–%s, %d made / %d counted", s.errors, mb(s.rssMin), mb(s.rssMax), s.requests, s.counted),
+			s.errors == 0 && flat && s.counted == s.requests)
+	}
+	return b.String()
+}
+
+// ragAt100k reads the retrieval benchmark's p50 (ms) and memory per chunk
+// (bytes) at 100,000 chunks.
+func (r report) ragAt100k() (p50, perChunk float64, ok bool) {
+	for _, line := range strings.Split(r.rag, "\n") {
+		if !strings.Contains(line, "chunks=100000") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 1; i < len(f); i++ {
+			v, err := strconv.ParseFloat(f[i-1], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i] {
+			case "p50-ms":
+				p50 = v
+			case "B/chunk":
+				perChunk, ok = v, true
+			}
+		}
+	}
+	return p50, perChunk, ok
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aigateway/aigateway/internal/testkit/soak"
 )
 
 type options struct {
@@ -21,6 +25,7 @@ type options struct {
 	duration              time.Duration
 	out, profile          string
 	rag                   bool
+	soak                  time.Duration
 }
 
 // loaded is a loaded figure summed over its runs: requests, CPU, the
@@ -85,6 +90,7 @@ type report struct {
 	ttfbProxy, ttfbGateway   time.Duration    // p50 added to the time to first byte
 	startProxy, startGateway time.Duration
 	rag                      string
+	soak                     soakReport
 	o                        options
 }
 
@@ -113,16 +119,12 @@ func run(o options) error {
 	}
 	defer func() { proxy.stop() }()
 	data := filepath.Join(dir, "data")
-	var env []string
-	if o.profile != "" {
-		env = append(env, "GATEWAY_PPROF_ADDR="+pprofAddr)
-	}
-	gw, err := startGateway(bin, data, env...)
+	gw, err := startGateway(bin, data, "GATEWAY_PPROF_ADDR="+pprofAddr)
 	if err != nil {
 		return err
 	}
 	defer func() { gw.stop() }()
-	key, _, err := setUp(gw, up.url)
+	key, adm, err := setUp(gw, up.url)
 	if err != nil {
 		return err
 	}
@@ -198,11 +200,18 @@ func run(o options) error {
 	rep.ttfbProxy = percentile(firsts[1], 50) - percentile(firsts[0], 50)
 	rep.ttfbGateway = percentile(firsts[2], 50) - percentile(firsts[0], 50)
 
+	if o.soak > 0 {
+		fmt.Fprintf(os.Stderr, "soak: 500 streams for %s…\n", o.soak)
+		if rep.soak, err = soakRun(gw, adm, key, o.soak); err != nil {
+			return err
+		}
+	}
+
 	fmt.Fprintln(os.Stderr, "start to first answer…")
 	var gwStarts, proxyStarts []time.Duration
 	for range 5 {
 		gw.stop()
-		if gw, err = startGateway(bin, data); err != nil {
+		if gw, err = startGateway(bin, data, "GATEWAY_PPROF_ADDR="+pprofAddr); err != nil {
 			return err
 		}
 		if err := firstAnswer(gw, lone); err != nil {
@@ -320,4 +329,71 @@ func profile(o options, dir string, gw *proc, key string) error {
 	err = errors.Join(err, get("/debug/pprof/heap", "heap.pprof"), <-load)
 	fmt.Fprintln(os.Stderr, "go tool pprof -top cpu.pprof | head -40")
 	return err
+}
+
+// soakReport is what the soak found.
+type soakReport struct {
+	d                time.Duration
+	requests, errors int64
+	counted          int64 // the requests the gateway's usage counts
+	rssMin, rssMax   int64 // sampled every second
+	before, after    soak.Runtime
+	firstError       string
+}
+
+// soakRun holds 500 streams for d, sampling the gateway's memory, and
+// compares the requests made with what its usage counts.
+func soakRun(gw *proc, adm admin, key string, d time.Duration) (soakReport, error) {
+	r := soakReport{d: d, rssMin: 1 << 62}
+	counted := func() (int64, error) {
+		b, err := adm.do("GET", "/admin/api/usage", nil)
+		if err != nil {
+			return 0, err
+		}
+		var rep struct {
+			Data []struct {
+				KeyID    string `json:"key_id"`
+				Model    string `json:"model"`
+				Requests int64  `json:"requests"`
+			} `json:"data"`
+		}
+		json.Unmarshal(b, &rep)
+		n := int64(0)
+		for _, row := range rep.Data {
+			if row.Model == "bench-model" {
+				n += row.Requests
+			}
+		}
+		return n, nil
+	}
+	start, err := counted()
+	if err != nil {
+		return r, err
+	}
+	if r.before, err = soak.Settled(pprofAddr, 0, time.Second); err != nil {
+		return r, err
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				rss, _ := gw.memory()
+				r.rssMin, r.rssMax = min(r.rssMin, rss), max(r.rssMax, rss)
+			}
+		}
+	}()
+	res := soak.Streams(context.Background(), gw.url, key, "bench-model", 500, d)
+	close(done)
+	r.requests, r.errors, r.firstError = res.Requests, res.Errors, res.FirstError
+	if r.after, err = soak.Settled(pprofAddr, r.before.Goroutines+2*64, 10*time.Second); err != nil {
+		return r, err
+	}
+	end, err := counted()
+	r.counted = end - start
+	return r, err
 }
