@@ -4,7 +4,7 @@
 //
 // Retrieval fuses two rankings with reciprocal-rank fusion: vector search
 // (a flat index: a scan of one-bit sign codes picks a shortlist, which is
-// rescored exactly with the float32 vectors) and keyword search (BM25 over
+// rescored with the vectors, kept as int8) and keyword search (BM25 over
 // words and CJK bigrams). A segment holds one document's chunks; the index
 // is the set of segments of the wanted knowledge bases.
 package rag
@@ -24,17 +24,29 @@ import (
 
 // segment is one document's chunks, ready to search.
 type segment struct {
-	DocID   string
-	KB      string
-	Title   string
-	Dims    int
-	Chunks  []Chunk
-	Vectors []float32 // len(Chunks)*Dims, each vector normalised
-	Stamp   int64     // when it was written, in Unix nanoseconds
+	DocID  string
+	KB     string
+	Title  string
+	Dims   int
+	Chunks []Chunk
+	// Vectors are the embeddings as the upstream gave them (and as
+	// segments of earlier releases hold them); prepare turns them into Q
+	// and drops them.
+	Vectors []float32
+	// Q holds each vector normalised and scaled to -127…127 (len(Chunks)
+	// *Dims), Scales the scale of each: a quarter of the memory of
+	// float32, with cosines off by about 1e-3.
+	Q      []int8
+	Scales []float32
+	Stamp  int64 // when it was written, in Unix nanoseconds
 
 	codes []uint64 // sign bits, words per vector = (Dims+63)/64
-	terms map[string][]posting
-	lens  []int // tokens per chunk, for BM25
+	// The keyword index: the numbers of the terms (sorted), where each
+	// term's postings start in postings (one more entry: the end).
+	termIDs   []uint32
+	termStart []uint32
+	postings  []posting
+	lens      []float32 // tokens per chunk, for BM25
 }
 
 // Chunk is one stored chunk.
@@ -48,28 +60,112 @@ type posting struct {
 	tf    int32
 }
 
-// prepare normalises the vectors and builds the codes and postings.
+// consistent reports whether the segment has a vector for each chunk.
+func (s *segment) consistent() bool {
+	n := len(s.Chunks) * s.Dims
+	return len(s.Vectors) == n || s.Vectors == nil && len(s.Q) == n && len(s.Scales) == len(s.Chunks)
+}
+
+// prepare quantises the vectors (normalised first) and builds the codes
+// and postings.
 func (s *segment) prepare() {
+	if s.Vectors != nil {
+		s.Q, s.Scales = make([]int8, len(s.Vectors)), make([]float32, len(s.Chunks))
+		for i := range s.Chunks {
+			v := s.Vectors[i*s.Dims : (i+1)*s.Dims]
+			normalize(v)
+			s.Scales[i] = quantize(v, s.Q[i*s.Dims:(i+1)*s.Dims])
+		}
+		s.Vectors = nil
+	}
 	w := (s.Dims + 63) / 64
 	s.codes = make([]uint64, len(s.Chunks)*w)
 	for i := range s.Chunks {
-		v := s.Vectors[i*s.Dims : (i+1)*s.Dims]
-		normalize(v)
-		signs(v, s.codes[i*w:(i+1)*w])
+		code := s.codes[i*w : (i+1)*w]
+		for j, x := range s.Q[i*s.Dims : (i+1)*s.Dims] {
+			if x > 0 {
+				code[j/64] |= 1 << (j % 64)
+			}
+		}
 	}
-	s.terms = map[string][]posting{}
-	s.lens = make([]int, len(s.Chunks))
+	terms := map[string][]posting{}
+	s.lens = make([]float32, len(s.Chunks))
+	total := 0
 	for i, c := range s.Chunks {
 		counts := map[string]int32{}
 		toks := Terms(c.Heading + "\n" + c.Text)
 		for _, t := range toks {
 			counts[t]++
 		}
-		s.lens[i] = len(toks)
+		s.lens[i] = float32(len(toks))
 		for t, n := range counts {
-			s.terms[t] = append(s.terms[t], posting{chunk: int32(i), tf: n})
+			terms[t] = append(terms[t], posting{chunk: int32(i), tf: n})
+			total++
 		}
 	}
+	// The postings in one array, by term number, without the slack of
+	// appending; a term's are found by binary search of termIDs.
+	ids := make([]uint32, 0, len(terms))
+	byID := make(map[uint32][]posting, len(terms))
+	for t, ps := range terms {
+		id := vocabulary.id(t)
+		ids = append(ids, id)
+		byID[id] = ps
+	}
+	slices.Sort(ids)
+	s.termIDs, s.termStart = ids, make([]uint32, len(ids)+1)
+	s.postings = make([]posting, 0, total)
+	for i, id := range ids {
+		s.termStart[i] = uint32(len(s.postings))
+		s.postings = append(s.postings, byID[id]...)
+	}
+	s.termStart[len(ids)] = uint32(len(s.postings))
+}
+
+// postingsOf returns the segment's postings of the term numbered id.
+func (s *segment) postingsOf(id uint32) []posting {
+	i, ok := slices.BinarySearch(s.termIDs, id)
+	if !ok {
+		return nil
+	}
+	return s.postings[s.termStart[i]:s.termStart[i+1]]
+}
+
+// vocabulary numbers every term the index has seen, so that a segment
+// keeps numbers, not a map of strings: a term costs a segment 8 bytes
+// besides its postings. Numbers are never given back; the vocabulary
+// grows with the distinct terms of the documents, not their size.
+var vocabulary = &dictionary{ids: map[string]uint32{}}
+
+type dictionary struct {
+	mu  sync.RWMutex
+	ids map[string]uint32
+}
+
+// id returns the term's number, giving it one if it has none.
+func (d *dictionary) id(t string) uint32 {
+	d.mu.RLock()
+	id, ok := d.ids[t]
+	d.mu.RUnlock()
+	if ok {
+		return id
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if id, ok := d.ids[t]; ok {
+		return id
+	}
+	id = uint32(len(d.ids))
+	d.ids[strings.Clone(t)] = id
+	return id
+}
+
+// lookup returns the term's number, if it has one.
+func (d *dictionary) lookup(t string) (uint32, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	id, ok := d.ids[t]
+	return id, ok
 }
 
 func normalize(v []float32) {
@@ -95,6 +191,44 @@ func signs(v []float32, out []uint64) {
 			out[i/64] |= 1 << (i % 64)
 		}
 	}
+}
+
+// quantize scales v to -127…127 into q and returns the scale.
+func quantize(v []float32, q []int8) float32 {
+	var m float32
+	for _, x := range v {
+		m = max(m, float32(math.Abs(float64(x))))
+	}
+	if m == 0 {
+		clear(q)
+		return 0
+	}
+	scale := m / 127
+	for i, x := range v {
+		q[i] = int8(math.Round(float64(x / scale)))
+	}
+	return scale
+}
+
+// cosine is the similarity of a normalised query with chunk i.
+func (s *segment) cosine(q []float32, i int) float64 {
+	return float64(dotQ(q, s.Q[i*s.Dims:(i+1)*s.Dims]) * s.Scales[i])
+}
+
+func dotQ(a []float32, b []int8) float32 {
+	var s0, s1, s2, s3 float32
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += a[i] * float32(b[i])
+		s1 += a[i+1] * float32(b[i+1])
+		s2 += a[i+2] * float32(b[i+2])
+		s3 += a[i+3] * float32(b[i+3])
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * float32(b[i])
+	}
+	return s0 + s1 + s2 + s3
 }
 
 func dot(a, b []float32) float32 {
@@ -204,7 +338,7 @@ func search(v *view, vector []float32, text string, k int, mode Mode) []Hit {
 		c := r.seg.Chunks[r.chunk]
 		cos, ok := cosines[r]
 		if !ok && len(vector) == r.seg.Dims {
-			cos = float64(dot(vector, r.seg.Vectors[r.chunk*r.seg.Dims:(r.chunk+1)*r.seg.Dims]))
+			cos = r.seg.cosine(vector, r.chunk)
 		}
 		out = append(out, Hit{DocID: r.seg.DocID, KB: r.seg.KB, Title: r.seg.Title, Chunk: r.chunk,
 			Heading: c.Heading, Text: c.Text, Score: sc, Cosine: cos})
@@ -275,10 +409,15 @@ func vectorSearch(segs []*segment, q []float32, depth int) []scored {
 				continue
 			}
 			for i := range s.Chunks {
-				code := s.codes[i*w : (i+1)*w]
+				code := s.codes[i*w : (i+1)*w : (i+1)*w]
 				d := 0
-				for j, x := range code {
-					d += bits.OnesCount64(x ^ qc[j])
+				j := 0
+				for ; j+4 <= len(code) && j+4 <= len(qc); j += 4 {
+					d += bits.OnesCount64(code[j]^qc[j]) + bits.OnesCount64(code[j+1]^qc[j+1]) +
+						bits.OnesCount64(code[j+2]^qc[j+2]) + bits.OnesCount64(code[j+3]^qc[j+3])
+				}
+				for ; j < len(code); j++ {
+					d += bits.OnesCount64(code[j] ^ qc[j])
 				}
 				if len(h) < shortlist {
 					heap.Push(&h, cand{d, ref{s, i}})
@@ -294,8 +433,7 @@ func vectorSearch(segs []*segment, q []float32, depth int) []scored {
 	}
 	out := make([]scored, len(cands))
 	for i, r := range cands {
-		d := r.seg.Dims
-		out[i] = scored{r, float64(dot(q, r.seg.Vectors[r.chunk*d:(r.chunk+1)*d]))}
+		out[i] = scored{r, r.seg.cosine(q, r.chunk)}
 	}
 	return best(out, depth)
 }
@@ -309,40 +447,24 @@ const (
 // view is a set of segments searched together, with what BM25 needs
 // across them. It is built when the set changes, not per query.
 type view struct {
-	segs  []*segment
-	base  []int // the first global chunk number of each segment
-	n     int
-	avg   float64 // mean chunk length in terms
-	lens  []float32
-	terms map[string][]gposting
-}
-
-// gposting is a posting with its global chunk number.
-type gposting struct {
-	chunk int32
-	tf    float32
+	segs []*segment
+	base []int // the first global chunk number of each segment
+	n    int
+	avg  float64 // mean chunk length in terms
 }
 
 func newView(segs []*segment) *view {
-	v := &view{segs: segs, base: make([]int, len(segs)), terms: map[string][]gposting{}}
-	total := 0
+	v := &view{segs: segs, base: make([]int, len(segs))}
+	total := 0.0
 	for i, s := range segs {
 		v.base[i] = v.n
 		v.n += len(s.Chunks)
 		for _, l := range s.lens {
-			total += l
-			v.lens = append(v.lens, float32(l))
-		}
-		for t, ps := range s.terms {
-			g := v.terms[t]
-			for _, p := range ps {
-				g = append(g, gposting{chunk: int32(v.base[i]) + p.chunk, tf: float32(p.tf)})
-			}
-			v.terms[t] = g
+			total += float64(l)
 		}
 	}
 	if v.n > 0 {
-		v.avg = float64(total) / float64(v.n)
+		v.avg = total / float64(v.n)
 	}
 	return v
 }
@@ -357,6 +479,16 @@ type scratch struct {
 }
 
 // keywordSearch returns the depth chunks with the best BM25 scores.
+// touch is a chunk a keyword search scored: its global number and its
+// segment.
+type touch struct{ g, seg int32 }
+
+// segPostings are one segment's postings of a term.
+type segPostings struct {
+	seg int
+	ps  []posting
+}
+
 func keywordSearch(v *view, text string, depth int) []scored {
 	terms := Terms(text)
 	if len(terms) == 0 || v.n == 0 {
@@ -367,7 +499,7 @@ func keywordSearch(v *view, text string, depth int) []scored {
 		sc = &scratch{acc: make([]float32, v.n), anchored: make([]bool, v.n)}
 	}
 	acc, anchored := sc.acc[:v.n], sc.anchored[:v.n]
-	var touched []int32
+	var touched []touch
 	// Only chunks that match a distinctive term (one in at most a third of
 	// the chunks) are ranked; common terms still add to their scores. A
 	// query of common words alone ranks nothing: its order would be noise,
@@ -375,36 +507,53 @@ func keywordSearch(v *view, text string, depth int) []scored {
 	common := func(df int) bool { return v.n >= 10 && df > v.n/3 }
 	n := 0
 	seen := map[string]bool{}
+	var lists []segPostings
 	for _, t := range terms {
 		if seen[t] {
 			continue
 		}
 		seen[t] = true
-		ps := v.terms[t]
-		if len(ps) == 0 {
+		// Each segment's postings of the term, and how many chunks hold it
+		// in all.
+		id, known := vocabulary.lookup(t)
+		if !known {
 			continue
 		}
-		distinctive := !common(len(ps))
-		df := float64(len(ps))
+		lists = lists[:0]
+		count := 0
+		for si, s := range v.segs {
+			if ps := s.postingsOf(id); len(ps) > 0 {
+				lists = append(lists, segPostings{si, ps})
+				count += len(ps)
+			}
+		}
+		if count == 0 {
+			continue
+		}
+		distinctive := !common(count)
+		df := float64(count)
 		idf := float32(math.Log(1 + (float64(v.n)-df+0.5)/(df+0.5)))
 		norm := float32(bm25K1 * bm25B / v.avg)
-		for _, p := range ps {
-			g := p.chunk
-			if acc[g] == 0 {
-				touched = append(touched, g)
-			}
-			acc[g] += idf * p.tf * (bm25K1 + 1) / (p.tf + bm25K1*(1-bm25B) + norm*v.lens[g])
-			if distinctive && !anchored[g] {
-				anchored[g] = true
-				n++
+		for _, l := range lists {
+			s, base := v.segs[l.seg], int32(v.base[l.seg])
+			for _, p := range l.ps {
+				g := base + p.chunk
+				if acc[g] == 0 {
+					touched = append(touched, touch{g, int32(l.seg)})
+				}
+				tf := float32(p.tf)
+				acc[g] += idf * tf * (bm25K1 + 1) / (tf + bm25K1*(1-bm25B) + norm*s.lens[p.chunk])
+				if distinctive && !anchored[g] {
+					anchored[g] = true
+					n++
+				}
 			}
 		}
 	}
 	out := make([]scored, 0, n)
-	for _, g := range touched {
+	for _, tc := range touched {
+		g, si := tc.g, tc.seg
 		if anchored[g] {
-			si, _ := slices.BinarySearch(v.base, int(g)+1)
-			si--
 			out = append(out, scored{ref{v.segs[si], int(g) - v.base[si]}, float64(acc[g])})
 		}
 		acc[g], anchored[g] = 0, false

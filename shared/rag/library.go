@@ -306,7 +306,7 @@ func (l *Library) load(ctx context.Context, key string) ([]*segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("decode index blob %s: %w", key, err)
 		}
-		if len(s.Vectors) != len(s.Chunks)*s.Dims {
+		if !s.consistent() {
 			return nil, fmt.Errorf("index blob %s is inconsistent", key)
 		}
 		s.prepare()
