@@ -103,6 +103,14 @@ func run(o options) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("wrk is not installed (make tools installs it): %w", err)
 	}
+	// Retrieval first, on a machine nothing else is running on.
+	rag := ""
+	if o.rag && o.profile == "" {
+		fmt.Fprintln(os.Stderr, "retrieval…")
+		if rag, err = retrieval(); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(os.Stderr, "building the gateway…")
 	bin, err := buildGateway(dir)
 	if err != nil {
@@ -131,7 +139,7 @@ func run(o options) error {
 	if o.profile != "" {
 		return profile(o, dir, gw, key)
 	}
-	rep := report{o: o, machine: machine()}
+	rep := report{o: o, machine: machine(), rag: rag}
 	// Idle memory: after start and setup, once the process has settled.
 	time.Sleep(2 * time.Second)
 	rep.idleProxy, _ = proxy.memory()
@@ -229,12 +237,6 @@ func run(o options) error {
 	}
 	rep.startGateway, rep.startProxy = percentile(gwStarts, 50), percentile(proxyStarts, 50)
 
-	if o.rag {
-		fmt.Fprintln(os.Stderr, "retrieval…")
-		if rep.rag, err = retrieval(); err != nil {
-			return err
-		}
-	}
 	text := rep.markdown()
 	fmt.Print(text)
 	if o.out != "" {
