@@ -158,11 +158,23 @@ func TestUsageOf(t *testing.T) {
 		{"null usage", `{"choices":[],"usage":null}`, tokens{}, false},
 		{"spaced", `{"usage" : {"prompt_tokens": 9, "completion_tokens": 1}}`, tokens{9, 1}, true},
 		{"usage only in content", `{"choices":[{"delta":{"content":"\"usage\""}}]}`, tokens{}, false},
+		{"a choice's null usage first", `{"choices":[{"index":0,"delta":{},"usage":null}],"usage":{"prompt_tokens":5,"completion_tokens":3}}`, tokens{5, 3}, true},
+		{"a member's null usage first", `{"choices":[],"x":{"usage":null},"usage":{"prompt_tokens":5,"completion_tokens":3}}`, tokens{5, 3}, true},
 	}
 	for _, tc := range tests {
 		got, ok := usageOf([]byte(tc.data))
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("%s: usageOf = %+v, %v; want %+v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	for data, want := range map[string]bool{
+		`{"choices":[],"usage":{"prompt_tokens":5}}`:                          true,
+		`{"choices":[],"x":{"usage":null},"usage":{"prompt_tokens":5}}`:       true,
+		`{"choices":[{"delta":{"content":"a"}}],"usage":null}`:                false,
+		`{"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":5}}`: false,
+	} {
+		if got := onlyUsage([]byte(data)); got != want {
+			t.Errorf("onlyUsage(%s) = %v, want %v", data, got, want)
 		}
 	}
 }

@@ -166,7 +166,7 @@ func scrub(data []byte, keys ...gateway.Secret) []byte {
 // stream ends with when usage is asked for.
 func onlyUsage(data []byte) bool {
 	// Most chunks have no usage, or "usage": null: no need to decode them.
-	i := bytes.Index(data, []byte(`"usage"`))
+	i := lastUsage(data)
 	if i < 0 {
 		return false
 	}

@@ -360,20 +360,72 @@ type scored struct {
 	score float64
 }
 
-// candHeap keeps the shortlist: the max-heap of the smallest Hamming
-// distances seen.
-type candHeap []cand
+// distances are the scratch of shortlisted: a Hamming distance per chunk.
+var distances sync.Pool
 
-type cand struct {
-	dist int
-	ref  ref
+// shortlisted returns the shortlist chunks whose sign codes are nearest
+// the query's: one pass computes every distance (at most the bits of a
+// code) and counts them by value, which gives the cut; a second takes the
+// chunks under it, and at it in scan order until the list is full.
+func shortlisted(segs []*segment, q []float32, total int) []ref {
+	w := (len(q) + 63) / 64
+	qc := make([]uint64, w)
+	signs(q, qc)
+	dp, _ := distances.Get().(*[]uint16)
+	if dp == nil || cap(*dp) < total {
+		d := make([]uint16, total)
+		dp = &d
+	}
+	dist := (*dp)[:total]
+	defer distances.Put(dp)
+	counts := make([]int, w*64+1)
+	n := 0
+	for _, s := range segs {
+		if s.Dims != len(q) {
+			continue
+		}
+		for i := range s.Chunks {
+			code := s.codes[i*w : (i+1)*w : (i+1)*w]
+			d := 0
+			j := 0
+			for ; j+4 <= len(code) && j+4 <= len(qc); j += 4 {
+				d += bits.OnesCount64(code[j]^qc[j]) + bits.OnesCount64(code[j+1]^qc[j+1]) +
+					bits.OnesCount64(code[j+2]^qc[j+2]) + bits.OnesCount64(code[j+3]^qc[j+3])
+			}
+			for ; j < len(code); j++ {
+				d += bits.OnesCount64(code[j] ^ qc[j])
+			}
+			dist[n] = uint16(d)
+			counts[d]++
+			n++
+		}
+	}
+	// The cut: every chunk nearer than it, and some at it.
+	cut, below := 0, 0
+	for cut < len(counts) && below+counts[cut] < shortlist {
+		below += counts[cut]
+		cut++
+	}
+	atCut := shortlist - below
+	out := make([]ref, 0, shortlist)
+	n = 0
+	for _, s := range segs {
+		if s.Dims != len(q) {
+			continue
+		}
+		for i := range s.Chunks {
+			d := int(dist[n])
+			n++
+			if d < cut || d == cut && atCut > 0 {
+				if d == cut {
+					atCut--
+				}
+				out = append(out, ref{s, i})
+			}
+		}
+	}
+	return out
 }
-
-func (h candHeap) Len() int           { return len(h) }
-func (h candHeap) Less(i, j int) bool { return h[i].dist > h[j].dist }
-func (h candHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *candHeap) Push(x any)        { *h = append(*h, x.(cand)) }
-func (h *candHeap) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
 
 // shortlist is how many candidates the sign-code scan passes to exact
 // rescoring; small indexes are scanned exactly whole.
@@ -400,36 +452,7 @@ func vectorSearch(segs []*segment, q []float32, depth int) []scored {
 			}
 		}
 	} else {
-		w := (len(q) + 63) / 64
-		qc := make([]uint64, w)
-		signs(q, qc)
-		h := make(candHeap, 0, shortlist+1)
-		for _, s := range segs {
-			if s.Dims != len(q) {
-				continue
-			}
-			for i := range s.Chunks {
-				code := s.codes[i*w : (i+1)*w : (i+1)*w]
-				d := 0
-				j := 0
-				for ; j+4 <= len(code) && j+4 <= len(qc); j += 4 {
-					d += bits.OnesCount64(code[j]^qc[j]) + bits.OnesCount64(code[j+1]^qc[j+1]) +
-						bits.OnesCount64(code[j+2]^qc[j+2]) + bits.OnesCount64(code[j+3]^qc[j+3])
-				}
-				for ; j < len(code); j++ {
-					d += bits.OnesCount64(code[j] ^ qc[j])
-				}
-				if len(h) < shortlist {
-					heap.Push(&h, cand{d, ref{s, i}})
-				} else if d < h[0].dist {
-					h[0] = cand{d, ref{s, i}}
-					heap.Fix(&h, 0)
-				}
-			}
-		}
-		for _, c := range h {
-			cands = append(cands, c.ref)
-		}
+		cands = shortlisted(segs, q, total)
 	}
 	out := make([]scored, len(cands))
 	for i, r := range cands {
@@ -451,6 +474,9 @@ type view struct {
 	base []int // the first global chunk number of each segment
 	n    int
 	avg  float64 // mean chunk length in terms
+	// holding lists, by term number, the segments whose chunks hold the
+	// term: a keyword search visits those only.
+	holding map[uint32][]int32
 }
 
 func newView(segs []*segment) *view {
@@ -465,6 +491,29 @@ func newView(segs []*segment) *view {
 	}
 	if v.n > 0 {
 		v.avg = total / float64(v.n)
+	}
+	// Two passes, so that each list is allocated once, at its size.
+	counts := map[uint32]int32{}
+	for _, s := range segs {
+		for _, id := range s.termIDs {
+			counts[id]++
+		}
+	}
+	all := make([]int32, 0, len(segs)*8)
+	v.holding = make(map[uint32][]int32, len(counts))
+	for si, s := range segs {
+		for _, id := range s.termIDs {
+			l, ok := v.holding[id]
+			if !ok {
+				if len(all)+int(counts[id]) > cap(all) {
+					all = make([]int32, 0, max(int(counts[id]), 4096))
+				}
+				start := len(all)
+				all = all[:start+int(counts[id])]
+				l = all[start : start : start+int(counts[id])]
+			}
+			v.holding[id] = append(l, int32(si))
+		}
 	}
 	return v
 }
@@ -521,9 +570,9 @@ func keywordSearch(v *view, text string, depth int) []scored {
 		}
 		lists = lists[:0]
 		count := 0
-		for si, s := range v.segs {
-			if ps := s.postingsOf(id); len(ps) > 0 {
-				lists = append(lists, segPostings{si, ps})
+		for _, si := range v.holding[id] {
+			if ps := v.segs[si].postingsOf(id); len(ps) > 0 {
+				lists = append(lists, segPostings{int(si), ps})
 				count += len(ps)
 			}
 		}

@@ -2,6 +2,7 @@ package rag
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -57,6 +58,11 @@ func (s *Service) Index(ctx context.Context, doc gateway.Document, text string) 
 	for _, v := range vectors {
 		if len(v) != seg.Dims {
 			return 0, gateway.Errorf(gateway.EUpstream, "The embedding upstream answered vectors of different lengths.")
+		}
+		for _, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return 0, gateway.Errorf(gateway.EUpstream, "The embedding upstream answered a vector that is not a number.")
+			}
 		}
 		seg.Vectors = append(seg.Vectors, v...)
 	}

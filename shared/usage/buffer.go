@@ -2,8 +2,10 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,11 +17,13 @@ import (
 // (the local server): records gather in memory and are written every
 // interval, or sooner when many wait; request items go in one batch where
 // the store can (storage.Batcher) and the counter changes of one item are
-// merged into one. The limits' counters are kept the same way: a counter
-// is read from the store once (then from each write of it), and Admit
-// adds to it in memory, so that limits hold exactly in the process and a
-// request costs no write of its own. Another process on the same store
-// sees this one's counts an interval late. Close writes what is left. On
+// merged into one. The counters of requests and tokens per minute are
+// kept the same way: a counter is read from the store once (then from
+// each write of it), and Admit adds to it in memory, so that those limits
+// hold exactly in the process and a request costs them no write of its
+// own (a crash forgets at most an interval of a minute's counts; another
+// process on the same store sees them an interval late). Token quotas and
+// budgets are written at once, as on the plain Meter: a crash loses none. Close writes what is left. On
 // Lambda, where nothing runs between requests, the plain Meter writes
 // before the request ends.
 type Buffer struct {
@@ -64,20 +68,51 @@ type storedCounter struct {
 // store had, with every change not written yet.
 func (b *Buffer) count(ctx context.Context, pk, sk string, deltas map[string]int64, expires time.Time) (map[string]int64, error) {
 	k := [2]string{pk, sk}
+	if !strings.HasPrefix(pk, limitPK) {
+		// A token quota or a budget is written at once, so that a crash
+		// loses none of it; what waits to be written is added.
+		values, err := b.records.Incr(ctx, pk, sk, deltas, expires)
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
+			if in, ok := m[k]; ok {
+				for name, d := range in.deltas {
+					values[name] += d
+				}
+			}
+		}
+		return values, nil
+	}
 	b.mu.Lock()
-	_, known := b.stored[k]
+	c := b.stored[k]
 	closed := b.closed
 	b.mu.Unlock()
 	if closed {
 		return b.records.Incr(ctx, pk, sk, deltas, expires)
 	}
-	if !known {
-		if err := b.load(ctx, k, deltas, expires); err != nil {
+	if c == nil {
+		var err error
+		if c, err = b.load(ctx, k, deltas, expires); err != nil {
 			return nil, err
 		}
 	}
 	b.mu.Lock()
+	if b.closed {
+		// Closed meanwhile: its last flush is done, so write at once.
+		b.mu.Unlock()
+		return b.records.Incr(ctx, pk, sk, deltas, expires)
+	}
 	defer b.mu.Unlock()
+	// A flush may have let the counter go (its window past) meanwhile:
+	// it is the one still held.
+	if cur, ok := b.stored[k]; ok {
+		c = cur
+	} else {
+		b.stored[k] = c
+	}
 	p, ok := b.pending[k]
 	if !ok {
 		p = &incr{pk: pk, sk: sk, deltas: map[string]int64{}, expires: expires}
@@ -87,7 +122,7 @@ func (b *Buffer) count(ctx context.Context, pk, sk string, deltas map[string]int
 		p.deltas[name] += d
 	}
 	out := map[string]int64{}
-	for name, v := range b.stored[k].values {
+	for name, v := range c.values {
 		out[name] = v
 	}
 	for _, m := range []map[[2]string]*incr{b.pending, b.writing} {
@@ -103,14 +138,14 @@ func (b *Buffer) count(ctx context.Context, pk, sk string, deltas map[string]int
 // load reads a counter from the store into stored. No flush runs
 // meanwhile: a change it wrote during the read would be counted twice or
 // not at all.
-func (b *Buffer) load(ctx context.Context, k [2]string, deltas map[string]int64, expires time.Time) error {
+func (b *Buffer) load(ctx context.Context, k [2]string, deltas map[string]int64, expires time.Time) (*storedCounter, error) {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
 	b.mu.Lock()
-	_, ok := b.stored[k]
+	c := b.stored[k]
 	b.mu.Unlock()
-	if ok {
-		return nil
+	if c != nil {
+		return c, nil
 	}
 	// A zero change reads the counter (and makes it, harmlessly).
 	zero := make(map[string]int64, len(deltas))
@@ -119,12 +154,13 @@ func (b *Buffer) load(ctx context.Context, k [2]string, deltas map[string]int64,
 	}
 	values, err := b.records.Incr(ctx, k[0], k[1], zero, expires)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	c = &storedCounter{values: values, expires: expires}
 	b.mu.Lock()
-	b.stored[k] = &storedCounter{values: values, expires: expires}
+	b.stored[k] = c
 	b.mu.Unlock()
-	return nil
+	return c, nil
 }
 
 func (b *Buffer) loop() {
@@ -210,15 +246,14 @@ func (b *Buffer) flush(ctx context.Context) {
 	}
 	for k, in := range pending {
 		values, err := b.records.Incr(ctx, in.pk, in.sk, in.deltas, in.expires)
+		// In one step, so that Admit always counts the change: written
+		// (into the stored values), or back to waiting.
 		b.mu.Lock()
-		delete(b.writing, k) // written, or back to waiting
+		delete(b.writing, k)
 		if c, ok := b.stored[k]; ok && err == nil {
 			c.values = values // with what other processes added
 		}
-		b.mu.Unlock()
 		if err != nil {
-			slog.ErrorContext(ctx, "write usage counters; retrying at the next flush", "item", in.pk+"/"+in.sk, "err", err)
-			b.mu.Lock()
 			if p, ok := b.pending[k]; ok {
 				for name, d := range in.deltas {
 					p.deltas[name] += d
@@ -226,7 +261,10 @@ func (b *Buffer) flush(ctx context.Context) {
 			} else {
 				b.pending[k] = in
 			}
-			b.mu.Unlock()
+		}
+		b.mu.Unlock()
+		if err != nil {
+			slog.ErrorContext(ctx, "write usage counters; retrying at the next flush", "item", in.pk+"/"+in.sk, "err", err)
 		}
 	}
 }
@@ -266,5 +304,17 @@ func (b *Buffer) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
-	return nil
+	// What the last flush could not write, once more (counts made from
+	// now on are written at once).
+	b.mu.Lock()
+	left := b.pending
+	b.pending = map[[2]string]*incr{}
+	b.mu.Unlock()
+	var errs []error
+	for _, in := range left {
+		if _, err := b.records.Incr(context.Background(), in.pk, in.sk, in.deltas, in.expires); err != nil {
+			errs = append(errs, fmt.Errorf("write usage counter %s/%s: %w", in.pk, in.sk, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -2,9 +2,11 @@ package usage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,4 +440,111 @@ func TestBufferCountsInMemory(t *testing.T) {
 	if got := values["requests"]; got != 200 {
 		t.Fatalf("the store counts %d requests of the 200 made", got)
 	}
+}
+
+// flakyRecords fails every counter change that is not zero while failing
+// is set: a store that is down for writes.
+type flakyRecords struct {
+	*sqlstore.Records
+	failing atomic.Bool
+}
+
+func (f *flakyRecords) Incr(ctx context.Context, pk, sk string, d map[string]int64, e time.Time) (map[string]int64, error) {
+	for _, v := range d {
+		if v != 0 && f.failing.Load() {
+			return nil, errors.New("store down")
+		}
+	}
+	return f.Records.Incr(ctx, pk, sk, d, e)
+}
+
+// TestBufferWhileTheStoreFails: with every flush failing, a limit still
+// holds exactly (the changes a flush could not write count all the while).
+func TestBufferWhileTheStoreFails(t *testing.T) {
+	rec := &flakyRecords{Records: records(t)}
+	b := usage.NewBuffer(usage.New(rec), 50*time.Microsecond)
+	defer b.Close()
+	rec.failing.Store(true)
+	if s := time.Now().Second(); s > 55 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	key := gateway.APIKey{ID: "key_flaky", KeyLimits: gateway.KeyLimits{RPM: 50}}
+	var passed, calls atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(time.Second)
+	for range 16 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				calls.Add(1)
+				if admit(b, key) == nil {
+					passed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 50 {
+		t.Fatalf("%d of %d passed under 50 a minute with the store failing", passed.Load(), calls.Load())
+	}
+}
+
+// TestBufferCloseLosesNothing: requests admitted while the buffer closes
+// are all in the store after.
+func TestBufferCloseLosesNothing(t *testing.T) {
+	for round := range 20 {
+		rec := records(t)
+		b := usage.NewBuffer(usage.New(rec), time.Hour)
+		key := gateway.APIKey{ID: "key_close", KeyLimits: gateway.KeyLimits{RPM: 1 << 40}}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 8 {
+			wg.Go(func() {
+				<-start
+				for range 100 {
+					if admit(b, key) == nil {
+						admitted.Add(1)
+					}
+				}
+			})
+		}
+		close(start)
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		var stored int64
+		for _, at := range []time.Time{time.Now().Add(-time.Minute), time.Now()} {
+			win := at.UTC().Truncate(time.Minute).Format("200601021504")
+			v, _ := rec.Incr(context.Background(), "limit#key_close", "rpm#"+win, map[string]int64{"requests": 0}, time.Now().Add(time.Hour))
+			stored += v["requests"]
+		}
+		if stored != admitted.Load() {
+			t.Fatalf("round %d: the store counts %d requests of %d admitted", round, stored, admitted.Load())
+		}
+	}
+}
+
+// TestBufferReleaseOfAnExpiredWindow: giving back a reservation whose
+// window is long past, while flushes let such counters go, is safe.
+func TestBufferReleaseOfAnExpiredWindow(t *testing.T) {
+	b := usage.NewBuffer(usage.New(records(t)), 20*time.Microsecond)
+	defer b.Close()
+	res := gateway.Reservation{KeyID: "key_old", Window: "200001010000", Expires: time.Now().Add(-time.Hour), PerMinute: true, Tokens: 5}
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(time.Second)
+	for range 8 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				b.Release(context.Background(), res)
+			}
+		})
+	}
+	wg.Go(func() {
+		for time.Now().Before(deadline) {
+			b.Flush(context.Background())
+		}
+	})
+	wg.Wait()
 }

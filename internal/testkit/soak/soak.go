@@ -115,6 +115,10 @@ func Read(addr string) (Runtime, error) {
 	if err != nil {
 		return rt, err
 	}
+	// Two collections: the first only moves sync.Pool's contents aside.
+	if _, err := get("/debug/pprof/heap?debug=1&gc=1"); err != nil {
+		return rt, err
+	}
 	h, err := get("/debug/pprof/heap?debug=1&gc=1")
 	if err != nil {
 		return rt, err
