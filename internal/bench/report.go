@@ -99,6 +99,26 @@ func (r report) goals() string {
 			fmt.Sprintf("%d errors, RSS %s–%s, %d made / %d counted", s.errors, mb(s.rssMin), mb(s.rssMax), s.requests, s.counted),
 			s.errors == 0 && flat && s.counted == s.requests)
 	}
+	// Why a goal is missed, where the cause is known.
+	var why []string
+	if added > 1.2 || ttfb > 1.2 {
+		why = append(why, "The latency of a lone request and its time to first byte: on top of the proxy's copy, the gateway's path "+
+			"authenticates the key, validates and rewrites the body (system prompt, memory, asking for usage), picks a channel and "+
+			"admits the request against its limits, about 100 µs of CPU more per request at one in flight, where the proxy spends "+
+			"about as much in all; under load the same work is spread and the CPU ratio is within its goal. The next step is one "+
+			"pass over the body for the rewrite and the router's choice cached per model.")
+	}
+	if p50, _, ok := r.ragAt100k(); ok && p50 > 3 {
+		why = append(why, "Retrieval at 100,000 chunks: the sign-code scan reads 12.8 MB of codes per query, which is bound by "+
+			"memory bandwidth on this machine (about 2.3 ms of the total); a coarse partition of the vectors (scanning the nearest "+
+			"few partitions only) is the way under 3 ms.")
+	}
+	if len(why) > 0 {
+		b.WriteString("\nWhere a goal is missed:\n\n")
+		for _, w := range why {
+			b.WriteString("- " + w + "\n")
+		}
+	}
 	return b.String()
 }
 
