@@ -93,12 +93,13 @@ func mustJSONString(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 // agentGateway starts a gateway set up over the scripted upstream and
 // returns its URL and first key.
-func agentGateway(t *testing.T, up http.Handler) (string, string) {
+func agentGateway(t *testing.T, up http.Handler, env ...string) (string, string) {
 	t.Helper()
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
 	bin := gatewayBinary(t)
-	base := start(t, bin, append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...)...)
+	env = append(append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data")}, acceptance.Env...), env...)
+	base := start(t, bin, env...)
 	body := `{"admin_password":"correct horse battery","ai":{"base_url":"` + srv.URL + `","api_key":"sk-up-0123456789","model":"fake/agent-model"}}`
 	resp, err := http.Post(base+"/admin/api/setup", "application/json", strings.NewReader(body))
 	if err != nil {

@@ -7,20 +7,17 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aigateway/aigateway/internal/testkit/acceptance"
 	"github.com/aigateway/aigateway/internal/testkit/soak"
 )
 
 // streamingUpstream answers every chat request with a stream of 20 events
 // and, when asked, the usage chunk.
-func streamingUpstream(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func streamingUpstream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range 20 {
@@ -30,9 +27,7 @@ func streamingUpstream(t *testing.T) *httptest.Server {
 			io.WriteString(w, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":20,"total_tokens":29}}`+"\n\n")
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 // TestSoak holds 500 streams against the gateway (a process) for five
@@ -41,28 +36,16 @@ func streamingUpstream(t *testing.T) *httptest.Server {
 // (but for the upstream connections its pool keeps idle) and its heap
 // too. make bench runs the same for a minute.
 func TestSoak(t *testing.T) {
-	up := streamingUpstream(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pprofAddr := ln.Addr().String()
 	ln.Close()
-	base := start(t, gatewayBinary(t), append([]string{"GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR=" + filepath.Join(t.TempDir(), "data"),
-		"GATEWAY_PPROF_ADDR=" + pprofAddr}, acceptance.Env...)...)
-	resp, err := http.Post(base+"/admin/api/setup", "application/json", strings.NewReader(
-		`{"admin_password":"correct horse battery","ai":{"base_url":"`+up.URL+`","api_key":"sk-up-0123456789","model":"fake/soak"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var setup struct {
-		APIKey string `json:"api_key"`
-	}
-	json.NewDecoder(resp.Body).Decode(&setup)
-	resp.Body.Close()
+	base, key := agentGateway(t, streamingUpstream(), "GATEWAY_PPROF_ADDR="+pprofAddr)
 	ctx := context.Background()
 	// Warm: the runtime's own goroutines and the caches in place.
-	warm := soak.Streams(ctx, base, setup.APIKey, "fake/soak", 4, 200*time.Millisecond)
+	warm := soak.Streams(ctx, base, key, "fake/agent-model", 4, 200*time.Millisecond)
 	if warm.Errors > 0 || warm.Requests == 0 {
 		t.Fatalf("warm-up: %+v", warm)
 	}
@@ -70,7 +53,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := soak.Streams(ctx, base, setup.APIKey, "fake/soak", 500, 5*time.Second)
+	res := soak.Streams(ctx, base, key, "fake/agent-model", 500, 5*time.Second)
 	if res.Errors > 0 || res.Requests < 500 {
 		t.Fatalf("soak: %d answered, %d failed (%s)", res.Requests, res.Errors, res.FirstError)
 	}
